@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+
+	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/control/ssh"
+	"github.com/go-jepsen/jepsen/sandbox"
+)
+
+// connOpts are Jepsen's connection flags.
+type connOpts struct {
+	nodes, nodesFile, user, password, key, sudoPassword string
+	strict, noStrict                                    bool
+	concurrency                                         int
+}
+
+func sshConfigZero() ssh.Config { return ssh.Config{} }
+
+func connFlags(fs *flag.FlagSet) *connOpts {
+	c := &connOpts{}
+	fs.StringVar(&c.nodes, "nodes", "", "comma-separated node names")
+	fs.StringVar(&c.nodesFile, "nodes-file", "", "nodes file: JSON (as the sandbox writes) or one name per line (default: the sandbox's, when --nodes is not given)")
+	fs.StringVar(&c.user, "username", "", "SSH login user (default root, or the nodes file's)")
+	fs.StringVar(&c.password, "password", "", "SSH login password")
+	fs.StringVar(&c.key, "ssh-private-key", "", "SSH private key file")
+	fs.StringVar(&c.sudoPassword, "sudo-password", "", "password for sudo on the nodes")
+	fs.BoolVar(&c.strict, "strict-host-key-checking", true, "check host keys against known_hosts (false accepts any key: throwaway clusters only)")
+	fs.IntVar(&c.concurrency, "concurrency", 0, "how many nodes to work on at once (0: all)")
+	return c
+}
+
+// test builds a Test from the flags; with neither --nodes nor
+// --nodes-file it uses the default sandbox's nodes file.
+func (c *connOpts) test(ctx context.Context, name string) (*jepsen.Test, error) {
+	cfg := ssh.Config{User: c.user, Password: c.password, InsecureIgnoreHostKey: !c.strict}
+	if c.key != "" {
+		if _, err := os.Stat(c.key); err != nil {
+			return nil, usagef("--ssh-private-key: %v", err)
+		}
+		cfg.KeyFiles = []string{c.key}
+	}
+	opts := control.Options{SudoPassword: c.sudoPassword}
+	if c.nodes != "" && c.nodesFile != "" {
+		return nil, usagef("give --nodes or --nodes-file, not both")
+	}
+	if c.nodes != "" {
+		nodes, err := control.ParseNodeList(c.nodes)
+		if err != nil {
+			return nil, usagef("--nodes: %v", err)
+		}
+		r, err := ssh.New(cfg)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		return jepsen.New(name, nodes, r, opts)
+	}
+	path := c.nodesFile
+	if path == "" {
+		p, _ := sandbox.NewPlan(sandbox.Config{})
+		path = p.NodesFile()
+		if _, err := os.Stat(path); err != nil {
+			return nil, usagef("no --nodes or --nodes-file given, and no sandbox is up (%s missing); run `jepsen sandbox up` first", path)
+		}
+	}
+	t, err := jepsen.FromNodesFile(name, path, cfg, opts)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return t, nil
+}

@@ -1,0 +1,94 @@
+// Command jepsen is the command-line face of go-jepsen: a thin layer over
+// the packages, so that everything it does a Go program can do too.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitUsage is the exit status for bad input; 1 is for failures.
+const exitUsage = 2
+
+// usageError marks an error as the user's to fix (exit status 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+const topUsage = `jepsen: install, cycle and break databases on a cluster, as Jepsen does.
+
+Usage:
+  jepsen sandbox up [-n N]     bring up N local nodes (default 5); needs root
+  jepsen sandbox down          remove the sandbox, leaving nothing behind
+  jepsen sandbox status        show the sandbox's nodes
+  jepsen exec [flags] -- CMD   run a shell command on every node
+  jepsen demo                  sandbox up, hostname on each node, sandbox down
+
+Run "jepsen COMMAND -h" for a command's flags.
+`
+
+// runMain runs the CLI and returns the exit status. SIGINT and SIGTERM
+// cancel the context; a second SIGINT exits at once.
+func runMain(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signalContext()
+	defer stop()
+	err := dispatch(ctx, args, stdout, stderr)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "jepsen: %v\n", err)
+	if _, ok := errors.AsType[*usageError](err); ok {
+		return exitUsage
+	}
+	return 1
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, topUsage)
+		return usagef("no command given")
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, topUsage)
+		return nil
+	case "sandbox":
+		return cmdSandbox(ctx, args[1:], stdout, stderr)
+	case "exec":
+		return cmdExec(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, args[1:], stdout, stderr)
+	}
+	return usagef("unknown command %q; run `jepsen help`", args[0])
+}
+
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		n := 0
+		for range ch {
+			n++
+			if n == 1 {
+				fmt.Fprintln(os.Stderr, "jepsen: interrupted; cleaning up (interrupt again to abandon cleanup)")
+				cancel()
+				continue
+			}
+			fmt.Fprintln(os.Stderr, "jepsen: cleanup abandoned")
+			os.Exit(130)
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}

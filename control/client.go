@@ -1,0 +1,223 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Options are a Client's settings. The zero value means the defaults.
+type Options struct {
+	// Timeout is the default deadline of each command, applied when the
+	// context has none or a later one. Default 5 minutes.
+	Timeout time.Duration
+	// MaxSessions bounds the commands running at once on the connection;
+	// more wait their turn. Default 10, OpenSSH's MaxSessions default.
+	MaxSessions int
+	// Retries is how many more times a transport failure is tried, each
+	// after a fresh connection. Default 5 (Jepsen's); negative means none.
+	Retries int
+	// SudoPassword is given to sudo on stdin when a session sudos from a
+	// login user other than root. It never appears in errors.
+	SudoPassword string
+}
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = 10
+	}
+	if o.Retries == 0 {
+		o.Retries = 5
+	}
+	if o.Retries < 0 {
+		o.Retries = 0
+	}
+	return o
+}
+
+// Client is the one connection to one node that every command on that node
+// shares. It dials lazily, redials after a transport failure, and is safe
+// for concurrent use.
+type Client struct {
+	node   string
+	remote Remote
+	opts   Options
+	sem    chan struct{} // commands in flight
+	dial   chan struct{} // held while (re)dialing; a mutex that honours ctx
+
+	mu     sync.Mutex
+	conn   Conn
+	gen    uint64
+	closed bool
+}
+
+// NewClient makes a client for node; it does not connect yet.
+func NewClient(remote Remote, node string, opts Options) *Client {
+	opts = opts.withDefaults()
+	return &Client{
+		node:   node,
+		remote: remote,
+		opts:   opts,
+		sem:    make(chan struct{}, opts.MaxSessions),
+		dial:   make(chan struct{}, 1),
+	}
+}
+
+// Node is the node's name.
+func (c *Client) Node() string { return c.node }
+
+// Options returns the client's settings with defaults filled in.
+func (c *Client) Options() Options { return c.opts }
+
+// Session returns a session on this client with Jepsen's default scope:
+// working directory /, no sudo, no environment.
+func (c *Client) Session() *Session { return &Session{client: c, dir: "/"} }
+
+// Connect opens the connection now, if it is not open.
+func (c *Client) Connect(ctx context.Context) error {
+	_, _, err := c.get(ctx)
+	return err
+}
+
+// get returns the open connection, dialing it if needed.
+func (c *Client) get(ctx context.Context) (Conn, uint64, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, 0, &TransportError{Node: c.node, Op: OpDial, Err: ErrClosed}
+	}
+	if c.conn != nil {
+		conn, gen := c.conn, c.gen
+		c.mu.Unlock()
+		return conn, gen, nil
+	}
+	c.mu.Unlock()
+	select {
+	case c.dial <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, c.fill(CtxError(ctx, false))
+	}
+	defer func() { <-c.dial }()
+	c.mu.Lock()
+	if c.conn != nil || c.closed { // someone else dialed meanwhile
+		c.mu.Unlock()
+		return c.get(ctx)
+	}
+	c.mu.Unlock()
+	conn, err := c.remote.Dial(ctx, c.node)
+	if err != nil {
+		return nil, 0, c.fill(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		conn.Close()
+		return nil, 0, &TransportError{Node: c.node, Op: OpDial, Err: ErrClosed}
+	}
+	c.conn = conn
+	c.gen++
+	return conn, c.gen, nil
+}
+
+// drop closes the connection of generation gen after a transport failure,
+// unless a newer one replaced it already.
+func (c *Client) drop(gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil && c.gen == gen {
+		c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// Close closes the connection. Later commands fail with ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.conn == nil {
+		return nil
+	}
+	err := c.conn.Close()
+	c.conn = nil
+	return err
+}
+
+// fill makes err a *TransportError that names the node.
+func (c *Client) fill(err error) error {
+	var te *TransportError
+	if errors.As(err, &te) {
+		if te.Node == "" {
+			te.Node = c.node
+		}
+		return te
+	}
+	return &TransportError{Node: c.node, Op: OpDial, Err: err}
+}
+
+// run runs cmd with the retry policy: a retryable transport failure drops
+// the connection and tries again after 50-150 ms, at most Retries more
+// times, and only when the command can be replayed (stdin and output are
+// buffers the attempt can start over with). It returns nil, an
+// *ExitStatus or a *TransportError.
+func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Reader, stdout, stderr io.Writer, replayable bool) error {
+	var last error
+	for attempt := 0; attempt <= c.opts.Retries; attempt++ {
+		if attempt > 0 {
+			d := 50*time.Millisecond + rand.N(100*time.Millisecond)
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return c.fill(CtxError(ctx, false))
+			}
+		}
+		conn, gen, err := c.get(ctx)
+		if err != nil {
+			last = err
+			if te, ok := err.(*TransportError); ok && te.retryable() {
+				continue
+			}
+			return err
+		}
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			return c.fill(CtxError(ctx, false))
+		}
+		var in io.Reader = stdinR
+		if stdin != nil {
+			in = bytes.NewReader(stdin)
+		}
+		if r, ok := stdout.(interface{ Reset() }); ok && replayable {
+			r.Reset()
+		}
+		if r, ok := stderr.(interface{ Reset() }); ok && replayable {
+			r.Reset()
+		}
+		err = conn.Run(ctx, cmd, in, stdout, stderr)
+		<-c.sem
+		if err == nil {
+			return nil
+		}
+		if _, ok := err.(*ExitStatus); ok {
+			return err
+		}
+		err = c.fill(err)
+		last = err
+		te := err.(*TransportError)
+		if te.Op == OpLost {
+			c.drop(gen)
+		}
+		if !te.retryable() || (te.Started && !replayable) {
+			return err
+		}
+	}
+	return last
+}

@@ -1,0 +1,115 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Raw is shell syntax passed to the shell as it is: pipes, &&,
+// redirections, globs, $VARS. Only Raw escapes escaping; use it on
+// purpose and never with untrusted text.
+type Raw string
+
+// Common shell tokens, as Jepsen's control/| and control/&&.
+const (
+	Pipe   Raw = "|"
+	And    Raw = "&&"
+	Or     Raw = "||"
+	Semi   Raw = ";"
+	To     Raw = ">"
+	Append Raw = ">>"
+	From   Raw = "<"
+)
+
+// ErrInvalidArg is matched by errors about arguments that cannot be passed
+// to a shell (a NUL byte, an unsupported type).
+var ErrInvalidArg = errors.New("invalid command argument")
+
+// Escape quotes s so that sh reads it back as exactly s, one word. Plain
+// words (letters, digits and _@%+:,./-) stay as they are; anything else
+// is single-quoted, with ' written as '\''. s must not contain NUL, which
+// no shell argument can hold.
+func Escape(s string) string {
+	if s == "" {
+		return "''"
+	}
+	if isPlain(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func isPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("_@%+:,./-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	// '=' is not plain: an unquoted first word a=b would be an assignment,
+	// not a command. '~', '#', '!' and the like need quotes too.
+	return true
+}
+
+// Command renders arguments as one shell command line: strings, numbers
+// and booleans are escaped; Raw passes through; slices of those are
+// flattened. Anything else, and any string with a NUL byte, is an
+// ErrInvalidArg.
+func Command(args ...any) (string, error) {
+	var parts []string
+	var add func(a any) error
+	add = func(a any) error {
+		switch v := a.(type) {
+		case Raw:
+			parts = append(parts, string(v))
+		case string:
+			if strings.IndexByte(v, 0) >= 0 {
+				return fmt.Errorf("%w: %q contains a NUL byte", ErrInvalidArg, v)
+			}
+			parts = append(parts, Escape(v))
+		case int:
+			parts = append(parts, strconv.Itoa(v))
+		case int64:
+			parts = append(parts, strconv.FormatInt(v, 10))
+		case uint64:
+			parts = append(parts, strconv.FormatUint(v, 10))
+		case bool:
+			parts = append(parts, strconv.FormatBool(v))
+		case fmt.Stringer:
+			return add(v.String())
+		case []string:
+			for _, s := range v {
+				if err := add(s); err != nil {
+					return err
+				}
+			}
+		case []any:
+			for _, s := range v {
+				if err := add(s); err != nil {
+					return err
+				}
+			}
+		case []Raw:
+			for _, s := range v {
+				parts = append(parts, string(s))
+			}
+		default:
+			return fmt.Errorf("%w: unsupported type %T", ErrInvalidArg, a)
+		}
+		return nil
+	}
+	for _, a := range args {
+		if err := add(a); err != nil {
+			return "", err
+		}
+	}
+	if len(parts) == 0 {
+		return "", fmt.Errorf("%w: empty command", ErrInvalidArg)
+	}
+	return strings.Join(parts, " "), nil
+}

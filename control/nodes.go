@@ -1,0 +1,161 @@
+package control
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// NodeAddr says how to reach one node: its name, and the address and port
+// to dial. An empty Address means "dial the name itself".
+type NodeAddr struct {
+	Name    string `json:"name"`
+	Address string `json:"address,omitempty"`
+	Port    int    `json:"port,omitempty"`
+}
+
+// NodesFile describes a cluster: which nodes exist and how to log in to
+// them. The sandbox writes one (JSON); users may also write Jepsen's plain
+// form, one node name per line, which carries names only.
+//
+// Relative paths in KeyFile and KnownHosts are resolved against the
+// directory of the file they were read from.
+type NodesFile struct {
+	Nodes      []NodeAddr `json:"nodes"`
+	User       string     `json:"user,omitempty"`
+	KeyFile    string     `json:"key_file,omitempty"`
+	KnownHosts string     `json:"known_hosts,omitempty"`
+	SSHConfig  string     `json:"ssh_config,omitempty"`
+}
+
+// ErrInvalidNode is matched (errors.Is) by every error about a malformed
+// node name or node list.
+var ErrInvalidNode = errors.New("invalid node")
+
+var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._:-]{0,252}[A-Za-z0-9])?$`)
+
+// ValidateNodeName reports whether name is usable as a node name: a host
+// name, an IPv4 address, or a bracket-less IPv6 address. Names end up in
+// store paths and log lines, so anything with slashes, spaces, shell
+// syntax or a leading dot is refused.
+func ValidateNodeName(name string) error {
+	if !nodeNameRE.MatchString(name) || strings.Contains(name, "..") {
+		return fmt.Errorf("%w: %q: a node name is a host name or address (letters, digits, '.', '-', ':', '_')", ErrInvalidNode, name)
+	}
+	return nil
+}
+
+// ValidateNodes checks every name and refuses duplicates and an empty list.
+func ValidateNodes(nodes []string) error {
+	if len(nodes) == 0 {
+		return fmt.Errorf("%w: the node list is empty", ErrInvalidNode)
+	}
+	seen := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		if err := ValidateNodeName(n); err != nil {
+			return err
+		}
+		if seen[n] {
+			return fmt.Errorf("%w: %q is listed twice", ErrInvalidNode, n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+// ParseNodeList parses a comma- or whitespace-separated node list, as
+// given to --nodes.
+func ParseNodeList(s string) ([]string, error) {
+	f := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+	if err := ValidateNodes(f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Names returns the node names in file order.
+func (f *NodesFile) Names() []string {
+	out := make([]string, len(f.Nodes))
+	for i, n := range f.Nodes {
+		out[i] = n.Name
+	}
+	return out
+}
+
+// Lookup returns the entry for name, or false.
+func (f *NodesFile) Lookup(name string) (NodeAddr, bool) {
+	for _, n := range f.Nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return NodeAddr{}, false
+}
+
+// ParseNodesFile parses the JSON form (a document starting with '{') or
+// the plain form (one name per line; blank lines and '#' comments are
+// skipped). dir resolves relative paths; it may be empty.
+func ParseNodesFile(data []byte, dir string) (*NodesFile, error) {
+	var f NodesFile
+	trimmed := bytes.TrimSpace(data)
+	if bytes.HasPrefix(trimmed, []byte("{")) {
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			return nil, fmt.Errorf("nodes file: %w", err)
+		}
+	} else {
+		for _, line := range strings.Split(string(data), "\n") {
+			if i := strings.IndexByte(line, '#'); i >= 0 {
+				line = line[:i]
+			}
+			line = strings.TrimSpace(line)
+			if line != "" {
+				f.Nodes = append(f.Nodes, NodeAddr{Name: line})
+			}
+		}
+	}
+	if err := ValidateNodes(f.Names()); err != nil {
+		return nil, fmt.Errorf("nodes file: %w", err)
+	}
+	for _, n := range f.Nodes {
+		if n.Port < 0 || n.Port > 65535 {
+			return nil, fmt.Errorf("nodes file: node %s: port %d out of range", n.Name, n.Port)
+		}
+	}
+	if dir != "" {
+		for _, p := range []*string{&f.KeyFile, &f.KnownHosts, &f.SSHConfig} {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(dir, *p)
+			}
+		}
+	}
+	return &f, nil
+}
+
+// LoadNodesFile reads and parses the nodes file at path.
+func LoadNodesFile(path string) (*NodesFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("nodes file: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseNodesFile(data, filepath.Dir(abs))
+}
+
+// Marshal renders the JSON form.
+func (f *NodesFile) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}

@@ -1,0 +1,263 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Session runs commands on one node with a scope: a working directory,
+// an optional user to sudo to, environment variables and a default
+// timeout. A Session is an immutable value: Cd, Sudo, Su, Env and
+// WithTimeout return a changed copy. It is safe for concurrent use.
+type Session struct {
+	client  *Client
+	err     error // set for a session on an unknown node: every call fails
+	dir     string
+	sudo    string
+	env     []string // "K=V", validated
+	timeout time.Duration
+}
+
+// ErrorSession returns a session whose every call fails with err; the Test
+// hands one out for a node it does not know, so that a call chain such as
+// t.Session(node).Exec(...) reports the problem where it is used.
+func ErrorSession(err error) *Session { return &Session{err: err, dir: "/"} }
+
+// Node is the node the session runs on.
+func (s *Session) Node() string {
+	if s.client == nil {
+		return ""
+	}
+	return s.client.node
+}
+
+// Dir is the working directory commands start in ("/" by default, as in
+// Jepsen).
+func (s *Session) Dir() string { return s.dir }
+
+// Cd returns a session whose commands start in dir. A relative dir is
+// taken relative to the current one.
+func (s *Session) Cd(dir string) *Session {
+	c := *s
+	if strings.HasPrefix(dir, "/") {
+		c.dir = dir
+	} else {
+		c.dir = strings.TrimSuffix(s.dir, "/") + "/" + dir
+	}
+	return &c
+}
+
+// Sudo returns a session whose commands run as user: through sudo (with
+// Options.SudoPassword on stdin when set), or through runuser when the
+// login user is root, which needs no sudo installed. Sudo to the login
+// user itself is a no-op.
+func (s *Session) Sudo(user string) *Session {
+	c := *s
+	c.sudo = user
+	return &c
+}
+
+// Su returns a session whose commands run as root, as Jepsen's su.
+func (s *Session) Su() *Session { return s.Sudo("root") }
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Env returns a session with environment variables added, given as
+// "NAME=value" pairs. A malformed name makes every command of the
+// returned session fail with ErrInvalidArg.
+func (s *Session) Env(kv ...string) *Session {
+	c := *s
+	c.env = append(append([]string{}, s.env...), kv...)
+	for _, e := range kv {
+		name, _, ok := strings.Cut(e, "=")
+		if !ok || !envNameRE.MatchString(name) {
+			c.err = fmt.Errorf("%w: environment entry %q: want NAME=value", ErrInvalidArg, e)
+		}
+	}
+	return &c
+}
+
+// WithTimeout returns a session whose commands get deadline d when their
+// context has none (or a later one).
+func (s *Session) WithTimeout(d time.Duration) *Session {
+	c := *s
+	c.timeout = d
+	return &c
+}
+
+// Cmd is one command to run with Session.Run.
+type Cmd struct {
+	// Args are rendered by Command: strings are escaped, Raw passes.
+	Args []any
+	// Stdin is the command's input; it can be replayed when a transport
+	// failure makes the command run again.
+	Stdin []byte
+	// StdinReader is streamed input, used when Stdin is nil. A command
+	// that streams input is not retried once it started.
+	StdinReader io.Reader
+	// Stdout and Stderr receive the output as it comes. When nil, output
+	// is captured into the Result.
+	Stdout, Stderr io.Writer
+}
+
+// Result is a finished command's captured output.
+type Result struct {
+	Stdout string // trailing newlines trimmed, as Jepsen does
+	Stderr string
+}
+
+// Exec runs a command and returns its stdout with trailing newlines
+// trimmed. Errors: *CommandError when it ran and failed, *TransportError
+// when it could not run or its deadline passed, ErrInvalidArg for
+// arguments no shell can take.
+func (s *Session) Exec(ctx context.Context, args ...any) (string, error) {
+	r, err := s.Run(ctx, Cmd{Args: args})
+	return r.Stdout, err
+}
+
+// ExecIn is Exec with stdin.
+func (s *Session) ExecIn(ctx context.Context, stdin []byte, args ...any) (string, error) {
+	r, err := s.Run(ctx, Cmd{Args: args, Stdin: stdin})
+	return r.Stdout, err
+}
+
+// Run runs a command. See Exec for the errors.
+func (s *Session) Run(ctx context.Context, cmd Cmd) (Result, error) {
+	if s.err != nil {
+		return Result{}, s.err
+	}
+	line, err := Command(cmd.Args...)
+	if err != nil {
+		return Result{}, fmt.Errorf("node %s: %w", s.Node(), err)
+	}
+	return s.runLine(ctx, line, cmd)
+}
+
+func (s *Session) runLine(ctx context.Context, line string, cmd Cmd) (Result, error) {
+	c := s.client
+	timeout := s.timeout
+	if timeout <= 0 {
+		timeout = c.opts.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	wrapped, stdinPrefix, err := s.wrap(ctx, line)
+	if err != nil {
+		return Result{}, err
+	}
+	var outBuf, errBuf bytes.Buffer
+	stdout, stderr := cmd.Stdout, cmd.Stderr
+	replayable := cmd.StdinReader == nil || cmd.Stdin != nil
+	if stdout == nil {
+		stdout = &outBuf
+	} else {
+		replayable = false
+	}
+	if stderr == nil {
+		stderr = &errBuf
+	} else {
+		replayable = false
+	}
+	stdin := cmd.Stdin
+	stdinR := cmd.StdinReader
+	if stdinPrefix != nil {
+		if stdin != nil || stdinR == nil {
+			stdin = append(stdinPrefix, stdin...)
+		} else {
+			stdinR = io.MultiReader(bytes.NewReader(stdinPrefix), stdinR)
+		}
+	}
+	if stdin == nil && stdinR == nil {
+		stdin = []byte{}
+	}
+	err = c.run(ctx, wrapped, stdin, stdinR, stdout, stderr, replayable)
+	res := Result{Stdout: strings.TrimRight(outBuf.String(), "\n"), Stderr: errBuf.String()}
+	if err == nil {
+		return res, nil
+	}
+	pw := c.opts.SudoPassword
+	var es *ExitStatus
+	if errors.As(err, &es) {
+		// timeout(1) exits 124 when it ended the command; report that as
+		// the deadline it was.
+		if es.Status == 124 && ctx.Err() != nil {
+			return res, &TransportError{Node: s.Node(), Op: OpDeadline, Cmd: line, Started: true, Err: ctx.Err()}
+		}
+		ce := &CommandError{Node: s.Node(), Cmd: line, Dir: s.dir, Exit: es.Status, Signal: es.Signal,
+			Stdout: redact(res.Stdout, pw), Stderr: redact(res.Stderr, pw)}
+		if s.sudo != "" {
+			ce.User = s.sudo
+		}
+		return res, ce
+	}
+	var te *TransportError
+	if errors.As(err, &te) {
+		te.Cmd = line
+	}
+	return res, err
+}
+
+// wrap turns a command line into what the node's shell runs:
+//
+//	exec timeout -k 2 -s TERM <secs>s sh -c '<sudo> sh -c '\''export ...; cd dir && { line
+//	}'\'''
+//
+// timeout(1) runs the command in its own process group and signals the
+// whole group when the deadline passes, so nothing lingers on the node;
+// its deadline is a little later than ours, so ours normally fires first
+// and the remote one is the backstop. The sudo password, if any, is
+// returned as a stdin prefix and is never part of the command line.
+func (s *Session) wrap(ctx context.Context, line string) (string, []byte, error) {
+	var inner strings.Builder
+	if len(s.env) > 0 {
+		inner.WriteString("export")
+		for _, e := range s.env {
+			name, val, _ := strings.Cut(e, "=")
+			inner.WriteString(" " + name + "=" + Escape(val))
+		}
+		inner.WriteString("; ")
+	}
+	if s.dir != "" {
+		inner.WriteString("cd " + Escape(s.dir) + " && ")
+	}
+	inner.WriteString("{ " + line + "\n}")
+	cmd := "sh -c " + Escape(inner.String())
+	var prefix []byte
+	if s.sudo != "" && s.sudo != s.client.loginUser() {
+		switch {
+		case s.client.loginUser() == "root":
+			cmd = "runuser -u " + Escape(s.sudo) + " -- " + cmd
+		case s.client.opts.SudoPassword != "":
+			cmd = "sudo -S -k -p '' -u " + Escape(s.sudo) + " -- " + cmd
+			prefix = []byte(s.client.opts.SudoPassword + "\n")
+		default:
+			cmd = "sudo -n -u " + Escape(s.sudo) + " -- " + cmd
+		}
+	}
+	dl, _ := ctx.Deadline()
+	secs := time.Until(dl).Seconds() + 1
+	if secs < 1 {
+		secs = 1
+	}
+	return fmt.Sprintf("exec timeout -k 2 -s TERM %.3fs %s", secs, cmd), prefix, nil
+}
+
+// loginUser asks the open connection, dialing if needed. Dial errors
+// surface on the command itself; meanwhile assume root (Jepsen's default).
+func (c *Client) loginUser() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		return c.conn.User()
+	}
+	if u, ok := c.remote.(interface{ User() string }); ok {
+		return u.User()
+	}
+	return "root"
+}

@@ -1,0 +1,84 @@
+// Package sandboxtest gives integration tests real sandbox nodes. Each test
+// binary uses its own sandbox (name and subnet), so packages that `go test`
+// runs in parallel never touch each other's nodes. The sandbox comes up on
+// first use and goes down when the binary's TestMain calls Close.
+//
+// Without root the tests skip with a message; under CI (CI=true) a missing
+// prerequisite is a failure, because CI must run them.
+package sandboxtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jepsen/jepsen/sandbox"
+)
+
+// Env is one test binary's sandbox.
+type Env struct {
+	Config sandbox.Config
+	N      int
+
+	once sync.Once
+	info *sandbox.Info
+	err  error
+	up   bool
+}
+
+// New describes a sandbox of n nodes; nothing starts until Get.
+func New(name, subnet string, n int) *Env {
+	return &Env{Config: sandbox.Config{Name: name, Subnet: subnet}, N: n}
+}
+
+// Skip reports why sandbox tests cannot run here, or "".
+func Skip() string {
+	if os.Geteuid() != 0 {
+		return "sandbox integration tests need root (network namespaces, mounts); run `sudo ./scripts/test.sh` (CI runs as root)"
+	}
+	return ""
+}
+
+// Get brings the sandbox up (once) and returns it; it skips or fails t when
+// that is impossible.
+func (e *Env) Get(t testing.TB) *sandbox.Info {
+	t.Helper()
+	if why := Skip(); why != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI must run the sandbox tests: %s", why)
+		}
+		t.Skip(why)
+	}
+	e.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		e.info, e.err = sandbox.Up(ctx, e.Config, e.N)
+		e.up = true
+	})
+	if e.err != nil {
+		t.Fatalf("sandbox up: %v", e.err)
+	}
+	return e.info
+}
+
+// Close takes the sandbox down if Get brought it up.
+func (e *Env) Close() {
+	if !e.up {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := sandbox.Down(ctx, e.Config); err != nil {
+		fmt.Fprintf(os.Stderr, "sandboxtest: down %s: %v\n", e.Config.Name, err)
+	}
+}
+
+// Main runs a test binary's tests and takes the sandbox down afterwards.
+func (e *Env) Main(m *testing.M) {
+	code := m.Run()
+	e.Close()
+	os.Exit(code)
+}
