@@ -1,0 +1,144 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var nodes5 = []string{"n1", "n2", "n3", "n4", "n5"}
+
+func TestOnNodesOrderAndLimit(t *testing.T) {
+	var running, peak atomic.Int32
+	res, err := OnNodes(context.Background(), nodes5, Fanout{Mode: WaitAll, Limit: 2}, func(ctx context.Context, n string) (string, error) {
+		cur := running.Add(1)
+		for {
+			p := peak.Load()
+			if cur <= p || peak.CompareAndSwap(p, cur) {
+				break
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+		running.Add(-1)
+		return "r-" + n, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes5 {
+		if res[i] != "r-"+n {
+			t.Fatalf("results out of order: %v", res)
+		}
+	}
+	if peak.Load() > 2 {
+		t.Fatalf("limit 2 exceeded: %d at once", peak.Load())
+	}
+}
+
+func TestOnNodesFailFastReportsRootCause(t *testing.T) {
+	boom := errors.New("boom")
+	start := time.Now()
+	_, err := OnNodes(context.Background(), nodes5, Fanout{Mode: FailFast}, func(ctx context.Context, n string) (int, error) {
+		if n == "n3" {
+			return 0, boom
+		}
+		select {
+		case <-ctx.Done():
+			return 0, &TransportError{Node: n, Op: OpCanceled, Err: context.Cause(ctx)}
+		case <-time.After(10 * time.Second):
+			return 1, nil
+		}
+	})
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("fail-fast did not cancel the others")
+	}
+	ne, ok := errors.AsType[*NodesError](err)
+	if !ok || len(ne.Errs) != 1 || ne.Errs[0].Node != "n3" || !errors.Is(err, boom) {
+		t.Fatalf("want only n3's boom, got %v", err)
+	}
+}
+
+func TestOnNodesWaitAllReportsEveryNode(t *testing.T) {
+	var finished atomic.Int32
+	_, err := OnNodes(context.Background(), nodes5, Fanout{Mode: WaitAll}, func(ctx context.Context, n string) (int, error) {
+		time.Sleep(5 * time.Millisecond)
+		finished.Add(1)
+		if n == "n2" || n == "n4" {
+			return 0, fmt.Errorf("fail on %s", n)
+		}
+		return 0, ctx.Err()
+	})
+	ne, ok := errors.AsType[*NodesError](err)
+	if !ok || fmt.Sprint(ne.Nodes()) != "[n2 n4]" {
+		t.Fatalf("got %v", err)
+	}
+	if finished.Load() != 5 {
+		t.Fatalf("only %d nodes finished", finished.Load())
+	}
+}
+
+func TestOnNodesParentCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := OnNodes(ctx, nodes5, Fanout{Mode: FailFast, Limit: 1}, func(ctx context.Context, n string) (int, error) {
+		return 0, ctx.Err()
+	})
+	ne, ok := errors.AsType[*NodesError](err)
+	if !ok || len(ne.Errs) != 5 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled parent must be reported for every node, got %v", err)
+	}
+}
+
+func TestNodesFile(t *testing.T) {
+	nf, err := ParseNodesFile([]byte("# cluster\nn1\n  n2  \n\nn3 # last\n"), "")
+	if err != nil || fmt.Sprint(nf.Names()) != "[n1 n2 n3]" {
+		t.Fatalf("plain: %v %v", nf, err)
+	}
+	nf, err = ParseNodesFile([]byte(`{"nodes":[{"name":"n1","address":"10.0.0.1","port":22}],"user":"root","key_file":"id","known_hosts":"/abs/kh"}`), "/state")
+	if err != nil || nf.KeyFile != "/state/id" || nf.KnownHosts != "/abs/kh" {
+		t.Fatalf("json: %+v %v", nf, err)
+	}
+	if a, ok := nf.Lookup("n1"); !ok || a.Address != "10.0.0.1" {
+		t.Fatal("lookup")
+	}
+	bad := []string{
+		"n1\nn1\n",
+		"",
+		"n1\n../etc\n",
+		"n 1",
+		`{"nodes":[{"name":"n1","port":70000}]}`,
+		`{"nodes":[{"name":"n1"}],"bogus":1}`,
+		"n1;rm -rf /",
+		"-n1",
+	}
+	for _, b := range bad {
+		if _, err := ParseNodesFile([]byte(b), ""); err == nil {
+			t.Errorf("accepted %q", b)
+		}
+	}
+	if _, err := ParseNodeList("n1, n2,n3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseNodeList("n1,,n1"); !errors.Is(err, ErrInvalidNode) {
+		t.Fatalf("duplicate accepted: %v", err)
+	}
+}
+
+func FuzzParseNodesFile(f *testing.F) {
+	f.Add([]byte("n1\nn2\n"))
+	f.Add([]byte(`{"nodes":[{"name":"n1","address":"10.0.0.1","port":22}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		nf, err := ParseNodesFile(data, "/d")
+		if err != nil {
+			return
+		}
+		for _, n := range nf.Names() {
+			if ValidateNodeName(n) != nil {
+				t.Fatalf("invalid name %q accepted", n)
+			}
+		}
+	})
+}
