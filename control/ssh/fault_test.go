@@ -36,7 +36,7 @@ type faultServer struct {
 	maxSessions    int32
 
 	dials, execs, dropped atomic.Int32
-	open, peak           atomic.Int32
+	open, peak            atomic.Int32
 }
 
 func newFaultServer(t *testing.T, clientKey ssh.PublicKey, password string) *faultServer {
