@@ -221,3 +221,19 @@ func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Re
 	}
 	return last
 }
+
+// runOnce runs a command on the current connection without retries or
+// captured output: for housekeeping such as ending a cancelled command.
+func (c *Client) runOnce(ctx context.Context, cmd string, stdin []byte) error {
+	conn, _, err := c.get(ctx)
+	if err != nil {
+		return err
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.sem }()
+	return conn.Run(ctx, cmd, bytes.NewReader(stdin), io.Discard, io.Discard)
+}

@@ -3,6 +3,8 @@ package control
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -147,7 +149,8 @@ func (s *Session) runLine(ctx context.Context, line string, cmd Cmd) (Result, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	wrapped, stdinPrefix, err := s.wrap(ctx, line)
+	token := newToken()
+	wrapped, stdinPrefix, err := s.wrap(ctx, line, token)
 	if err != nil {
 		return Result{}, err
 	}
@@ -187,9 +190,9 @@ func (s *Session) runLine(ctx context.Context, line string, cmd Cmd) (Result, er
 		// timeout(1) exits 124 when it ended the command; report that as
 		// the deadline it was.
 		if es.Status == 124 && ctx.Err() != nil {
-			return res, &TransportError{Node: s.Node(), Op: OpDeadline, Cmd: line, Started: true, Err: ctx.Err()}
+			return res, &TransportError{Node: s.Node(), Op: OpDeadline, Cmd: redact(line, pw), Started: true, Err: ctx.Err()}
 		}
-		ce := &CommandError{Node: s.Node(), Cmd: line, Dir: s.dir, Exit: es.Status, Signal: es.Signal,
+		ce := &CommandError{Node: s.Node(), Cmd: redact(line, pw), Dir: s.dir, Exit: es.Status, Signal: es.Signal,
 			Stdout: redact(res.Stdout, pw), Stderr: redact(res.Stderr, pw)}
 		if s.sudo != "" {
 			ce.User = s.sudo
@@ -198,22 +201,61 @@ func (s *Session) runLine(ctx context.Context, line string, cmd Cmd) (Result, er
 	}
 	var te *TransportError
 	if errors.As(err, &te) {
-		te.Cmd = line
+		te.Cmd = redact(line, pw)
+		if te.Started && (te.Op == OpDeadline || te.Op == OpCanceled) {
+			s.killRemote(token)
+		}
 	}
 	return res, err
 }
 
+// newToken is a random tag carried in a command's argv, so that the
+// command can be found and ended on the node from another channel.
+func newToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "jepsen-cmd-" + hex.EncodeToString(b[:])
+}
+
+// killRemote ends a command whose context ended, from a fresh channel:
+// SSH servers may refuse the "signal" request (OpenSSH does for root
+// logins), so it signals the command's timeout(1) and sh by their tag;
+// timeout passes the signal to the command's whole process group. The
+// pattern's brackets keep it from matching the killer's own command line.
+// Remotes that end commands themselves (local) skip this. Bounded by 5 s;
+// failures are ignored, as the remote timeout is still the backstop.
+func (s *Session) killRemote(token string) {
+	if k, ok := s.client.remote.(interface{ EndsCommandsItself() bool }); ok && k.EndsCommandsItself() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pattern := token[:len(token)-1] + "[" + token[len(token)-1:] + "]"
+	// As the login user, not through sudo: timeout(1) runs as the login
+	// user outside sudo, and its signal reaches the whole group (sudo
+	// relays it to its command).
+	ks := *s
+	ks.dir = "/"
+	ks.env = nil
+	ks.sudo = ""
+	wrapped, prefix, err := ks.wrap(ctx, "pkill -TERM -f "+Escape(pattern)+" || true", newToken())
+	if err != nil {
+		return
+	}
+	_ = s.client.runOnce(ctx, wrapped, prefix)
+}
+
 // wrap turns a command line into what the node's shell runs:
 //
-//	exec timeout -k 2 -s TERM <secs>s sh -c '<sudo> sh -c '\''export ...; cd dir && { line
-//	}'\'''
+//	exec timeout -k 2 -s TERM <secs>s [sudo -u U --] sh -c 'export ...; cd dir && { line
+//	}' jepsen-cmd-<token>
 //
 // timeout(1) runs the command in its own process group and signals the
 // whole group when the deadline passes, so nothing lingers on the node;
 // its deadline is a little later than ours, so ours normally fires first
 // and the remote one is the backstop. The sudo password, if any, is
 // returned as a stdin prefix and is never part of the command line.
-func (s *Session) wrap(ctx context.Context, line string) (string, []byte, error) {
+func (s *Session) wrap(ctx context.Context, line, token string) (string, []byte, error) {
 	var inner strings.Builder
 	if len(s.env) > 0 {
 		inner.WriteString("export")
@@ -227,7 +269,7 @@ func (s *Session) wrap(ctx context.Context, line string) (string, []byte, error)
 		inner.WriteString("cd " + Escape(s.dir) + " && ")
 	}
 	inner.WriteString("{ " + line + "\n}")
-	cmd := "sh -c " + Escape(inner.String())
+	cmd := "sh -c " + Escape(inner.String()) + " " + token
 	var prefix []byte
 	if s.sudo != "" && s.sudo != s.client.loginUser() {
 		switch {

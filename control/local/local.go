@@ -28,6 +28,10 @@ func (Remote) Dial(ctx context.Context, node string) (control.Conn, error) {
 	return &conn{user: u}, nil
 }
 
+// EndsCommandsItself tells the Session that a cancelled command's whole
+// process group is killed here, so no remote cleanup is needed.
+func (Remote) EndsCommandsItself() bool { return true }
+
 // User is the current user's name.
 func (Remote) User() string {
 	if cu, err := user.Current(); err == nil {

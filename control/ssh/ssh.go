@@ -357,14 +357,11 @@ func (c *conn) Run(ctx context.Context, line string, stdin io.Reader, stdout, st
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		// TERM reaches timeout(1), which passes it to the command's whole
-		// process group and escalates to KILL; closing the channel then
-		// frees us whatever the server does.
+		// Ask the server to signal the command (timeout(1) passes TERM to
+		// its whole process group). OpenSSH refuses this for some logins,
+		// so the Session also ends the command by its tag from another
+		// channel. Closing the channel frees us whatever the server does.
 		_ = sess.Signal(ssh.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(500 * time.Millisecond):
-		}
 		sess.Close()
 		return control.CtxError(ctx, true)
 	}
