@@ -1,0 +1,223 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+)
+
+// CycleTries is how many times Cycle tries to set up the DB, as Jepsen's
+// cycle-tries.
+const CycleTries = 3
+
+// Phases of a cycle, for CycleError and Event.
+const (
+	PhaseTeardown     = "teardown"
+	PhaseSetup        = "setup"
+	PhaseSetupPrimary = "setup-primary"
+	PhaseKeepLogs     = "keep-logs"
+	PhaseTry          = "cycle-try"
+)
+
+// Event is one step of a cycle as it happened, for journals.
+type Event struct {
+	Phase string // a Phase constant
+	Node  string // "" for a whole-cycle event
+	Try   int    // 1-based
+	Start time.Time
+	End   time.Time
+	Err   error
+}
+
+// CycleOptions tune Cycle. The zero value is Jepsen's behaviour.
+type CycleOptions struct {
+	// Tries is the number of tries; 0 means CycleTries.
+	Tries int
+	// OnFailedTry runs after a try failed with ErrSetupFailed and before
+	// the teardown that starts the next try, which would destroy the
+	// evidence: collect the DB's logs here. Its error is reported through
+	// Observe but does not stop the retry. KeepLogs gives one.
+	OnFailedTry func(ctx context.Context, try int, cause error) error
+	// Observe, when set, receives every step as it ends. It must be safe
+	// for concurrent calls.
+	Observe func(Event)
+}
+
+// CycleError is why a cycle failed: the phase, the try, the node(s).
+type CycleError struct {
+	Phase string
+	Try   int
+	Tries int
+	// Err is a *control.NodesError naming each failed node.
+	Err error
+	// Earlier are the ErrSetupFailed errors of the tries before, when the
+	// cycle ran out of tries.
+	Earlier []error
+}
+
+func (e *CycleError) Error() string {
+	var nodes []string
+	if ne, ok := errors.AsType[*control.NodesError](e.Err); ok {
+		nodes = ne.Nodes()
+	}
+	msg := fmt.Sprintf("db cycle: %s failed on %s (try %d of %d): %v", e.Phase, strings.Join(nodes, ", "), e.Try, e.Tries, e.Err)
+	if len(e.Earlier) > 0 {
+		msg += fmt.Sprintf(" (and %d earlier tries failed the same way)", len(e.Earlier))
+	}
+	return msg
+}
+
+func (e *CycleError) Unwrap() error { return e.Err }
+
+// Cycle tears d down on every node, then sets it up on every node, then,
+// when d has Primary, runs SetupPrimary on the test's first node only
+// (Jepsen's cycle!). Teardown waits for every node and reports each
+// failure; setup fails fast, cancelling the other nodes and reporting the
+// root cause.
+//
+// A setup or setup-primary error that matches ErrSetupFailed starts the
+// whole cycle again, teardown included, up to CycleTries tries. Any other
+// error, and any teardown error, ends it at once (as in Jepsen, which
+// declined teardown retries). Errors are *CycleError values naming the
+// phase, the try and the nodes.
+//
+// Beyond Jepsen: before each retry, opts.OnFailedTry may save the failed
+// try's logs, which the next teardown would destroy.
+func Cycle(ctx context.Context, t *jepsen.Test, d DB) error {
+	return CycleWith(ctx, t, d, CycleOptions{})
+}
+
+// CycleWith is Cycle with options.
+func CycleWith(ctx context.Context, t *jepsen.Test, d DB, opts CycleOptions) error {
+	tries := opts.Tries
+	if tries <= 0 {
+		tries = CycleTries
+	}
+	observe := opts.Observe
+	if observe == nil {
+		observe = func(Event) {}
+	}
+	log := t.Logger()
+	var earlier []error
+	for try := 1; ; try++ {
+		tryStart := time.Now()
+		err := cycleOnce(ctx, t, d, try, tries, observe)
+		observe(Event{Phase: PhaseTry, Try: try, Start: tryStart, End: time.Now(), Err: err})
+		if err == nil {
+			return nil
+		}
+		ce := err.(*CycleError)
+		if ce.Phase == PhaseTeardown || !onlySetupFailed(ce.Err) || ctx.Err() != nil {
+			return err
+		}
+		if try >= tries {
+			ce.Earlier = earlier
+			return ce
+		}
+		earlier = append(earlier, err)
+		log.Warn("unable to set up database; retrying", "try", try, "of", tries, "err", err)
+		if opts.OnFailedTry != nil {
+			s := time.Now()
+			kerr := opts.OnFailedTry(ctx, try, err)
+			observe(Event{Phase: PhaseKeepLogs, Try: try, Start: s, End: time.Now(), Err: kerr})
+			if kerr != nil {
+				log.Warn("keeping the failed try's logs failed", "try", try, "err", kerr)
+			}
+		}
+	}
+}
+
+// onlySetupFailed reports whether every node's error asks for a retry: a
+// node that failed for another reason at the same time outranks it.
+func onlySetupFailed(err error) bool {
+	ne, ok := errors.AsType[*control.NodesError](err)
+	if !ok {
+		return errors.Is(err, ErrSetupFailed)
+	}
+	for _, e := range ne.Errs {
+		if !errors.Is(e, ErrSetupFailed) {
+			return false
+		}
+	}
+	return true
+}
+
+func cycleOnce(ctx context.Context, t *jepsen.Test, d DB, try, tries int, observe func(Event)) error {
+	fail := func(phase string, err error) error {
+		return &CycleError{Phase: phase, Try: try, Tries: tries, Err: err}
+	}
+	step := func(phase string, f func(context.Context, *jepsen.Test, string) error) func(context.Context, string) (struct{}, error) {
+		return func(ctx context.Context, node string) (struct{}, error) {
+			s := time.Now()
+			err := f(ctx, t, node)
+			observe(Event{Phase: phase, Node: node, Try: try, Start: s, End: time.Now(), Err: err})
+			return struct{}{}, err
+		}
+	}
+	log := t.Logger()
+	log.Info("tearing down DB", "try", try)
+	if _, err := control.OnNodes(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, step(PhaseTeardown, d.Teardown)); err != nil {
+		return fail(PhaseTeardown, err)
+	}
+	log.Info("setting up DB", "try", try)
+	if _, err := control.OnNodes(ctx, t.Nodes, control.Fanout{Mode: control.FailFast}, step(PhaseSetup, d.Setup)); err != nil {
+		return fail(PhaseSetup, err)
+	}
+	if p, ok := d.(Primary); ok && len(t.Nodes) > 0 {
+		log.Info("setting up primary", "node", t.Primary())
+		if _, err := control.OnNodes(ctx, t.Nodes[:1], control.Fanout{Mode: control.FailFast}, step(PhaseSetupPrimary, p.SetupPrimary)); err != nil {
+			return fail(PhaseSetupPrimary, err)
+		}
+	}
+	return nil
+}
+
+// KeepLogs returns a CycleOptions.OnFailedTry that downloads d's log
+// files from every node into dir/try-N/<node>/<local name>, so a failed
+// setup's evidence survives the teardown of the next try. Missing files
+// are skipped; a node that fails does not stop the others; the error lists
+// every failure. It does nothing for a DB without LogFiles. A run keeps
+// these under its store directory (see package store); this is the
+// simple form for using Cycle alone.
+func KeepLogs(t *jepsen.Test, d DB, dir string) func(ctx context.Context, try int, cause error) error {
+	return func(ctx context.Context, try int, _ error) error {
+		if _, ok := d.(LogFiles); !ok {
+			return nil
+		}
+		_, err := control.OnNodes(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (struct{}, error) {
+			m, err := LogFilesMap(ctx, d, t, node)
+			if err != nil {
+				return struct{}{}, err
+			}
+			nodeDir := filepath.Join(dir, fmt.Sprintf("try-%d", try), node)
+			var errs []error
+			s := t.Session(node).Su()
+			for _, f := range SortedLogFiles(m) {
+				if _, err := s.Exec(ctx, "test", "-e", f.Remote); err != nil {
+					if _, ok := errors.AsType[*control.CommandError](err); ok {
+						continue // missing: nothing to keep
+					}
+					errs = append(errs, err)
+					continue
+				}
+				local := filepath.Join(nodeDir, filepath.FromSlash(f.Local))
+				if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if err := s.Download(ctx, f.Remote, local, true); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			return struct{}{}, errors.Join(errs...)
+		})
+		return err
+	}
+}
