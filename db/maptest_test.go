@@ -36,12 +36,18 @@ func (r *recorder) Teardown(_ context.Context, t *jepsen.Test, n string) error {
 
 type recKill struct{ r *recorder }
 
-func (k recKill) Start(_ context.Context, t *jepsen.Test, n string) error { return k.r.rec("start", t, n) }
-func (k recKill) Kill(_ context.Context, t *jepsen.Test, n string) error  { return k.r.rec("kill", t, n) }
+func (k recKill) Start(_ context.Context, t *jepsen.Test, n string) error {
+	return k.r.rec("start", t, n)
+}
+func (k recKill) Kill(_ context.Context, t *jepsen.Test, n string) error {
+	return k.r.rec("kill", t, n)
+}
 
 type recPause struct{ r *recorder }
 
-func (k recPause) Pause(_ context.Context, t *jepsen.Test, n string) error { return k.r.rec("pause", t, n) }
+func (k recPause) Pause(_ context.Context, t *jepsen.Test, n string) error {
+	return k.r.rec("pause", t, n)
+}
 func (k recPause) Resume(_ context.Context, t *jepsen.Test, n string) error {
 	return k.r.rec("resume", t, n)
 }
