@@ -61,10 +61,13 @@ func (k recPrimary) SetupPrimary(_ context.Context, t *jepsen.Test, n string) er
 	return k.r.rec("primary", t, n)
 }
 
-type recLogs struct{ r *recorder }
+type recLogs struct {
+	r   *recorder
+	dir string
+}
 
 func (k recLogs) LogFiles(_ context.Context, t *jepsen.Test, n string) ([]db.LogFile, error) {
-	return []db.LogFile{{Remote: fmt.Sprintf("/v%v.log", t.Params["v"])}}, nil
+	return []db.LogFile{{Remote: fmt.Sprintf("%s/v%v.log", k.dir, t.Params["v"])}}, nil
 }
 
 func localTest(t *testing.T, nodes ...string) *jepsen.Test {
@@ -99,7 +102,7 @@ func TestMapTestCapabilitiesExact(t *testing.T) {
 			caps.Primary = recPrimary{r}
 		}
 		if mask&8 != 0 {
-			caps.LogFiles = recLogs{r}
+			caps.LogFiles = recLogs{r: r}
 		}
 		inner := db.Assemble(r, caps)
 		t.Run(caps.String(), func(t *testing.T) {
@@ -187,4 +190,70 @@ func TestNoop(t *testing.T) {
 	if err := db.Cycle(context.Background(), localTest(t, "n1"), db.Noop); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestCompose(t *testing.T) {
+	ctx := context.Background()
+	r1, r2 := &recorder{}, &recorder{}
+	a := db.Assemble(r1, db.Capabilities{Kill: recKill{r1}, LogFiles: recLogs{r1, "/one"}})
+	b := db.Assemble(r2, db.Capabilities{Pause: recPause{r2}, LogFiles: recLogs{r2, "/two"}})
+	tcp, _ := db.Tcpdump(db.TcpdumpOpts{})
+	c := db.Compose(a, b, tcp)
+	if got := db.CapabilitiesOf(c).String(); got != "Kill, Pause, LogFiles" {
+		t.Fatalf("capabilities %s", got)
+	}
+	if got := db.CapabilitiesOf(db.Compose(tcp, db.Noop)).String(); got != "LogFiles" {
+		t.Fatalf("tcpdump+noop: %s", got)
+	}
+	tt := localTest(t, "n1")
+	if err := c.(db.Kill).Kill(ctx, tt, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(r1.calls) != 1 || len(r2.calls) != 0 {
+		t.Fatalf("kill reached %v / %v", r1.calls, r2.calls)
+	}
+	// Setup in order, teardown in reverse.
+	var order []string
+	var mu sync.Mutex
+	c2 := db.Compose(orderDB{"a", &order, &mu}, orderDB{"b", &order, &mu})
+	c2.Setup(ctx, tt, "n1")
+	c2.Teardown(ctx, tt, "n1")
+	if fmt.Sprint(order) != "[setup a setup b teardown b teardown a]" {
+		t.Fatalf("order %v", order)
+	}
+	// Log names stay distinct: both recorders name /vouter.log.
+	m, err := db.LogFilesMap(ctx, c, tt, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"/one/vouter.log": "vouter.log", "/two/vouter.log": "2/vouter.log",
+		"/tmp/jepsen/tcpdump/log": "tcpdump.log", "/tmp/jepsen/tcpdump/tcpdump": "tcpdump.pcap"}
+	if fmt.Sprint(m) != fmt.Sprint(want) {
+		t.Fatalf("log files %v, want %v", m, want)
+	}
+	// The same remote file listed by two members is collected once.
+	m, err = db.LogFilesMap(ctx, db.Compose(a, a), tt, "n1")
+	if err != nil || len(m) != 1 {
+		t.Fatalf("shared file: %v %v", m, err)
+	}
+}
+
+type orderDB struct {
+	name  string
+	order *[]string
+	mu    *sync.Mutex
+}
+
+func (o orderDB) Setup(context.Context, *jepsen.Test, string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	*o.order = append(*o.order, "setup "+o.name)
+	return nil
+}
+
+func (o orderDB) Teardown(context.Context, *jepsen.Test, string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	*o.order = append(*o.order, "teardown "+o.name)
+	return nil
 }

@@ -34,6 +34,7 @@ Usage:
   jepsen sandbox status        show the sandbox's nodes
   jepsen exec [flags] -- CMD   run a shell command on every node
   jepsen demo                  sandbox up, hostname on each node, sandbox down
+  jepsen pcap summary FILE     summarise a capture (--json for JSON)
 
 Run "jepsen COMMAND -h" for a command's flags.
 `
@@ -69,6 +70,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdExec(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stdout, stderr)
+	case "pcap":
+		return cmdPcap(ctx, args[1:], stdout, stderr)
 	}
 	return usagef("unknown command %q; run `jepsen help`", args[0])
 }

@@ -1,0 +1,153 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/control/cu"
+	cnet "github.com/go-jepsen/jepsen/control/net"
+)
+
+// TcpdumpOpts are Jepsen's tcpdump options, plus where to capture.
+type TcpdumpOpts struct {
+	// Ports restricts the capture to these ports (either direction).
+	Ports []int
+	// ClientsOnly keeps only traffic to or from the control node, as the
+	// node sees its address.
+	ClientsOnly bool
+	// Filter is an extra pcap filter expression, ANDed with the rest. It
+	// reaches tcpdump as one argument: shell syntax in it is not run.
+	Filter string
+	// Interface to capture on; default "any" (link type LINUX_SLL2).
+	Interface string
+	// Dir holds the capture, its log and pidfile on the node; default
+	// /tmp/jepsen/tcpdump, as Jepsen.
+	Dir string
+}
+
+// TcpdumpDB captures packets on every node from Setup to Teardown and
+// yields tcpdump.log and tcpdump.pcap through LogFiles (Jepsen's tcpdump).
+// It has no Kill, Pause or Primary.
+//
+// Fixed against Jepsen: the filter is valid for any subset of the options
+// (each part is parenthesised; Jepsen's starts with " and" without
+// ports); no packet is lost at the end (-U and --immediate-mode; SIGINT,
+// a bounded wait, then SIGKILL, where Jepsen waits forever); Setup returns
+// only once tcpdump is listening; ClientsOnly works with any remote;
+// ports are validated; Teardown succeeds when nothing runs.
+type TcpdumpDB struct {
+	opts TcpdumpOpts
+}
+
+// Tcpdump validates opts and returns the capture DB.
+func Tcpdump(opts TcpdumpOpts) (*TcpdumpDB, error) {
+	for _, p := range opts.Ports {
+		if p < 1 || p > 65535 {
+			return nil, fmt.Errorf("%w: tcpdump port %d out of range 1-65535", control.ErrInvalidArg, p)
+		}
+	}
+	if strings.ContainsRune(opts.Filter, 0) {
+		return nil, fmt.Errorf("%w: tcpdump filter contains NUL", control.ErrInvalidArg)
+	}
+	if opts.Interface == "" {
+		opts.Interface = "any"
+	}
+	if opts.Dir == "" {
+		opts.Dir = "/tmp/jepsen/tcpdump"
+	}
+	if !path.IsAbs(opts.Dir) || path.Clean(opts.Dir) == "/" {
+		return nil, fmt.Errorf("%w: tcpdump dir %q", control.ErrInvalidArg, opts.Dir)
+	}
+	return &TcpdumpDB{opts: opts}, nil
+}
+
+func (d *TcpdumpDB) file(name string) string { return path.Join(d.opts.Dir, name) }
+
+// FilterExpr returns the pcap filter for the options, given the control
+// node's address (needed only with ClientsOnly); "" means no filter.
+func (d *TcpdumpDB) FilterExpr(controlIP string) string {
+	var parts []string
+	if len(d.opts.Ports) > 0 {
+		ps := make([]string, len(d.opts.Ports))
+		for i, p := range d.opts.Ports {
+			ps[i] = "port " + strconv.Itoa(p)
+		}
+		parts = append(parts, "("+strings.Join(ps, " or ")+")")
+	}
+	if d.opts.ClientsOnly {
+		parts = append(parts, "(host "+controlIP+")")
+	}
+	if strings.TrimSpace(d.opts.Filter) != "" {
+		parts = append(parts, "("+d.opts.Filter+")")
+	}
+	return strings.Join(parts, " and ")
+}
+
+// Setup starts the capture and returns once tcpdump listens. A filter
+// tcpdump rejects is an error carrying tcpdump's message.
+func (d *TcpdumpDB) Setup(ctx context.Context, t *jepsen.Test, node string) error {
+	s := t.Session(node).Su()
+	ip := ""
+	if d.opts.ClientsOnly {
+		a, err := cnet.ControlIP(ctx, s)
+		if err != nil {
+			return err
+		}
+		ip = a.String()
+	}
+	if _, err := s.Exec(ctx, "mkdir", "-p", d.opts.Dir); err != nil {
+		return err
+	}
+	// -Z root: Debian's tcpdump would otherwise drop to user tcpdump before
+	// opening the capture file in a root-owned directory.
+	args := []string{"-i", d.opts.Interface, "-w", d.file("tcpdump"), "-s", "65535", "-B", "16384", "-U", "--immediate-mode", "-n", "-Z", "root"}
+	if f := d.FilterExpr(ip); f != "" {
+		args = append(args, f)
+	}
+	_, err := cu.StartDaemon(ctx, s, cu.DaemonOpts{Logfile: d.file("log"), Pidfile: d.file("pid"), Chdir: d.opts.Dir}, "/usr/bin/tcpdump", args...)
+	if err != nil {
+		return fmt.Errorf("tcpdump on %s: %w", node, err)
+	}
+	// tcpdump says "listening on" once the capture is open; packets
+	// before that are not captured.
+	body := `i=0; while [ $i -lt 200 ]; do
+  grep -q 'listening on' "$LOG" && exit 0
+  kill -0 "$(cat "$PID")" 2>/dev/null || exit 9
+  sleep 0.05; i=$((i+1))
+done; exit 10`
+	_, err = s.Exec(ctx, control.Raw("LOG="+control.Escape(d.file("log"))+"; PID="+control.Escape(d.file("pid"))+"\n"+body))
+	if err != nil {
+		out, _ := s.Exec(context.WithoutCancel(ctx), "tail", "-n", 5, d.file("log"))
+		return fmt.Errorf("tcpdump on %s did not start listening: %w; log: %s", node, err, out)
+	}
+	return nil
+}
+
+// Stop ends the capture and keeps its files: SIGINT (tcpdump flushes and
+// writes its statistics), up to 10 s, then SIGKILL. Stopping when nothing
+// runs succeeds. Collect the capture after Stop for a complete file.
+func (d *TcpdumpDB) Stop(ctx context.Context, t *jepsen.Test, node string) error {
+	return cu.StopDaemon(ctx, t.Session(node).Su(), d.file("pid"), cu.StopOpts{Signal: "INT", Wait: 10 * time.Second})
+}
+
+// Teardown stops the capture (see Stop) and removes its directory.
+func (d *TcpdumpDB) Teardown(ctx context.Context, t *jepsen.Test, node string) error {
+	err := d.Stop(ctx, t, node)
+	if _, rerr := t.Session(node).Su().Exec(ctx, "rm", "-rf", d.opts.Dir); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	return err
+}
+
+// LogFiles yields the capture as tcpdump.pcap and tcpdump's output as
+// tcpdump.log, as Jepsen.
+func (d *TcpdumpDB) LogFiles(context.Context, *jepsen.Test, string) ([]LogFile, error) {
+	return []LogFile{{Remote: d.file("log"), Local: "tcpdump.log"}, {Remote: d.file("tcpdump"), Local: "tcpdump.pcap"}}, nil
+}
