@@ -82,3 +82,15 @@ func (e *Env) Main(m *testing.M) {
 	e.Close()
 	os.Exit(code)
 }
+
+// Restore brings the sandbox back to its N running nodes after a test
+// killed one (a dead node restarts with its data kept).
+func Restore(e *Env) (*sandbox.Info, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	info, err := sandbox.Up(ctx, e.Config, e.N)
+	if err == nil {
+		e.info = info
+	}
+	return info, err
+}

@@ -1,0 +1,251 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/control/cu"
+	jssh "github.com/go-jepsen/jepsen/control/ssh"
+	"github.com/go-jepsen/jepsen/core"
+	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/store"
+)
+
+var env = sandboxtest.New("cor", "10.66.104.0/24", 3)
+
+func TestMain(m *testing.M) { env.Main(m) }
+
+// sleepDB is a small real DB: a daemon (sleep) with a data file and a
+// log, started and killed by identity.
+type sleepDB struct{}
+
+const (
+	sdir = "/opt/sdb"
+	spid = "/opt/sdb/sdb.pid"
+	slog = "/opt/sdb/sdb.log"
+)
+
+func (sleepDB) Setup(ctx context.Context, t *jepsen.Test, node string) error {
+	s := t.Session(node).Su()
+	if err := cu.WriteFile(ctx, s, sdir+"/data", []byte("data of "+node+"\n"), cu.WriteFileOpts{}); err != nil {
+		return err
+	}
+	return sleepDB{}.Start(ctx, t, node)
+}
+
+func (sleepDB) Start(ctx context.Context, t *jepsen.Test, node string) error {
+	_, err := cu.StartDaemon(ctx, t.Session(node).Su(), cu.DaemonOpts{Logfile: slog, Pidfile: spid}, "sleep", "86396")
+	return err
+}
+
+func (sleepDB) Kill(ctx context.Context, t *jepsen.Test, node string) error {
+	return cu.StopDaemon(ctx, t.Session(node).Su(), spid, cu.StopOpts{Signal: "KILL"})
+}
+
+func (sleepDB) Teardown(ctx context.Context, t *jepsen.Test, node string) error {
+	if err := (sleepDB{}).Kill(ctx, t, node); err != nil {
+		return err
+	}
+	_, err := t.Session(node).Su().Exec(ctx, "rm", "-rf", sdir)
+	return err
+}
+
+func (sleepDB) LogFiles(ctx context.Context, t *jepsen.Test, node string) ([]db.LogFile, error) {
+	return []db.LogFile{{Remote: slog}, {Remote: sdir + "/data", Local: "data/data.txt"}, {Remote: sdir + "/never.log"}}, nil
+}
+
+func newTest(t *testing.T, name string) *jepsen.Test {
+	t.Helper()
+	info := env.Get(t)
+	tt, err := jepsen.FromNodesFile(name, info.NodesFile(), jssh.Config{}, control.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tt
+}
+
+// clean reports what is left of the DB on each node.
+func leftovers(t *testing.T) []string {
+	tt := newTest(t, "check")
+	defer tt.Close()
+	var left []string
+	for _, n := range tt.Nodes {
+		out, err := tt.Session(n).Exec(context.Background(), control.Raw("ls /opt/sdb 2>/dev/null; pgrep -f '^sleep 86396$' || true"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out != "" {
+			left = append(left, n+": "+strings.ReplaceAll(out, "\n", " "))
+		}
+	}
+	return left
+}
+
+func TestRunLayoutManifestJournal(t *testing.T) {
+	tt := newTest(t, "layout")
+	dir := t.TempDir()
+	var progress strings.Builder
+	res, err := core.Run(context.Background(), core.Spec{Test: tt, DB: sleepDB{}, StoreDir: dir, Progress: &progress,
+		Body: func(ctx context.Context, r *core.State) error { time.Sleep(200 * time.Millisecond); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(res.Dir, filepath.Join(dir, "layout")+"/") {
+		t.Fatalf("run dir %s", res.Dir)
+	}
+	for _, link := range []string{filepath.Join(dir, "latest"), filepath.Join(dir, "layout", "latest"), filepath.Join(dir, "current")} {
+		target, err := filepath.EvalSymlinks(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := filepath.EvalSymlinks(res.Dir)
+		if target != want {
+			t.Fatalf("%s -> %s, want %s", link, target, want)
+		}
+	}
+	for _, n := range tt.Nodes {
+		b, err := os.ReadFile(filepath.Join(res.Dir, n, "data", "data.txt"))
+		if err != nil || string(b) != "data of "+n+"\n" {
+			t.Fatalf("%s data: %q %v", n, b, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(res.Dir, n, "sdb.log")); err != nil || !strings.Contains(string(b), "Jepsen starting") {
+			t.Fatalf("%s log: %q %v", n, b, err)
+		}
+		e := res.Manifest.Node(n)
+		if e == nil || !e.OK || len(e.Files) != 3 {
+			t.Fatalf("manifest for %s: %+v", n, e)
+		}
+		st := map[string]string{}
+		for _, f := range e.Files {
+			st[f.Local] = f.Status
+		}
+		if st["sdb.log"] != store.Fetched || st["data/data.txt"] != store.Fetched || st["never.log"] != store.Missing {
+			t.Fatalf("statuses %v", st)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, "manifest.json")); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := store.ReadJournal(filepath.Join(res.Dir, "journal.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, e := range evs {
+		count[e.Kind]++
+		if !e.OK {
+			t.Errorf("failed event %+v", e)
+		}
+	}
+	for kind, want := range map[string]int{"connect": 1, "cycle-try": 1, "setup": 3, "teardown": 6, "body": 1, "kill": 3, "log-fetch": 3} {
+		if count[kind] != want {
+			t.Errorf("journal has %d %s events, want %d (%v)", count[kind], kind, want, count)
+		}
+	}
+	svg, err := os.ReadFile(res.Timeline)
+	if err != nil || !strings.Contains(string(svg), "<svg") || !strings.Contains(string(svg), ">n3<") {
+		t.Fatalf("timeline: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(res.Dir, "jepsen.log")); !strings.Contains(string(b), "run complete") {
+		t.Fatalf("run log: %s", b)
+	}
+	if !strings.Contains(progress.String(), "collecting logs") {
+		t.Fatalf("progress: %s", progress.String())
+	}
+	if l := leftovers(t); len(l) > 0 {
+		t.Fatalf("nodes not clean: %v", l)
+	}
+}
+
+func TestRunInterruptedCleansUp(t *testing.T) {
+	tt := newTest(t, "interrupt")
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	go func() { <-started; time.Sleep(300 * time.Millisecond); cancel() }()
+	res, err := core.Run(ctx, core.Spec{Test: tt, DB: sleepDB{}, StoreDir: t.TempDir(),
+		Body: func(ctx context.Context, r *core.State) error { close(started); <-ctx.Done(); return ctx.Err() }})
+	if !errors.Is(err, core.ErrInterrupted) {
+		t.Fatalf("got %v", err)
+	}
+	for _, n := range tt.Nodes {
+		if e := res.Manifest.Node(n); e == nil || !e.OK {
+			t.Fatalf("logs of %s not collected: %+v", n, e)
+		}
+	}
+	if l := leftovers(t); len(l) > 0 {
+		t.Fatalf("nodes not torn down after interrupt: %v", l)
+	}
+}
+
+func TestRunNodeLostBeforeLogs(t *testing.T) {
+	info := env.Get(t)
+	tt := newTest(t, "lost")
+	t.Cleanup(func() {
+		// Bring n3 back (its data is kept) and clean it for later tests.
+		if _, err := sandboxtest.Restore(env); err != nil {
+			t.Error(err)
+		}
+		tt2 := newTest(t, "restore")
+		sleepDB{}.Teardown(context.Background(), tt2, "n3")
+		tt2.Close()
+	})
+	res, err := core.Run(context.Background(), core.Spec{Test: tt, DB: sleepDB{}, StoreDir: t.TempDir(), LogTimeout: 20 * time.Second,
+		Body: func(ctx context.Context, r *core.State) error {
+			// Kill n3's sshd (its PID 1) by PID: the node is gone.
+			return syscall.Kill(info.Nodes[2].PID, syscall.SIGKILL)
+		}})
+	if err == nil {
+		t.Fatal("a run that lost a node succeeded")
+	}
+	for _, n := range []string{"n1", "n2"} {
+		if e := res.Manifest.Node(n); e == nil || !e.OK || e.Files[0].Status != store.Fetched {
+			t.Fatalf("%s: %+v", n, e)
+		}
+	}
+	e := res.Manifest.Node("n3")
+	if e == nil || e.OK || e.Error == "" {
+		t.Fatalf("n3: %+v", e)
+	}
+	for _, f := range e.Files {
+		if f.Status != store.Failed || f.Reason == "" {
+			t.Fatalf("n3 file %+v", f)
+		}
+	}
+	if !strings.Contains(err.Error(), "n3") {
+		t.Fatalf("error does not name n3: %v", err)
+	}
+}
+
+func TestRunLeaveDBRunning(t *testing.T) {
+	tt := newTest(t, "leave")
+	_, err := core.Run(context.Background(), core.Spec{Test: tt, DB: sleepDB{}, StoreDir: t.TempDir(), LeaveDBRunning: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := leftovers(t)
+	if len(left) != 3 {
+		t.Fatalf("want the DB running with its files on 3 nodes, got %v", left)
+	}
+	for _, l := range left {
+		if !strings.Contains(l, "data") {
+			t.Fatalf("files gone: %v", left)
+		}
+	}
+	tt2 := newTest(t, "after-leave")
+	defer tt2.Close()
+	if err := db.Cycle(context.Background(), tt2, sleepDB{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range tt2.Nodes {
+		sleepDB{}.Teardown(context.Background(), tt2, n)
+	}
+}
