@@ -1,0 +1,130 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+	jssh "github.com/go-jepsen/jepsen/control/ssh"
+	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/store"
+)
+
+// Log collection on 5 sandbox nodes with 200 MB of logs each (text, as
+// logs are), beside the usual shell alternatives measured in the same
+// run on the same files:
+//
+//	sudo go test ./store -run '^$' -bench . -benchtime 3x
+var benv = sandboxtest.New("stb", "10.66.105.0/24", 5)
+
+func TestMain(m *testing.M) { benv.Main(m) }
+
+const logDir = "/var/log/benchdb"
+
+type logDB struct{}
+
+func (logDB) Setup(context.Context, *jepsen.Test, string) error    { return nil }
+func (logDB) Teardown(context.Context, *jepsen.Test, string) error { return nil }
+func (logDB) LogFiles(context.Context, *jepsen.Test, string) ([]db.LogFile, error) {
+	return []db.LogFile{{Remote: logDir}}, nil
+}
+
+var once sync.Once
+
+// prepare writes 4 files of 50 MB of varied log lines on every node.
+func prepare(b *testing.B) *jepsen.Test {
+	info := benv.Get(b)
+	t, err := jepsen.FromNodesFile("bench", info.NodesFile(), jssh.Config{}, control.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { t.Close() })
+	once.Do(func() {
+		_, err = control.OnNodes(context.Background(), t.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, n string) (string, error) {
+			return t.Session(n).Exec(ctx, control.Raw(`mkdir -p `+logDir+` && cd `+logDir+` && for f in 1 2 3 4; do
+  awk -v n=$f 'BEGIN { srand(n); for (i = 0; i < 520000; i++) printf "2026-11-26T02:%02d:%02d.%06dZ INFO [raft] node n%d term %d index %d applied %d entries (%s)\n", i%60, (i*7)%60, i*13%1000000, n, i/1000, i, int(rand()*100), substr("abcdefghijklmnopqrstuvwxyz", int(rand()*20)+1, 6) }' > db-$f.log
+done; du -sm .`))
+		})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return t
+}
+
+func BenchmarkCollectLogs(b *testing.B) {
+	for _, c := range []string{store.CompressFast, store.CompressNone, store.CompressBest} {
+		b.Run(c, func(b *testing.B) { benchCollect(b, c) })
+	}
+}
+
+func benchCollect(b *testing.B, compression string) {
+	t := prepare(b)
+	b.SetBytes(5 * 200 << 20)
+	for b.Loop() {
+		dir := b.TempDir()
+		m, err := store.CollectLogs(context.Background(), t, logDB{}, dir, store.CollectOpts{Compression: compression})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if m.Nodes[4].Files[0].Size < 190<<20 {
+			b.Fatalf("collected %d bytes", m.Nodes[4].Files[0].Size)
+		}
+		os.RemoveAll(dir)
+	}
+}
+
+// parallel runs one shell pipeline per node at once.
+func parallel(b *testing.B, cmd func(node, dir string) string) {
+	for b.Loop() {
+		dir := b.TempDir()
+		var wg sync.WaitGroup
+		errs := make([]error, 5)
+		for i := 1; i <= 5; i++ {
+			wg.Go(func() {
+				n := fmt.Sprintf("n%d", i)
+				os.MkdirAll(filepath.Join(dir, n), 0o755)
+				if out, err := exec.Command("sh", "-c", cmd(n, filepath.Join(dir, n))).CombinedOutput(); err != nil {
+					errs[i-1] = fmt.Errorf("%s: %v: %s", n, err, out)
+				}
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		os.RemoveAll(dir)
+	}
+}
+
+func BenchmarkParallelSCP(b *testing.B) {
+	prepare(b)
+	cfg := benv.Get(b).SSHConfig()
+	b.SetBytes(5 * 200 << 20)
+	parallel(b, func(n, dir string) string { return fmt.Sprintf("scp -q -r -F %s %s:%s %s/", cfg, n, logDir, dir) })
+}
+
+func BenchmarkParallelSCPCompressed(b *testing.B) {
+	prepare(b)
+	cfg := benv.Get(b).SSHConfig()
+	b.SetBytes(5 * 200 << 20)
+	parallel(b, func(n, dir string) string { return fmt.Sprintf("scp -C -q -r -F %s %s:%s %s/", cfg, n, logDir, dir) })
+}
+
+func BenchmarkParallelSSHTarGz(b *testing.B) {
+	prepare(b)
+	cfg := benv.Get(b).SSHConfig()
+	b.SetBytes(5 * 200 << 20)
+	parallel(b, func(n, dir string) string {
+		return fmt.Sprintf("ssh -F %s %s 'tar czf - -C / %s' | tar xzf - -C %s", cfg, n, logDir[1:], dir)
+	})
+}

@@ -1,0 +1,137 @@
+package store
+
+import (
+	"fmt"
+	"html"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// kindColors are the timeline's colours per event kind.
+var kindColors = map[string]string{
+	"cycle-try": "#dddddd", "teardown": "#9e9e9e", "setup": "#4caf50", "setup-primary": "#2e7d32",
+	"keep-logs": "#8d6e63", "kill": "#e53935", "start": "#1e88e5", "pause": "#fb8c00", "resume": "#8e24aa",
+	"log-fetch": "#00897b", "nemesis": "#fdd835", "recover": "#5e35b1", "body": "#b0bec5", "connect": "#90caf9",
+}
+
+// WriteTimeline draws events as an SVG: one lane per node (and one for
+// cluster-wide events), time across, a box per event coloured by kind,
+// outlined in red when it failed; hovering a box shows its details.
+func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) error {
+	if len(events) == 0 {
+		_, err := fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40"><text x="10" y="25">%s: no events</text></svg>`, html.EscapeString(title))
+		return err
+	}
+	t0, t1 := events[0].Start, events[0].End
+	lanes := map[string]bool{}
+	for _, e := range events {
+		if e.Start.Before(t0) {
+			t0 = e.Start
+		}
+		if e.End.After(t1) {
+			t1 = e.End
+		}
+		lanes[e.Node] = true
+	}
+	order := []string{""}
+	for _, n := range nodes {
+		order = append(order, n)
+		delete(lanes, n)
+	}
+	delete(lanes, "")
+	var extra []string
+	for n := range lanes {
+		extra = append(extra, n)
+	}
+	sort.Strings(extra)
+	order = append(order, extra...)
+	span := t1.Sub(t0)
+	if span <= 0 {
+		span = time.Millisecond
+	}
+	const left, width, laneH, top = 90.0, 1100.0, 28.0, 40.0
+	x := func(t time.Time) float64 { return left + width*float64(t.Sub(t0))/float64(span) }
+	height := top + laneH*float64(len(order)) + 60
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", left+width+20, height)
+	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", html.EscapeString(title))
+	lane := map[string]int{}
+	for i, n := range order {
+		lane[n] = i
+		y := top + laneH*float64(i)
+		name := n
+		if name == "" {
+			name = "cluster"
+		}
+		fmt.Fprintf(&b, `<rect x="0" y="%.1f" width="%.0f" height="%.0f" fill="%s"/>`+"\n", y, left+width+20, laneH, map[bool]string{true: "#fafafa", false: "#ffffff"}[i%2 == 0])
+		fmt.Fprintf(&b, `<text x="10" y="%.1f">%s</text>`+"\n", y+18, html.EscapeString(name))
+	}
+	for _, e := range events {
+		y := top + laneH*float64(lane[e.Node]) + 4
+		x0, x1 := x(e.Start), x(e.End)
+		if x1-x0 < 2 {
+			x1 = x0 + 2
+		}
+		color := kindColors[e.Kind]
+		if color == "" {
+			color = "#607d8b"
+		}
+		stroke := ""
+		if !e.OK {
+			stroke = ` stroke="#b71c1c" stroke-width="2"`
+		}
+		tip := fmt.Sprintf("%s %s try %d: %s .. %s (%s)", e.Kind, e.Node, e.Try, e.Start.Format("15:04:05.000"), e.End.Format("15:04:05.000"), e.End.Sub(e.Start).Round(time.Millisecond))
+		if len(e.Targets) > 0 {
+			tip += " targets " + strings.Join(e.Targets, ",")
+		}
+		if e.Err != "" {
+			tip += " ERROR: " + e.Err
+		}
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.0f" fill="%s" opacity="0.85"%s><title>%s</title></rect>`+"\n", x0, y, x1-x0, laneH-8, color, stroke, html.EscapeString(tip))
+	}
+	axisY := top + laneH*float64(len(order)) + 15
+	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#333"/>`+"\n", left, axisY, left+width, axisY)
+	for i := 0; i <= 10; i++ {
+		tx := left + width*float64(i)/10
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333"/><text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n",
+			tx, axisY, tx, axisY+5, tx, axisY+18, (span * time.Duration(i) / 10).Round(time.Millisecond))
+	}
+	// Legend.
+	kinds := map[string]bool{}
+	for _, e := range events {
+		kinds[e.Kind] = true
+	}
+	var ks []string
+	for k := range kinds {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	lx := left
+	for _, k := range ks {
+		c := kindColors[k]
+		if c == "" {
+			c = "#607d8b"
+		}
+		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.1f">%s</text>`+"\n", lx, axisY+28, c, lx+14, axisY+37, html.EscapeString(k))
+		lx += 14 + 8*float64(len(k)) + 16
+	}
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteTimelineFile writes the SVG to path.
+func WriteTimelineFile(path, title string, events []Event, nodes []string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := WriteTimeline(f, title, events, nodes); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
