@@ -35,8 +35,8 @@ type Body func(ctx context.Context, r *State) error
 // on every path, also after errors and interrupts, before logs are
 // collected.
 type Nemesis interface {
-	Run(ctx context.Context, r *State) error
-	Recover(ctx context.Context, r *State) error
+	Run(ctx context.Context, t *jepsen.Test, run *store.Run, j *store.Journal) error
+	Recover(ctx context.Context, t *jepsen.Test, run *store.Run, j *store.Journal) error
 }
 
 // Spec describes a run.
@@ -174,7 +174,7 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 	defer stopNemesis()
 	nemDone := make(chan error, 1)
 	if spec.Nemesis != nil {
-		go func() { nemDone <- spec.Nemesis.Run(bodyCtx, r) }()
+		go func() { nemDone <- spec.Nemesis.Run(bodyCtx, t, r.Store, r.Journal) }()
 	} else {
 		nemDone <- nil
 	}
@@ -214,7 +214,7 @@ func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress fu
 	if spec.Nemesis != nil {
 		progress("recovering from faults")
 		s := time.Now()
-		err := spec.Nemesis.Recover(cctx, r)
+		err := spec.Nemesis.Recover(cctx, t, r.Store, r.Journal)
 		r.Event("recover", "", s, err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("recovering faults: %w", err))

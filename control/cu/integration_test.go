@@ -3,7 +3,6 @@ package cu_test
 import (
 	"archive/tar"
 	"archive/zip"
-	"bufio"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,52 +25,15 @@ import (
 	cnet "github.com/go-jepsen/jepsen/control/net"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/internal/testdaemon"
 )
 
 var env = sandboxtest.New("cut", "10.66.103.0/24", 2)
 
-// TestMain doubles as the test daemon: with ECHOD_ADDR set, this binary
-// is a small TCP server that answers each line with "pong" (uploaded to
-// the nodes and started there).
+// TestMain doubles as the test daemon (see internal/testdaemon).
 func TestMain(m *testing.M) {
-	if addr := os.Getenv("ECHOD_ADDR"); addr != "" {
-		echod(addr)
-		return
-	}
+	testdaemon.MaybeRun()
 	env.Main(m)
-}
-
-func echod(addr string) {
-	fmt.Println("echod starting on", addr)
-	if os.Getenv("ECHOD_CHILD") != "" {
-		exec.Command("sleep", "86399").Start()
-	}
-	if d, err := time.ParseDuration(os.Getenv("ECHOD_CRASH_AFTER")); err == nil {
-		time.Sleep(d)
-		fmt.Println("echod crashing on purpose")
-		os.Exit(3)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			os.Exit(1)
-		}
-		go func() {
-			defer c.Close()
-			r := bufio.NewReader(c)
-			for {
-				if _, err := r.ReadString('\n'); err != nil {
-					return
-				}
-				c.Write([]byte("pong\n"))
-			}
-		}()
-	}
 }
 
 const (
@@ -104,27 +65,7 @@ func setup(t *testing.T) *jepsen.Test {
 	return tt
 }
 
-// ping asks the daemon on node for a pong through a connection from the
-// host, within d.
-func ping(addr string, d time.Duration) error {
-	c, err := net.DialTimeout("tcp", addr, d)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(d))
-	if _, err := c.Write([]byte("ping\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != "pong\n" {
-		return fmt.Errorf("got %q", line)
-	}
-	return nil
-}
+var ping = testdaemon.Ping
 
 func TestDaemonLifecycle(t *testing.T) {
 	tt := setup(t)

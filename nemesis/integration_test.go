@@ -1,0 +1,329 @@
+package nemesis_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+	jssh "github.com/go-jepsen/jepsen/control/ssh"
+	"github.com/go-jepsen/jepsen/core"
+	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/db/watchdog"
+	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/internal/testdaemon"
+	"github.com/go-jepsen/jepsen/nemesis"
+	"github.com/go-jepsen/jepsen/store"
+)
+
+var env = sandboxtest.New("nem", "10.66.106.0/24", 3)
+
+func TestMain(m *testing.M) {
+	testdaemon.MaybeRun()
+	if os.Getenv("NEMESIS_CHILD") != "" {
+		child()
+		return
+	}
+	env.Main(m)
+}
+
+// child is a control process that applies one fault to all nodes and
+// then is killed by the test (SIGKILL) before it can recover.
+func child() {
+	t, err := jepsen.FromNodesFile("nemchild", os.Getenv("NODES_FILE"), jssh.Config{}, control.Options{})
+	if err != nil {
+		fmt.Println("child:", err)
+		os.Exit(1)
+	}
+	run := &store.Run{Dir: os.Getenv("RUN_DIR")}
+	j, _ := store.OpenJournal(filepath.Join(run.Dir, "journal.jsonl"))
+	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []string{os.Getenv("NEMESIS_CHILD")}, Interval: 200 * time.Millisecond, Targets: []nemesis.Target{{Kind: nemesis.All}}})
+	if err != nil {
+		fmt.Println("child:", err)
+		os.Exit(1)
+	}
+	// Recovery would come 200 ms after the fault; the parent kills us
+	// first.
+	n.Run(context.Background(), t, run, j)
+}
+
+func newTest(t *testing.T) *jepsen.Test {
+	info := env.Get(t)
+	tt, err := jepsen.FromNodesFile("nem", info.NodesFile(), jssh.Config{}, control.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tt.Close() })
+	return tt
+}
+
+func addrs(t *testing.T) []string {
+	var out []string
+	for _, n := range env.Get(t).Nodes {
+		out = append(out, fmt.Sprintf("%s:%d", n.Addr, testdaemon.Port))
+	}
+	return out
+}
+
+func setupEcho(t *testing.T, tt *jepsen.Test) {
+	if err := db.Cycle(context.Background(), tt, testdaemon.EchoDB{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, n := range tt.Nodes {
+			testdaemon.EchoDB{}.Teardown(context.Background(), tt, n)
+		}
+	})
+}
+
+// watch pings addr every 50 ms until stop and returns the up/down
+// transitions it saw, as a string such as "UDU".
+func watch(addr string, stop <-chan struct{}) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		last := byte(0)
+		for {
+			select {
+			case <-stop:
+				out <- b.String()
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			c := byte('U')
+			if testdaemon.Ping(addr, 150*time.Millisecond) != nil {
+				c = 'D'
+			}
+			if c != last {
+				b.WriteByte(c)
+				last = c
+			}
+		}
+	}()
+	return out
+}
+
+// Under the schedule each fault really stops the process and its
+// recovery really brings it back.
+func TestScheduleStopsAndRestores(t *testing.T) {
+	tt := newTest(t)
+	setupEcho(t, tt)
+	for _, fault := range []string{nemesis.Kill, nemesis.Pause} {
+		t.Run(fault, func(t *testing.T) {
+			n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []string{fault}, Interval: 700 * time.Millisecond,
+				Targets: []nemesis.Target{{Kind: nemesis.All}}, Duration: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			run := &store.Run{Dir: t.TempDir()}
+			j, _ := store.OpenJournal(filepath.Join(run.Dir, "j"))
+			stop := make(chan struct{})
+			seen := watch(addrs(t)[0], stop)
+			if err := n.Run(context.Background(), tt, run, j); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Recover(context.Background(), tt, run, j); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			close(stop)
+			if got := <-seen; !strings.HasPrefix(got, "UDU") {
+				t.Fatalf("n1 went %q, want up, down, up", got)
+			}
+			kinds := map[string]int{}
+			for _, e := range j.Events() {
+				kinds[e.Kind]++
+				if e.Kind == "nemesis" && len(e.Targets) != 3 {
+					t.Fatalf("fault event without its targets: %+v", e)
+				}
+			}
+			want := map[string]string{nemesis.Kill: "start", nemesis.Pause: "resume"}[fault]
+			if kinds[fault] < 3 || kinds[want] < 3 || kinds["nemesis"] < 1 {
+				t.Fatalf("journal kinds %v", kinds)
+			}
+			for _, a := range addrs(t) {
+				if err := testdaemon.Ping(a, 2*time.Second); err != nil {
+					t.Fatalf("%s after recovery: %v", a, err)
+				}
+			}
+		})
+	}
+}
+
+// A run cancelled in the middle of a pause leaves nothing paused or dead.
+func TestRunCancelledMidPause(t *testing.T) {
+	tt := newTest(t)
+	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []string{nemesis.Pause, nemesis.Kill}, Interval: 300 * time.Millisecond,
+		Targets: []nemesis.Target{{Kind: nemesis.All}}, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var once sync.Once
+	res, err := core.Run(ctx, core.Spec{Test: tt, DB: testdaemon.EchoDB{}, Nemesis: n, StoreDir: t.TempDir(), LeaveDBRunning: true,
+		Body: func(bctx context.Context, r *core.State) error {
+			// Cancel the run as soon as a fault is in force on every node.
+			for bctx.Err() == nil {
+				down := 0
+				for _, a := range addrs(t) {
+					if testdaemon.Ping(a, 100*time.Millisecond) != nil {
+						down++
+					}
+				}
+				if down == 3 {
+					once.Do(cancel)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			return bctx.Err()
+		}})
+	if err == nil {
+		t.Fatal("cancelled run succeeded")
+	}
+	defer func() {
+		for _, node := range tt.Nodes {
+			testdaemon.EchoDB{}.Teardown(context.Background(), newTest(t), node)
+		}
+	}()
+	tt2 := newTest(t)
+	for i, a := range addrs(t) {
+		if err := testdaemon.Ping(a, 2*time.Second); err != nil {
+			t.Fatalf("%s after the cancelled run: %v", a, err)
+		}
+		if st, _ := testdaemon.State(context.Background(), tt2, tt2.Nodes[i]); strings.HasPrefix(st, "T") || st == "" {
+			t.Fatalf("node %s daemon state %q", tt2.Nodes[i], st)
+		}
+	}
+	rec, err := nemesis.ReadRecord(filepath.Join(res.Dir, nemesis.RecordFile))
+	if err != nil || len(rec.Active()) != 0 {
+		t.Fatalf("record after recovery: %+v %v", rec, err)
+	}
+}
+
+// After the control process is SIGKILLed mid-fault, the fault record
+// lets RecoverFile (what `jepsen recover` runs) restore every node.
+func TestRecoverAfterControlCrash(t *testing.T) {
+	info := env.Get(t)
+	tt := newTest(t)
+	setupEcho(t, tt)
+	self, _ := os.Executable()
+	for _, fault := range []string{nemesis.Pause, nemesis.Kill} {
+		t.Run(fault, func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command(self, "-test.run=^$")
+			cmd.Env = append(os.Environ(), "NEMESIS_CHILD="+fault, "NODES_FILE="+info.NodesFile(), "RUN_DIR="+dir)
+			out, _ := cmd.StdoutPipe()
+			cmd.Stderr = cmd.Stdout
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go bufio.NewReader(out).WriteTo(os.Stderr)
+			// Kill it as soon as the fault is applied on all three nodes.
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				evs, _ := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+				n := 0
+				for _, e := range evs {
+					if e.Kind == fault {
+						n++
+					}
+				}
+				if n == 3 {
+					break
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatalf("the child never applied %s: %v", fault, evs)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			for _, a := range addrs(t) {
+				if testdaemon.Ping(a, 300*time.Millisecond) == nil {
+					t.Fatalf("%s answers: the fault was not in force when the child died", a)
+				}
+			}
+			rec, err := nemesis.RecoverFile(context.Background(), tt, testdaemon.EchoDB{}, filepath.Join(dir, nemesis.RecordFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.Active()) != 0 {
+				t.Fatalf("still active: %v", rec.Active())
+			}
+			for _, a := range addrs(t) {
+				if err := testdaemon.Ping(a, 2*time.Second); err != nil {
+					t.Fatalf("%s after recover: %v", a, err)
+				}
+			}
+		})
+	}
+}
+
+// The watchdog restarts a daemon that crashed by itself, and not one the
+// nemesis (or anyone, through Kill) killed.
+func TestWatchdog(t *testing.T) {
+	tt := newTest(t)
+	var mu sync.Mutex
+	restarts := map[string]int{}
+	w, err := watchdog.New(testdaemon.EchoDB{}, watchdog.Options{Running: testdaemon.Running, Interval: 200 * time.Millisecond,
+		OnRestart: func(node string, err error) { mu.Lock(); restarts[node]++; mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := db.CapabilitiesOf(w).String(); got != "Kill, Pause, LogFiles" {
+		t.Fatalf("capabilities %s", got)
+	}
+	if _, err := watchdog.New(db.Noop, watchdog.Options{Running: testdaemon.Running}); err == nil {
+		t.Fatal("a watchdog over a DB without Kill")
+	}
+	ctx := context.Background()
+	if err := db.Cycle(ctx, tt, w); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, n := range tt.Nodes {
+			w.Teardown(ctx, tt, n)
+		}
+	}()
+	a := addrs(t)
+	// A crash: kill -9 behind the DB's back.
+	if _, err := tt.Session("n1").Su().Exec(ctx, control.Raw("kill -9 $(cat "+testdaemon.Pidfile+")")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for testdaemon.Ping(a[0], 200*time.Millisecond) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the watchdog did not restart a crashed daemon")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A deliberate kill stays killed.
+	if err := w.(db.Kill).Kill(ctx, tt, "n2"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if testdaemon.Ping(a[1], 300*time.Millisecond) == nil {
+		t.Fatal("the watchdog restarted a daemon that was killed on purpose")
+	}
+	mu.Lock()
+	if restarts["n1"] != 1 || restarts["n2"] != 0 {
+		t.Fatalf("restarts %v", restarts)
+	}
+	mu.Unlock()
+	if err := w.(db.Kill).Start(ctx, tt, "n2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := testdaemon.Ping(a[1], 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}

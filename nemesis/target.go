@@ -1,0 +1,160 @@
+// Package nemesis injects DB faults, Jepsen's nemesis.combined db
+// nemesis: kill and start, pause and resume, on nodes chosen by a target
+// spec, on a schedule, with recovery that always runs and a record on disk
+// that survives the control process.
+package nemesis
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/db"
+)
+
+// Target chooses nodes for a fault, as Jepsen's db-nodes specs.
+type Target struct {
+	// Kind is one of the Target constants, or "list" for Nodes.
+	Kind  string
+	Nodes []string
+}
+
+// Target kinds.
+const (
+	// Random: a random non-empty subset (Jepsen's nil spec).
+	Random = "random"
+	// One: one random node.
+	One = "one"
+	// Minority: MajorityOf(n)-1 random nodes. For an even n that is n/2,
+	// half the cluster and not a strict minority, as in Jepsen; for n=1 it
+	// is no node.
+	Minority = "minority"
+	// Majority: MajorityOf(n) = floor(n/2)+1 random nodes.
+	Majority = "majority"
+	// MinorityThird: floor((n-1)/3) random nodes, the most a BFT system
+	// tolerates.
+	MinorityThird = "minority-third"
+	// Primaries: a random non-empty subset of the DB's current primaries
+	// (needs db.Primary); none when it reports none.
+	Primaries = "primaries"
+	// All nodes.
+	All = "all"
+	// List: exactly Nodes.
+	List = "list"
+)
+
+// MajorityOf is floor(n/2)+1, as Jepsen's util/majority.
+func MajorityOf(n int) int { return n/2 + 1 }
+
+// ParseTarget reads a spec: a kind name, or a comma-separated node list.
+func ParseTarget(s string) (Target, error) {
+	switch s {
+	case Random, One, Minority, Majority, MinorityThird, Primaries, All:
+		return Target{Kind: s}, nil
+	}
+	nodes, err := control.ParseNodeList(s)
+	if err != nil {
+		return Target{}, fmt.Errorf("target %q: want one of random, one, minority, majority, minority-third, primaries, all, or a node list: %w", s, err)
+	}
+	return Target{Kind: List, Nodes: nodes}, nil
+}
+
+func (tg Target) String() string {
+	if tg.Kind == List {
+		return strings.Join(tg.Nodes, ",")
+	}
+	return tg.Kind
+}
+
+// DefaultTargets are Jepsen's node-specs: every kind, with primaries only
+// for a DB with Primary.
+func DefaultTargets(d db.DB) []Target {
+	out := []Target{{Kind: Random}, {Kind: One}, {Kind: MinorityThird}, {Kind: Minority}, {Kind: Majority}, {Kind: All}}
+	if db.CapabilitiesOf(d).Primary != nil {
+		out = append(out, Target{Kind: Primaries})
+	}
+	return out
+}
+
+// Pick resolves the target to nodes of t, using rng for the random parts.
+// The result keeps the test's node order.
+func (tg Target) Pick(ctx context.Context, t *jepsen.Test, d db.DB, rng *rand.Rand) ([]string, error) {
+	nodes := t.Nodes
+	n := len(nodes)
+	count := -1
+	switch tg.Kind {
+	case Random:
+		if n == 0 {
+			return nil, nil
+		}
+		count = 1 + rng.IntN(n)
+	case One:
+		count = min(1, n)
+	case Minority:
+		count = MajorityOf(n) - 1
+	case Majority:
+		count = MajorityOf(n)
+	case MinorityThird:
+		count = (n - 1) / 3
+		if count < 0 {
+			count = 0
+		}
+	case All:
+		return append([]string(nil), nodes...), nil
+	case List:
+		for _, x := range tg.Nodes {
+			if !t.Has(x) {
+				return nil, fmt.Errorf("target %s: %w: %s", tg, control.ErrUnknownNode, x)
+			}
+		}
+		return append([]string(nil), tg.Nodes...), nil
+	case Primaries:
+		p, ok := d.(db.Primary)
+		if !ok {
+			return nil, fmt.Errorf("target primaries: %w", db.Require(d, db.CapPrimary))
+		}
+		ps, err := p.Primaries(ctx, t)
+		if err != nil {
+			return nil, fmt.Errorf("target primaries: %w", err)
+		}
+		if len(ps) == 0 {
+			return nil, nil
+		}
+		return subset(ordered(t, ps), 1+rng.IntN(len(ps)), rng), nil
+	default:
+		return nil, fmt.Errorf("unknown target kind %q", tg.Kind)
+	}
+	return subset(nodes, count, rng), nil
+}
+
+// subset picks k of nodes at random, in their original order.
+func subset(nodes []string, k int, rng *rand.Rand) []string {
+	idx := rng.Perm(len(nodes))[:k]
+	pick := make(map[int]bool, k)
+	for _, i := range idx {
+		pick[i] = true
+	}
+	var out []string
+	for i, n := range nodes {
+		if pick[i] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func ordered(t *jepsen.Test, ps []string) []string {
+	var out []string
+	for _, n := range t.Nodes {
+		for _, p := range ps {
+			if p == n {
+				out = append(out, n)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,110 @@
+package nemesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/control/local"
+	"github.com/go-jepsen/jepsen/db"
+)
+
+type primDB struct{ ps []string }
+
+func (primDB) Setup(context.Context, *jepsen.Test, string) error    { return nil }
+func (primDB) Teardown(context.Context, *jepsen.Test, string) error { return nil }
+func (p primDB) Primaries(context.Context, *jepsen.Test) ([]string, error) {
+	return p.ps, nil
+}
+func (primDB) SetupPrimary(context.Context, *jepsen.Test, string) error { return nil }
+
+func TestTargetCounts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 1; n <= 7; n++ {
+		var nodes []string
+		for i := 1; i <= n; i++ {
+			nodes = append(nodes, fmt.Sprintf("n%d", i))
+		}
+		tt, _ := jepsen.New("t", nodes, local.Remote{}, control.Options{})
+		d := primDB{ps: nodes[:1]}
+		want := map[string]int{One: 1, Minority: n / 2, Majority: n/2 + 1, MinorityThird: (n - 1) / 3, All: n, Primaries: 1}
+		for kind, w := range want {
+			for range 20 {
+				got, err := Target{Kind: kind}.Pick(context.Background(), tt, d, rng)
+				if err != nil || len(got) != w {
+					t.Fatalf("n=%d %s: %v %v, want %d nodes", n, kind, got, err, w)
+				}
+				seen := map[string]bool{}
+				for _, g := range got {
+					if seen[g] || !tt.Has(g) {
+						t.Fatalf("n=%d %s: bad pick %v", n, kind, got)
+					}
+					seen[g] = true
+				}
+			}
+		}
+		sizes := map[int]bool{}
+		for range 200 {
+			got, _ := Target{Kind: Random}.Pick(context.Background(), tt, d, rng)
+			if len(got) < 1 || len(got) > n {
+				t.Fatalf("random picked %v", got)
+			}
+			sizes[len(got)] = true
+		}
+		if len(sizes) != n {
+			t.Fatalf("n=%d: random picked only sizes %v", n, sizes)
+		}
+	}
+	if MajorityOf(4) != 3 || MajorityOf(5) != 3 || MajorityOf(1) != 1 {
+		t.Fatal("majority")
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	for _, s := range []string{"one", "minority", "majority", "minority-third", "primaries", "all", "random"} {
+		tg, err := ParseTarget(s)
+		if err != nil || tg.Kind != s {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	tg, err := ParseTarget("n1,n3")
+	if err != nil || tg.Kind != List || fmt.Sprint(tg.Nodes) != "[n1 n3]" {
+		t.Fatalf("list: %+v %v", tg, err)
+	}
+	tt, _ := jepsen.New("t", []string{"n1", "n2"}, local.Remote{}, control.Options{})
+	if _, err := tg.Pick(context.Background(), tt, db.Noop, nil); !errors.Is(err, control.ErrUnknownNode) {
+		t.Fatalf("unknown node in list: %v", err)
+	}
+	if _, err := ParseTarget("n1;rm"); err == nil {
+		t.Fatal("bad list accepted")
+	}
+}
+
+func TestNewRefusesUnsupportedFaults(t *testing.T) {
+	if _, err := New(db.Noop, Options{Faults: []string{Kill}}); !errors.Is(err, db.ErrUnsupported) {
+		t.Fatalf("kill on noop: %v", err)
+	}
+	if _, err := New(db.Noop, Options{Faults: []string{Pause}}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("pause on noop: %v", err)
+	}
+	// A wrapper does not make a DB killable.
+	if _, err := New(db.MapTest(func(t *jepsen.Test) *jepsen.Test { return t }, db.Noop), Options{Faults: []string{Kill}}); !errors.Is(err, db.ErrUnsupported) {
+		t.Fatalf("kill on wrapped noop: %v", err)
+	}
+	if _, err := New(db.Noop, Options{Faults: []string{"explode"}}); err == nil {
+		t.Fatal("unknown fault accepted")
+	}
+	if _, err := New(db.Noop, Options{}); err == nil {
+		t.Fatal("no faults accepted")
+	}
+	if got := len(DefaultTargets(primDB{})); got != 7 {
+		t.Fatalf("primary DB targets: %d", got)
+	}
+	if got := len(DefaultTargets(db.Noop)); got != 6 {
+		t.Fatalf("plain DB targets: %d", got)
+	}
+}
