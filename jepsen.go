@@ -41,6 +41,10 @@ type Test struct {
 	Control control.Options
 	// Log receives progress lines; nil means discard.
 	Log *slog.Logger
+	// Addrs maps a node name to the address the control node reaches it
+	// at (a nodes file's addresses); nodes not in it are reached by name.
+	// Clients of the database use it through Addr.
+	Addrs map[string]string
 
 	pool *pool
 }
@@ -86,7 +90,26 @@ func FromNodesFile(name, path string, cfg ssh.Config, opts control.Options) (*Te
 	if err != nil {
 		return nil, err
 	}
-	return New(name, nf.Names(), r, opts)
+	t, err := New(name, nf.Names(), r, opts)
+	if err != nil {
+		return nil, err
+	}
+	t.Addrs = map[string]string{}
+	for _, n := range nf.Nodes {
+		if n.Address != "" {
+			t.Addrs[n.Name] = n.Address
+		}
+	}
+	return t, nil
+}
+
+// Addr is the host the control node dials to reach node's services: its
+// address from Addrs, or its name.
+func (t *Test) Addr(node string) string {
+	if a, ok := t.Addrs[node]; ok {
+		return a
+	}
+	return node
 }
 
 // Logger returns Log, or a logger that discards.
@@ -179,6 +202,7 @@ func (t *Test) Clone() *Test {
 	c := *t
 	c.Nodes = append([]string(nil), t.Nodes...)
 	c.Params = maps.Clone(t.Params)
+	c.Addrs = maps.Clone(t.Addrs)
 	if c.Params == nil {
 		c.Params = map[string]any{}
 	}

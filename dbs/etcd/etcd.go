@@ -1,0 +1,381 @@
+// Package etcd is a real database written against db.DB the way a Jepsen
+// user writes one (Jepsen's etcd tutorial is the model): it installs etcd
+// from an archive into /opt/etcd on every node, starts one member per node
+// with every node in the initial cluster, waits for a healthy cluster, and
+// implements Kill, Pause, Primary (the current leader) and LogFiles.
+//
+// By default the archive is made on the control node from the etcd and
+// etcdctl binaries of Debian's etcd-server and etcd-client packages and
+// uploaded; Options.Archive names a URL or file instead.
+package etcd
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/control/cu"
+	"github.com/go-jepsen/jepsen/db"
+)
+
+// Paths and ports on the nodes.
+const (
+	Dir        = "/opt/etcd"
+	Binary     = Dir + "/etcd"
+	DataDir    = Dir + "/data"
+	Logfile    = Dir + "/etcd.log"
+	Pidfile    = Dir + "/etcd.pid"
+	ClientPort = 2379
+	PeerPort   = 2380
+)
+
+// Options configure the etcd DB.
+type Options struct {
+	// Archive is where etcd comes from: an http(s):// or file:// URL (a
+	// tarball with etcd and etcdctl at its top, or under one directory),
+	// or a path on the control node. Empty means: pack the control node's
+	// /usr/bin/etcd and /usr/bin/etcdctl (Debian's etcd-server and
+	// etcd-client) and upload that.
+	Archive string
+	// SHA256 of the archive, checked when set.
+	SHA256 string
+	// HealthTimeout bounds the wait for a healthy cluster in Setup;
+	// default 30 s. When it passes, Setup fails with db.ErrSetupFailed
+	// so that db.Cycle tries again.
+	HealthTimeout time.Duration
+}
+
+// DB is the etcd database.
+type DB struct {
+	opts Options
+
+	mu    sync.Mutex
+	local string // the packed default archive, made once
+}
+
+// New returns an etcd DB.
+func New(opts Options) *DB {
+	if opts.HealthTimeout <= 0 {
+		opts.HealthTimeout = 30 * time.Second
+	}
+	return &DB{opts: opts}
+}
+
+var (
+	_ db.DB       = (*DB)(nil)
+	_ db.Kill     = (*DB)(nil)
+	_ db.Pause    = (*DB)(nil)
+	_ db.Primary  = (*DB)(nil)
+	_ db.LogFiles = (*DB)(nil)
+)
+
+func (d *DB) source() (cu.Source, error) {
+	a := d.opts.Archive
+	switch {
+	case strings.HasPrefix(a, "http://"), strings.HasPrefix(a, "https://"), strings.HasPrefix(a, "file://"):
+		return cu.Source{URL: a}, nil
+	case a != "":
+		if _, err := os.Stat(a); err != nil {
+			return cu.Source{}, fmt.Errorf("etcd archive: %w", err)
+		}
+		return cu.Source{Local: a}, nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.local != "" {
+		return cu.Source{Local: d.local}, nil
+	}
+	p, err := PackLocal(filepath.Join(os.TempDir(), "go-jepsen-etcd.tar.gz"))
+	if err != nil {
+		return cu.Source{}, err
+	}
+	d.local = p
+	return cu.Source{Local: p}, nil
+}
+
+// PackLocal writes a tarball of this machine's etcd and etcdctl (from
+// /usr/bin) to path, under a top directory "etcd", and returns path.
+func PackLocal(path string) (string, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	_ = tw.WriteHeader(&tar.Header{Name: "etcd/", Typeflag: tar.TypeDir, Mode: 0o755})
+	for _, name := range []string{"etcd", "etcdctl"} {
+		src := "/usr/bin/" + name
+		f, err := os.Open(src)
+		if err != nil {
+			return "", fmt.Errorf("etcd: %s not found; install Debian's etcd-server and etcd-client (apt-get install etcd-server etcd-client) or give an archive: %w", src, err)
+		}
+		fi, _ := f.Stat()
+		if err := tw.WriteHeader(&tar.Header{Name: "etcd/" + name, Typeflag: tar.TypeReg, Mode: 0o755, Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
+			f.Close()
+			return "", err
+		}
+		_, err = io.Copy(tw, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	if err := zw.Close(); err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+func peerURL(node string) string   { return "http://" + net.JoinHostPort(node, strconv.Itoa(PeerPort)) }
+func clientURL(node string) string { return "http://" + net.JoinHostPort(node, strconv.Itoa(ClientPort)) }
+
+func initialCluster(t *jepsen.Test) string {
+	parts := make([]string, len(t.Nodes))
+	for i, n := range t.Nodes {
+		parts[i] = n + "=" + peerURL(n)
+	}
+	return strings.Join(parts, ",")
+}
+
+// Setup installs etcd and starts this node's member, then waits until the
+// member reports a healthy cluster (which needs a quorum of members up).
+func (d *DB) Setup(ctx context.Context, t *jepsen.Test, node string) error {
+	src, err := d.source()
+	if err != nil {
+		return err
+	}
+	s := t.Session(node).Su()
+	if err := cu.InstallArchive(ctx, s, src, Dir, cu.ArchiveOpts{SHA256: d.opts.SHA256}); err != nil {
+		return err
+	}
+	if err := d.Start(ctx, t, node); err != nil {
+		return err
+	}
+	hctx, cancel := context.WithTimeout(ctx, d.opts.HealthTimeout)
+	defer cancel()
+	if err := awaitHealthy(hctx, t, node); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return db.SetupFailed("etcd on %s not healthy after %s: %v", node, d.opts.HealthTimeout, err)
+	}
+	return nil
+}
+
+// Start starts this node's member if it is not running. A member with
+// data rejoins from it; the initial-cluster flags are then ignored.
+func (d *DB) Start(ctx context.Context, t *jepsen.Test, node string) error {
+	s := t.Session(node).Su()
+	_, err := cu.StartDaemon(ctx, s, cu.DaemonOpts{Logfile: Logfile, Pidfile: Pidfile, Chdir: Dir}, Binary,
+		"--name", node,
+		"--data-dir", DataDir,
+		"--listen-peer-urls", "http://0.0.0.0:"+strconv.Itoa(PeerPort),
+		"--listen-client-urls", "http://0.0.0.0:"+strconv.Itoa(ClientPort),
+		"--advertise-client-urls", clientURL(node),
+		"--initial-advertise-peer-urls", peerURL(node),
+		"--initial-cluster", initialCluster(t),
+		"--initial-cluster-state", "new",
+		"--initial-cluster-token", "jepsen-"+t.Name,
+		"--logger", "zap", "--log-outputs", "stderr",
+	)
+	return err
+}
+
+// awaitHealthy asks the member's /health on the node itself until it says
+// true.
+func awaitHealthy(ctx context.Context, t *jepsen.Test, node string) error {
+	s := t.Session(node)
+	body := `while :; do
+  out=$(curl -s -m 2 http://127.0.0.1:2379/health 2>/dev/null) || out=
+  case "$out" in *'"health":"true"'*) exit 0;; esac
+  p=$(cat ` + Pidfile + ` 2>/dev/null) && kill -0 "$p" 2>/dev/null || { echo "etcd exited: $(tail -n 3 ` + Logfile + `)" >&2; exit 9; }
+  sleep 0.2
+done`
+	_, err := s.Exec(ctx, control.Raw(body))
+	return err
+}
+
+// Kill kills this node's member with SIGKILL (resuming it first if it was
+// paused).
+func (d *DB) Kill(ctx context.Context, t *jepsen.Test, node string) error {
+	return cu.StopDaemon(ctx, t.Session(node).Su(), Pidfile, cu.StopOpts{Signal: "KILL"})
+}
+
+// Pause stops the member with SIGSTOP.
+func (d *DB) Pause(ctx context.Context, t *jepsen.Test, node string) error {
+	return cu.Pause(ctx, t.Session(node).Su(), Pidfile)
+}
+
+// Resume continues a paused member; resuming a running or dead one is a
+// no-op.
+func (d *DB) Resume(ctx context.Context, t *jepsen.Test, node string) error {
+	return cu.Resume(ctx, t.Session(node).Su(), Pidfile)
+}
+
+// Teardown kills the member and removes etcd and its data.
+func (d *DB) Teardown(ctx context.Context, t *jepsen.Test, node string) error {
+	s := t.Session(node).Su()
+	if err := cu.StopDaemon(ctx, s, Pidfile, cu.StopOpts{Signal: "KILL"}); err != nil {
+		return err
+	}
+	_, err := s.Exec(ctx, "rm", "-rf", Dir)
+	return err
+}
+
+// LogFiles is the member's log.
+func (d *DB) LogFiles(context.Context, *jepsen.Test, string) ([]db.LogFile, error) {
+	return []db.LogFile{{Remote: Logfile, Local: "etcd.log"}}, nil
+}
+
+// SetupPrimary waits until the cluster has elected a leader: nothing else
+// needs doing on one node, and a test should not start before that.
+func (d *DB) SetupPrimary(ctx context.Context, t *jepsen.Test, node string) error {
+	hctx, cancel := context.WithTimeout(ctx, d.opts.HealthTimeout)
+	defer cancel()
+	for {
+		ps, err := d.Primaries(hctx, t)
+		if err == nil && len(ps) > 0 {
+			return nil
+		}
+		select {
+		case <-hctx.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return db.SetupFailed("no etcd leader after %s (last error: %v)", d.opts.HealthTimeout, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Primaries returns the nodes whose member is the leader, as each member
+// reports it (best effort: a partitioned old leader may still think it
+// leads). Nodes that do not answer are skipped.
+func (d *DB) Primaries(ctx context.Context, t *jepsen.Test) ([]string, error) {
+	c := NewClient(t, 2*time.Second)
+	sts, _ := control.OnNodes(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (*Status, error) {
+		return c.Status(ctx, node)
+	})
+	var out []string
+	answered := 0
+	for i, st := range sts {
+		if st == nil {
+			continue
+		}
+		answered++
+		if st.Header.MemberID != "" && st.Header.MemberID == st.Leader {
+			out = append(out, t.Nodes[i])
+		}
+	}
+	if answered == 0 {
+		return nil, fmt.Errorf("etcd: no member answered a status request")
+	}
+	return out, nil
+}
+
+// Status is a member's /v3/maintenance/status answer.
+type Status struct {
+	Header struct {
+		MemberID string `json:"member_id"`
+	} `json:"header"`
+	Leader    string `json:"leader"`
+	RaftTerm  string `json:"raftTerm"`
+	RaftIndex string `json:"raftIndex"`
+}
+
+// Client talks to etcd's JSON gateway (/v3/...) over plain net/http.
+type Client struct {
+	t    *jepsen.Test
+	http *http.Client
+}
+
+// NewClient returns a client whose every request is bounded by timeout.
+func NewClient(t *jepsen.Test, timeout time.Duration) *Client {
+	return &Client{t: t, http: &http.Client{Timeout: timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}}}
+}
+
+func (c *Client) post(ctx context.Context, node, path string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	url := "http://" + net.JoinHostPort(c.t.Addr(node), strconv.Itoa(ClientPort)) + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("etcd %s on %s: %s: %s", path, node, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return json.Unmarshal(body, out)
+}
+
+// Status asks node's member for its status.
+func (c *Client) Status(ctx context.Context, node string) (*Status, error) {
+	var st Status
+	if err := c.post(ctx, node, "/v3/maintenance/status", struct{}{}, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Put writes key=value through node.
+func (c *Client) Put(ctx context.Context, node, key, value string) error {
+	var out map[string]any
+	return c.post(ctx, node, "/v3/kv/put", map[string]string{"key": b64(key), "value": b64(value)}, &out)
+}
+
+// Get reads key through node (a linearizable read); ok is false when the
+// key does not exist.
+func (c *Client) Get(ctx context.Context, node, key string) (value string, ok bool, err error) {
+	var out struct {
+		KVs []struct {
+			Value string `json:"value"`
+		} `json:"kvs"`
+	}
+	if err := c.post(ctx, node, "/v3/kv/range", map[string]string{"key": b64(key)}, &out); err != nil {
+		return "", false, err
+	}
+	if len(out.KVs) == 0 {
+		return "", false, nil
+	}
+	v, err := unb64(out.KVs[0].Value)
+	return v, true, err
+}
+
+// Healthy reports whether node's member says the cluster is healthy.
+func (c *Client) Healthy(ctx context.Context, node string) bool {
+	url := "http://" + net.JoinHostPort(c.t.Addr(node), strconv.Itoa(ClientPort)) + "/health"
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return strings.Contains(string(b), `"health":"true"`)
+}
