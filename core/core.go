@@ -47,6 +47,10 @@ type Spec struct {
 	Body Body
 	// Nemesis, when set, runs beside the body.
 	Nemesis Nemesis
+	// Check, when set, runs after the nemesis recovered and before the DB
+	// is killed and torn down: the place to assert the DB is healthy
+	// again. It runs only when the DB was set up.
+	Check Body
 	// LeaveDBRunning skips the kill before log collection and the final
 	// teardown (Jepsen's --leave-db-running).
 	LeaveDBRunning bool
@@ -63,6 +67,7 @@ type Spec struct {
 
 // State is a run in progress, as the body and the nemesis see it.
 type State struct {
+	setUp   bool // the DB cycle succeeded
 	Test    *jepsen.Test
 	DB      db.DB
 	Store   *store.Run
@@ -170,6 +175,7 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 		return err
 	}
 	progress("DB is up on %d nodes", len(t.Nodes))
+	r.setUp = true
 	bodyCtx, stopNemesis := context.WithCancel(ctx)
 	defer stopNemesis()
 	nemDone := make(chan error, 1)
@@ -218,6 +224,15 @@ func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress fu
 		r.Event("recover", "", s, err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("recovering faults: %w", err))
+		}
+	}
+	if spec.Check != nil && r.setUp {
+		progress("checking the DB after recovery")
+		s := time.Now()
+		err := spec.Check(cctx, r)
+		r.Event("check", "", s, err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("final check: %w", err))
 		}
 	}
 	caps := db.CapabilitiesOf(spec.DB)

@@ -46,7 +46,7 @@ type Options struct {
 
 // DBNemesis kills and starts, pauses and resumes a DB's processes on a
 // schedule: a fault on some nodes, then start-all or resume-all, and so
-// on (Jepsen's flip-flop of db-generators, mixed). Final recovery (resume
+// on (Jepsen's flip-flop of db-generators; the enabled faults take turns). Final recovery (resume
 // all, then start all) is Recover, which core.Run calls on every path.
 // What is paused or killed is written to faults.json in the run directory
 // before the fault is applied, so RecoverFile can undo it after the
@@ -209,6 +209,10 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, run *store.Run, j *
 	}
 	path := filepath.Join(run.Dir, RecordFile)
 	active := ""
+	// Faults take turns, from a random first one, so that every enabled
+	// fault happens within a few intervals (Jepsen mixes them at random,
+	// which can leave one out of a short run); targets are random.
+	next := rng.IntN(len(n.opts.Faults))
 	for {
 		select {
 		case <-ctx.Done():
@@ -226,7 +230,8 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, run *store.Run, j *
 			n.resumeAll(ctx, t, path, j)
 			active = ""
 		default:
-			fault := n.opts.Faults[rng.IntN(len(n.opts.Faults))]
+			fault := n.opts.Faults[next%len(n.opts.Faults)]
+			next++
 			tg := n.opts.Targets[rng.IntN(len(n.opts.Targets))]
 			nodes, err := tg.Pick(ctx, t, n.d, rng)
 			if err != nil {

@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// nemesisLane is the timeline lane of the nemesis's own decisions.
+const nemesisLane = "\x00nemesis"
+
 // kindColors are the timeline's colours per event kind.
 var kindColors = map[string]string{
 	"cycle-try": "#dddddd", "teardown": "#9e9e9e", "setup": "#4caf50", "setup-primary": "#2e7d32",
@@ -18,7 +21,7 @@ var kindColors = map[string]string{
 }
 
 // WriteTimeline draws events as an SVG: one lane per node (and one for
-// cluster-wide events), time across, a box per event coloured by kind,
+// run-wide events, one for the nemesis's decisions), time across, a box per event coloured by kind,
 // outlined in red when it failed; hovering a box shows its details.
 func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) error {
 	if len(events) == 0 {
@@ -27,6 +30,13 @@ func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) er
 	}
 	t0, t1 := events[0].Start, events[0].End
 	lanes := map[string]bool{}
+	laneOf := func(e Event) string {
+		if e.Kind == "nemesis" && e.Node == "" {
+			return nemesisLane
+		}
+		return e.Node
+	}
+	hasNemesis := false
 	for _, e := range events {
 		if e.Start.Before(t0) {
 			t0 = e.Start
@@ -34,9 +44,14 @@ func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) er
 		if e.End.After(t1) {
 			t1 = e.End
 		}
-		lanes[e.Node] = true
+		lanes[laneOf(e)] = true
+		hasNemesis = hasNemesis || laneOf(e) == nemesisLane
 	}
+	delete(lanes, nemesisLane)
 	order := []string{""}
+	if hasNemesis {
+		order = append(order, nemesisLane)
+	}
 	for _, n := range nodes {
 		order = append(order, n)
 		delete(lanes, n)
@@ -54,7 +69,7 @@ func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) er
 	}
 	const left, width, laneH, top = 90.0, 1100.0, 28.0, 40.0
 	x := func(t time.Time) float64 { return left + width*float64(t.Sub(t0))/float64(span) }
-	height := top + laneH*float64(len(order)) + 60
+	height := top + laneH*float64(len(order)) + 80
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", left+width+20, height)
 	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", html.EscapeString(title))
@@ -63,14 +78,17 @@ func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) er
 		lane[n] = i
 		y := top + laneH*float64(i)
 		name := n
-		if name == "" {
-			name = "cluster"
+		switch name {
+		case "":
+			name = "run"
+		case nemesisLane:
+			name = "nemesis"
 		}
 		fmt.Fprintf(&b, `<rect x="0" y="%.1f" width="%.0f" height="%.0f" fill="%s"/>`+"\n", y, left+width+20, laneH, map[bool]string{true: "#fafafa", false: "#ffffff"}[i%2 == 0])
 		fmt.Fprintf(&b, `<text x="10" y="%.1f">%s</text>`+"\n", y+18, html.EscapeString(name))
 	}
 	for _, e := range events {
-		y := top + laneH*float64(lane[e.Node]) + 4
+		y := top + laneH*float64(lane[laneOf(e)]) + 4
 		x0, x1 := x(e.Start), x(e.End)
 		if x1-x0 < 2 {
 			x1 = x0 + 2
@@ -97,7 +115,7 @@ func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) er
 	for i := 0; i <= 10; i++ {
 		tx := left + width*float64(i)/10
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333"/><text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n",
-			tx, axisY, tx, axisY+5, tx, axisY+18, (span * time.Duration(i) / 10).Round(time.Millisecond))
+			tx, axisY, tx, axisY+5, tx, axisY+18, (span * time.Duration(i) / 10).Round(100*time.Millisecond))
 	}
 	// Legend.
 	kinds := map[string]bool{}
@@ -109,13 +127,16 @@ func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) er
 		ks = append(ks, k)
 	}
 	sort.Strings(ks)
-	lx := left
+	lx, ly := left, axisY+28
 	for _, k := range ks {
+		if lx+14+8*float64(len(k)) > left+width {
+			lx, ly = left, ly+16
+		}
 		c := kindColors[k]
 		if c == "" {
 			c = "#607d8b"
 		}
-		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.1f">%s</text>`+"\n", lx, axisY+28, c, lx+14, axisY+37, html.EscapeString(k))
+		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.1f">%s</text>`+"\n", lx, ly, c, lx+14, ly+9, html.EscapeString(k))
 		lx += 14 + 8*float64(len(k)) + 16
 	}
 	b.WriteString("</svg>\n")

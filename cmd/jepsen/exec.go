@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
-	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/sandbox"
 )
@@ -41,13 +41,19 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
-// cmdDemo is the main job for now: sandbox up, hostname on each node
-// over SSH, sandbox down. The sandbox always comes down, also on error
-// and on interrupt.
+// cmdDemo is the main job: a sandbox of N nodes, a `jepsen run` of etcd
+// with kill and pause faults, and the sandbox removed again; the results
+// stay in the store. The sandbox always comes down, also on error and on
+// interrupt.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	cfg := sandboxFlags(fs)
 	n := fs.Int("n", sandbox.DefaultNodes, "number of nodes")
+	ro := runFlags(fs)
+	do := dbFlags(fs)
+	keep := fs.Bool("keep-sandbox", false, "leave the sandbox up afterwards")
+	_ = fs.Set("time-limit", "30s")
+	_ = fs.Set("interval", "5s")
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
 		return err
 	}
@@ -55,31 +61,19 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		return err
 	}
 	defer func() {
+		if *keep {
+			return
+		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		fmt.Fprintln(stdout, "tearing the sandbox down...")
-		if derr := sandbox.Down(cctx, *cfg); derr != nil && err == nil {
-			err = derr
-		} else if derr == nil {
-			fmt.Fprintln(stdout, "sandbox down; nothing left behind")
+		if derr := sandbox.Down(cctx, *cfg); derr != nil {
+			err = errors.Join(err, derr)
+		} else {
+			fmt.Fprintln(stdout, "sandbox down; nothing left behind on the host but the store")
 		}
 	}()
 	p, _ := sandbox.NewPlan(*cfg)
-	t, err := jepsen.FromNodesFile("demo", p.NodesFile(), sshConfigZero(), control.Options{})
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	start := time.Now()
-	outs, err := control.OnNodes(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (string, error) {
-		return t.Session(node).Exec(ctx, "hostname")
-	})
-	for i, node := range t.Nodes {
-		fmt.Fprintf(stdout, "%s: hostname over SSH says %q\n", node, outs[i])
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "ran hostname on %d nodes over SSH in %s\n", len(t.Nodes), time.Since(start).Round(time.Millisecond))
-	return nil
+	cf := &connOpts{nodesFile: p.NodesFile(), strict: true}
+	return runTest(ctx, cf, do, ro, stdout)
 }

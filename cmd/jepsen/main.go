@@ -33,7 +33,10 @@ Usage:
   jepsen sandbox down          remove the sandbox, leaving nothing behind
   jepsen sandbox status        show the sandbox's nodes
   jepsen exec [flags] -- CMD   run a shell command on every node
-  jepsen demo                  sandbox up, hostname on each node, sandbox down
+  jepsen db ACTION [flags]     cycle|teardown|start|kill|pause|resume|primaries|logs
+  jepsen run [flags]           cycle the DB, run a client with faults, collect logs, tear down
+  jepsen recover [flags]       undo the faults a crashed run left in force
+  jepsen demo                  sandbox up, an etcd run with kill and pause faults, sandbox down
   jepsen pcap summary FILE     summarise a capture (--json for JSON)
 
 Run "jepsen COMMAND -h" for a command's flags.
@@ -72,6 +75,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "pcap":
 		return cmdPcap(ctx, args[1:], stdout, stderr)
+	case "db":
+		return cmdDB(ctx, args[1:], stdout, stderr)
+	case "run":
+		return cmdRun(ctx, args[1:], stdout, stderr)
+	case "recover":
+		return cmdRecover(ctx, args[1:], stdout, stderr)
 	}
 	return usagef("unknown command %q; run `jepsen help`", args[0])
 }
