@@ -140,8 +140,10 @@ func PackLocal(path string) (string, error) {
 	return path, os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
-func peerURL(node string) string   { return "http://" + net.JoinHostPort(node, strconv.Itoa(PeerPort)) }
-func clientURL(node string) string { return "http://" + net.JoinHostPort(node, strconv.Itoa(ClientPort)) }
+func peerURL(node string) string { return "http://" + net.JoinHostPort(node, strconv.Itoa(PeerPort)) }
+func clientURL(node string) string {
+	return "http://" + net.JoinHostPort(node, strconv.Itoa(ClientPort))
+}
 
 func initialCluster(t *jepsen.Test) string {
 	parts := make([]string, len(t.Nodes))
