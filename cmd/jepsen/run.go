@@ -260,7 +260,7 @@ func summarize(w io.Writer, res *core.Result, wl *workload, err error) {
 				kinds[e.Detail[:strings.IndexByte(e.Detail+" ", ' ')]]++
 			}
 		}
-		fmt.Fprintf(w, "faults: %d kills, %d pauses, each followed by recovery\n", kinds["kill"], kinds["pause"])
+		fmt.Fprintf(w, "faults: %s, %s, each followed by recovery\n", plural(kinds["kill"], "kill"), plural(kinds["pause"], "pause"))
 	}
 	if res.Manifest != nil {
 		for _, n := range res.Manifest.Nodes {
@@ -316,4 +316,11 @@ func cmdRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "recovered; faults still in force: %v\n", rec.Active())
 	return nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

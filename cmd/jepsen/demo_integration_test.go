@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+	jssh "github.com/go-jepsen/jepsen/control/ssh"
+	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/sandbox"
+	"github.com/go-jepsen/jepsen/store"
+)
+
+var demoSandbox = sandbox.Config{Name: "cli", Subnet: "10.66.108.0/24"}
+
+// nodesClean reports etcd leftovers on each node of the CLI sandbox.
+func nodesClean(t *testing.T) []string {
+	p, _ := sandbox.NewPlan(demoSandbox)
+	tt, err := jepsen.FromNodesFile("check", p.NodesFile(), jssh.Config{}, control.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tt.Close()
+	var left []string
+	for _, n := range tt.Nodes {
+		out, err := tt.Session(n).Exec(context.Background(), control.Raw("ls -d /opt/etcd 2>/dev/null; pgrep -x etcd || true; ps -eo stat= | grep -c '^T' || true"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out != "0" {
+			left = append(left, n+": "+strings.ReplaceAll(out, "\n", " "))
+		}
+	}
+	return left
+}
+
+// The main job, end to end: the demo on 5 sandbox nodes, an etcd run with
+// kill and pause faults for 20 s. Then the CLI under SIGINT.
+func TestDemoEndToEnd(t *testing.T) {
+	if why := sandboxtest.Skip(); why != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+	storeDir := t.TempDir()
+	t.Cleanup(func() { sandbox.Down(context.Background(), demoSandbox) })
+	code, out, errs := run("demo", "--name", demoSandbox.Name, "--subnet", demoSandbox.Subnet, "--time-limit", "20s", "--interval", "3s",
+		"--store", storeDir, "--keep-sandbox", "--seed", "3")
+	t.Log(out)
+	if code != 0 {
+		t.Fatalf("demo exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"result: ok", "timeline: ", "etcd is healthy on every node"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("demo output lacks %q", want)
+		}
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Join(storeDir, "etcd", "latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"jepsen.log", "journal.jsonl", "timeline.svg", "manifest.json", "client.json", "faults.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("store lacks %s", f)
+		}
+	}
+	for i := 1; i <= 5; i++ {
+		fi, err := os.Stat(filepath.Join(dir, "n"+string(rune('0'+i)), "etcd.log"))
+		if err != nil || fi.Size() == 0 {
+			t.Errorf("n%d's etcd.log: %v", i, err)
+		}
+	}
+	evs, err := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	var lastFault, lastRecovery time.Time
+	for _, e := range evs {
+		kinds[e.Kind]++
+		switch e.Kind {
+		case "kill", "pause":
+			if e.End.After(lastFault) && e.Kind == "pause" {
+				lastFault = e.End
+			}
+		case "resume":
+			lastRecovery = e.End
+		case "check":
+			if !e.OK {
+				t.Errorf("final health check failed: %s", e.Err)
+			}
+		}
+	}
+	// Kills during the run, then the kill before log collection (5).
+	if kinds["kill"] <= 5 || kinds["pause"] == 0 || kinds["start"] == 0 || kinds["resume"] == 0 || kinds["check"] != 1 {
+		t.Fatalf("journal kinds %v", kinds)
+	}
+	if lastRecovery.Before(lastFault) {
+		t.Fatal("the last pause was not followed by a resume")
+	}
+	var client struct{ OK, Failed int }
+	b, _ := os.ReadFile(filepath.Join(dir, "client.json"))
+	if err := json.Unmarshal(b, &client); err != nil || client.OK < 100 {
+		t.Fatalf("etcd hardly answered: %+v %v", client, err)
+	}
+	if left := nodesClean(t); len(left) > 0 {
+		t.Fatalf("nodes not clean after the demo: %v", left)
+	}
+
+	// SIGINT in the middle of a run, to the real binary: it cleans up and
+	// exits non-zero.
+	bin := filepath.Join(t.TempDir(), "jepsen")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v: %s", err, out)
+	}
+	p, _ := sandbox.NewPlan(demoSandbox)
+	cmd := exec.Command(bin, "run", "--nodes-file", p.NodesFile(), "--time-limit", "5m", "--interval", "2s", "--store", storeDir)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var lines []string
+	signalled := false
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if !signalled && strings.Contains(sc.Text(), "running the body") {
+			time.Sleep(3 * time.Second) // into the first fault
+			cmd.Process.Signal(syscall.SIGINT)
+			signalled = true
+		}
+	}
+	err = cmd.Wait()
+	all := strings.Join(lines, "\n")
+	if !signalled {
+		t.Fatalf("the run never reached its body:\n%s", all)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
+		t.Fatalf("interrupted run exited %v:\n%s", err, all)
+	}
+	for _, want := range []string{"interrupted", "collecting logs", "tearing down the DB", "result: FAILED"} {
+		if !strings.Contains(all, want) {
+			t.Fatalf("interrupted run output lacks %q:\n%s", want, all)
+		}
+	}
+	if left := nodesClean(t); len(left) > 0 {
+		t.Fatalf("nodes dirty after SIGINT: %v", left)
+	}
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+func run(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := runMain(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCLIHelpAndBadInput(t *testing.T) {
+	keyless := filepath.Join(t.TempDir(), "nokey")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string // in stderr (or stdout for help)
+	}{
+		{"help", []string{"help"}, 0, "jepsen sandbox up"},
+		{"no command", nil, 2, "no command given"},
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{"sandbox without sub", []string{"sandbox"}, 2, "want up, down or status"},
+		{"sandbox bad sub", []string{"sandbox", "sideways"}, 2, "unknown subcommand"},
+		{"sandbox bad flag", []string{"sandbox", "up", "-n", "x"}, 2, "invalid value"},
+		{"db without action", []string{"db"}, 2, "give an action"},
+		{"db bad action", []string{"db", "explode"}, 2, `unknown action "explode"`},
+		{"unknown db", []string{"db", "cycle", "--db", "mongo", "--nodes", "n1"}, 2, `--db "mongo": unknown database; choose etcd or noop`},
+		{"malformed nodes", []string{"db", "cycle", "--db", "noop", "--nodes", "n1,,n1"}, 2, `"n1" is listed twice`},
+		{"bad node name", []string{"db", "cycle", "--db", "noop", "--nodes", "n1;rm -rf /"}, 2, "a node name is a host name or address"},
+		{"missing key file", []string{"db", "cycle", "--db", "noop", "--nodes", "n1", "--ssh-private-key", keyless}, 2, "--ssh-private-key"},
+		{"nodes and nodes file", []string{"db", "cycle", "--db", "noop", "--nodes", "n1", "--nodes-file", "x"}, 2, "not both"},
+		{"missing nodes file", []string{"run", "--db", "noop", "--faults", "none", "--nodes-file", "/nonexistent/nodes"}, 2, "nodes file"},
+		{"kill on noop", []string{"run", "--db", "noop", "--nodes", "n1", "--faults", "kill"}, 2, "lacks Kill"},
+		{"unknown fault", []string{"run", "--db", "etcd", "--nodes", "n1", "--faults", "explode"}, 2, `unknown fault "explode"`},
+		{"bad target", []string{"db", "kill", "--db", "noop", "--nodes", "n1", "--target", "n1;x"}, 2, "--target"},
+		{"bad time limit", []string{"run", "--db", "noop", "--nodes", "n1", "--time-limit", "-1s"}, 2, "--time-limit"},
+		{"pcap usage", []string{"pcap"}, 2, "pcap summary"},
+		{"pcap missing file", []string{"pcap", "summary", "/nonexistent.pcap"}, 1, "no such file"},
+		{"recover without record", []string{"recover", "--run", t.TempDir()}, 2, "no fault record"},
+		{"exec without command", []string{"exec", "--nodes", "n1"}, 2, "give a shell command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := run(tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out, errs)
+			}
+			if !strings.Contains(out+errs, tt.want) {
+				t.Fatalf("output lacks %q\nstdout: %s\nstderr: %s", tt.want, out, errs)
+			}
+			if tt.code != 0 {
+				// The error itself is one line.
+				last := strings.TrimSpace(errs)
+				if i := strings.LastIndex(last, "\njepsen: "); i >= 0 {
+					last = last[i+1:]
+				}
+				if !strings.HasPrefix(last, "jepsen: ") || strings.Contains(last, "\n") {
+					t.Fatalf("error is not one line: %q", errs)
+				}
+			}
+		})
+	}
+}
+
+// An unreachable node fails with exit 1 and says what to check.
+func TestCLIUnreachableNode(t *testing.T) {
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	os.WriteFile(kh, nil, 0o644)
+	key := filepath.Join(t.TempDir(), "id")
+	// Any key will do: the node is never reached.
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, _ := ssh.MarshalPrivateKey(priv, "")
+	os.WriteFile(key, pem.EncodeToMemory(block), 0o600)
+	code, _, errs := run("db", "cycle", "--db", "noop", "--nodes", "no-such-node.invalid", "--ssh-private-key", key)
+	if code != 1 || !strings.Contains(errs, "cannot reach every node") || !strings.Contains(errs, "no-such-node.invalid") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
