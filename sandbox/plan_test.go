@@ -102,18 +102,13 @@ func TestInitScriptOrder(t *testing.T) {
 	p, _ := NewPlan(Config{})
 	s := initScript(p, p.Node(3))
 	order := []string{
-		"hostname n3",
+		"echo n3 > /proc/sys/kernel/hostname",
 		"mount --make-rprivate /",
 		"umount -R /run/netns",
 		"mount -t proc",
-		"ip addr replace 10.66.0.13/24 dev eth0",
-		"lowerdir=/etc,",
-		"lowerdir=/usr/local,",
-		"/var/log",
-		"/root",
+		"ip -batch",
 		"/dev/shm",
-		"\" /tmp",
-		"\" /run",
+		"mount -a -T",
 		"remount,bind,ro /",
 		"exec setpriv --bounding-set -sys_time,-sys_module -- /usr/sbin/sshd -D -e",
 	}
@@ -128,8 +123,22 @@ func TestInitScriptOrder(t *testing.T) {
 		}
 		last = i
 	}
-	if !strings.Contains(s, "ip link set eth0 address 02:6a:73:00:00:03") {
-		t.Fatalf("stable MAC missing:\n%s", s)
+	if b := ipBatch(p.Node(3)); !strings.Contains(b, "link set eth0 address 02:6a:73:00:00:03\n") || !strings.Contains(b, "addr replace 10.66.0.13/24 dev eth0\n") {
+		t.Fatalf("stable MAC or address missing:\n%s", b)
+	}
+	p2, _ := NewPlan(Config{StateDir: "/srvx/with space"})
+	fs := nodeFstab(p2, p2.Node(1))
+	order = []string{"lowerdir=/etc,upperdir=/srvx/with\\040space/nodes/n1/upper/etc,", "lowerdir=/usr/local,", " /var/log none bind", " /root none bind", " /tmp none bind", " /run none bind"}
+	last = -1
+	for _, o := range order {
+		i := strings.Index(fs, o)
+		if i < 0 || i < last {
+			t.Fatalf("fstab lacks %q or has it out of order:\n%s", o, fs)
+		}
+		last = i
+	}
+	if strings.Contains(fs, "with space") {
+		t.Fatalf("unescaped space in fstab:\n%s", fs)
 	}
 }
 

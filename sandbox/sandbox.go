@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,20 +148,35 @@ func Up(ctx context.Context, c Config, n int) (*Info, error) {
 	if err := createNodeLinks(ctx, p, toNet); err != nil {
 		return nil, err
 	}
-	for _, np := range toStart {
-		pid, start, err := startNode(p, np)
-		if err != nil {
-			return nil, err
+	// Start nodes concurrently: each start clones a mount namespace, which
+	// costs more the more mounts (nodes) the host has. A crash before the
+	// state is saved leaves namespaces that Down finds by name.
+	started := make([]nodeState, len(toStart))
+	startErrs := make([]error, len(toStart))
+	var swg sync.WaitGroup
+	for i, np := range toStart {
+		swg.Go(func() {
+			pid, start, err := startNode(p, np)
+			started[i], startErrs[i] = nodeState{Name: np.Name, Index: np.Index, PID: pid, StartTime: start}, err
+		})
+	}
+	swg.Wait()
+	for i, ns := range started {
+		if startErrs[i] != nil {
+			continue
 		}
-		ns := st.node(np.Name)
-		if ns == nil {
-			st.Nodes = append(st.Nodes, nodeState{Name: np.Name, Index: np.Index})
-			ns = &st.Nodes[len(st.Nodes)-1]
+		if cur := st.node(ns.Name); cur != nil {
+			*cur = ns
+		} else {
+			st.Nodes = append(st.Nodes, ns)
 		}
-		ns.PID, ns.StartTime = pid, start
-		if err := saveState(p.stateFile(), st); err != nil {
-			return nil, err
-		}
+	}
+	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Index < st.Nodes[j].Index })
+	if err := saveState(p.stateFile(), st); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(startErrs...); err != nil {
+		return nil, err
 	}
 	if err := writeClientFiles(p, n, hostKeys); err != nil {
 		return nil, err
@@ -285,7 +301,7 @@ func statusOf(ctx context.Context, p Plan, st *state, probe bool) []NodeStatus {
 			out[i].SSH = out[i].Running
 			continue
 		}
-		wg.Go(func() { out[i].SSH = sshBanner(ctx, np.Addr, 2*time.Second) == nil })
+		wg.Go(func() { out[i].SSH = sshBanner(ctx, np.Addr, 2*time.Second, 2*time.Second) == nil })
 	}
 	wg.Wait()
 	return out
@@ -314,6 +330,9 @@ func createSwitch(ctx context.Context, p Plan) error {
 	// IPv6 off on the host's side too (no router solicitations); the
 	// setting goes away with the interface.
 	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+p.HostIf+"/disable_ipv6", []byte("1"), 0o644)
+	// Nodes come up a moment after the host first asks for their MAC; with
+	// the default 1 s ARP retransmit time that moment costs a second.
+	_ = os.WriteFile("/proc/sys/net/ipv4/neigh/"+p.HostIf+"/retrans_time_ms", []byte("50"), 0o644)
 	for _, c := range [][]string{
 		{"ip", "addr", "add", p.HostAddr.String() + "/24", "dev", p.HostIf},
 		{"ip", "link", "set", p.HostIf, "up"},
@@ -387,6 +406,8 @@ func prepareNodeDir(p Plan, np NodePlan, n int, client ssh.PublicKey) (ssh.Publi
 		{filepath.Join(etc, "ssh", "jepsen_sshd_config"), sshdConfig(), 0o644},
 		{filepath.Join(etc, "hostname"), np.Name + "\n", 0o644},
 		{filepath.Join(dir, "init.sh"), initScript(p, np), 0o700},
+		{filepath.Join(dir, "ip.batch"), ipBatch(np), 0o600},
+		{filepath.Join(dir, "fstab"), nodeFstab(p, np), 0o600},
 	}
 	for _, f := range files {
 		if err := writeFileAtomic(f.path, []byte(f.data), f.mode); err != nil {
@@ -475,7 +496,9 @@ func awaitSSH(ctx context.Context, p Plan, np NodePlan, ns *nodeState) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	for {
-		err := sshBanner(ctx, np.Addr, time.Second)
+		// A short connect timeout: a SYN sent before the node's address
+		// is up is retransmitted only after a second.
+		err := sshBanner(ctx, np.Addr, 100*time.Millisecond, 2*time.Second)
 		if err == nil {
 			return nil
 		}
@@ -490,8 +513,8 @@ func awaitSSH(ctx context.Context, p Plan, np NodePlan, ns *nodeState) error {
 	}
 }
 
-func sshBanner(ctx context.Context, addr netip.Addr, timeout time.Duration) error {
-	d := net.Dialer{Timeout: timeout}
+func sshBanner(ctx context.Context, addr netip.Addr, connect, timeout time.Duration) error {
+	d := net.Dialer{Timeout: connect}
 	c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(addr, 22).String())
 	if err != nil {
 		return err
