@@ -249,3 +249,48 @@ func TestRunLeaveDBRunning(t *testing.T) {
 		sleepDB{}.Teardown(context.Background(), tt2, n)
 	}
 }
+
+// flakyDB fails setup on n2 the first time, with ErrSetupFailed.
+type flakyDB struct {
+	sleepDB
+	failed *bool
+}
+
+func (f flakyDB) Setup(ctx context.Context, t *jepsen.Test, node string) error {
+	if err := f.sleepDB.Setup(ctx, t, node); err != nil {
+		return err
+	}
+	if node == "n2" && !*f.failed {
+		*f.failed = true
+		_, _ = t.Session(node).Su().Exec(ctx, control.Raw("echo 'cluster did not form' >> "+slog))
+		return db.SetupFailed("n2: cluster did not form")
+	}
+	return nil
+}
+
+// The failed try's logs are kept under the run, one directory per try.
+func TestRunKeepsFailedTryLogs(t *testing.T) {
+	tt := newTest(t, "retry")
+	failed := false
+	res, err := core.Run(context.Background(), core.Spec{Test: tt, DB: flakyDB{failed: &failed}, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(res.Dir, "cycle-try-1", "n2", "sdb.log"))
+	if err != nil || !strings.Contains(string(b), "cluster did not form") {
+		t.Fatalf("try 1's log of n2: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, "cycle-try-2")); err == nil {
+		t.Fatal("a successful try's logs were kept as evidence")
+	}
+	evs, _ := store.ReadJournal(filepath.Join(res.Dir, "journal.jsonl"))
+	tries := 0
+	for _, e := range evs {
+		if e.Kind == "cycle-try" {
+			tries++
+		}
+	}
+	if tries != 2 {
+		t.Fatalf("journal shows %d cycle tries, want 2", tries)
+	}
+}

@@ -46,12 +46,12 @@ func child() {
 	}
 	run := &store.Run{Dir: os.Getenv("RUN_DIR")}
 	j, _ := store.OpenJournal(filepath.Join(run.Dir, "journal.jsonl"))
-	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []string{os.Getenv("NEMESIS_CHILD")}, Interval: 200 * time.Millisecond, Targets: []nemesis.Target{{Kind: nemesis.All}}})
+	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []string{os.Getenv("NEMESIS_CHILD")}, Interval: time.Second, Targets: []nemesis.Target{{Kind: nemesis.All}}})
 	if err != nil {
 		fmt.Println("child:", err)
 		os.Exit(1)
 	}
-	// Recovery would come 200 ms after the fault; the parent kills us
+	// Recovery would come 1 s after the fault; the parent kills us
 	// first.
 	n.Run(context.Background(), t, run, j)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,5 +86,36 @@ func TestCLIUnreachableNode(t *testing.T) {
 	code, _, errs := run("db", "cycle", "--db", "noop", "--nodes", "no-such-node.invalid", "--ssh-private-key", key)
 	if code != 1 || !strings.Contains(errs, "cannot reach every node") || !strings.Contains(errs, "no-such-node.invalid") {
 		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
+
+// Not root: the sandbox refuses with a message that says so.
+func TestCLISandboxRefusesNonRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		code, _, errs := run("sandbox", "up", "-n", "1", "--name", "nonroot")
+		if code != 1 || !strings.Contains(errs, "needs root") {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		return
+	}
+	// As root (CI), run the CLI as nobody.
+	dir, err := os.MkdirTemp("/tmp", "jepsen-cli-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "jepsen")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v: %s", err, out)
+	}
+	for _, args := range [][]string{{"sandbox", "up", "-n", "1", "--name", "nonroot"}, {"sandbox", "down", "--name", "nonroot"}} {
+		cmd := exec.Command("runuser", append([]string{"-u", "nobody", "--", bin}, args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "needs root") {
+			t.Fatalf("%v as nobody: %v: %s", args, err, out)
+		}
 	}
 }

@@ -95,6 +95,16 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 		return err
 	}
 	defer t.Close()
+	// Faults an earlier run of this test left in force (its control
+	// process died) are undone first.
+	if rec := filepath.Join(ro.storeDir, name, "latest", nemesis.RecordFile); fileExists(rec) {
+		if r, err := nemesis.ReadRecord(rec); err == nil && len(r.Active()) > 0 {
+			fmt.Fprintf(stdout, "an earlier run left faults in force on %v; recovering them first\n", r.Active())
+			if _, err := nemesis.RecoverFile(ctx, t, d, rec); err != nil {
+				return fmt.Errorf("recovering the earlier run's faults (see %s): %w", rec, err)
+			}
+		}
+	}
 	w := &workload{}
 	spec := core.Spec{Test: t, DB: d, Nemesis: nem, LeaveDBRunning: ro.leaveDBRunning, StoreDir: ro.storeDir, Progress: stdout}
 	if _, ok := db.Unwrap(d).(*etcd.DB); ok || do.name == "etcd" {
@@ -323,4 +333,9 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
