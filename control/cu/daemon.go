@@ -33,6 +33,15 @@ type DaemonOpts struct {
 	// (Jepsen's :background? false): for programs that daemonize
 	// themselves. Use with NoMakePidfile.
 	Foreground bool
+	// MatchExecutable, when set, also requires the recorded process to run
+	// this executable (/proc/PID/exe) to count as already running
+	// (Jepsen's :match-executable? with :exec), for daemons started
+	// through a wrapper that execs the real binary.
+	MatchExecutable string
+	// ProcessName, when set, also requires the recorded process's name
+	// (/proc/PID/comm, at most 15 characters) to match (Jepsen's
+	// :match-process-name? with :process-name).
+	ProcessName string
 }
 
 // StartResult says what StartDaemon did.
@@ -99,7 +108,11 @@ pid=$!`
 pid=`
 	}
 	body := `mkdir -p "$(dirname "$PIDF")" "$(dirname "$LOG")"
-if [ -r "$PIDF" ] && jp_alive "$(cat "$PIDF")" "$(cat "$PIDF.start" 2>/dev/null)"; then echo already-running; exit 0; fi
+jp_match() {
+  [ -z "$EXE" ] || [ "$(readlink "/proc/$1/exe")" = "$EXE" ] || return 1
+  [ -z "$PNAME" ] || [ "$(cat "/proc/$1/comm")" = "$(printf '%.15s' "$PNAME")" ]
+}
+if [ -r "$PIDF" ] && jp_alive "$(cat "$PIDF")" "$(cat "$PIDF.start" 2>/dev/null)" && jp_match "$(cat "$PIDF")"; then echo already-running; exit 0; fi
 rm -f "$PIDF" "$PIDF.start"
 echo "$(date +'%Y-%m-%d %H:%M:%S') Jepsen starting $DESC" >> "$LOG"
 cd "$DIR" || exit 5
@@ -116,7 +129,8 @@ echo started`
 	if opts.NoMakePidfile {
 		mk = ""
 	}
-	out, err := s.Exec(ctx, script(body, "PIDF", opts.Pidfile, "LOG", opts.Logfile, "DIR", opts.Chdir, "MAKE", mk, "DESC", env+argv))
+	out, err := s.Exec(ctx, script(body, "PIDF", opts.Pidfile, "LOG", opts.Logfile, "DIR", opts.Chdir, "MAKE", mk, "DESC", env+argv,
+		"EXE", opts.MatchExecutable, "PNAME", opts.ProcessName))
 	if err != nil {
 		if ce, ok := errors.AsType[*control.CommandError](err); ok && ce.Exit == 3 {
 			return 0, fmt.Errorf("node %s: %w: %s exited at once; log %s ends: %s", s.Node(), ErrDaemonDied, bin, opts.Logfile, logTail(ctx, s, opts.Logfile))

@@ -89,6 +89,11 @@ func TestDaemonLifecycle(t *testing.T) {
 	if res, err := cu.StartDaemon(ctx, s, opts, daemonBin); err != nil || res != cu.AlreadyRunning {
 		t.Fatalf("second start: %v %v", res, err)
 	}
+	matching := opts
+	matching.MatchExecutable, matching.ProcessName = daemonBin, "echod"
+	if res, err := cu.StartDaemon(ctx, s, matching, daemonBin); err != nil || res != cu.AlreadyRunning {
+		t.Fatalf("start matching executable and name: %v %v", res, err)
+	}
 	if out, _ := s.Exec(ctx, "cat", logfile); !strings.Contains(out, "Jepsen starting env ECHOD_ADDR=:7000") || !strings.Contains(out, "echod starting") {
 		t.Fatalf("log: %q", out)
 	}

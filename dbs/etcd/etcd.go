@@ -171,7 +171,9 @@ func (d *DB) Setup(ctx context.Context, t *jepsen.Test, node string) error {
 	defer cancel()
 	if err := awaitHealthy(hctx, t, node); err != nil {
 		if ctx.Err() != nil {
-			return err
+			// Cancelled from outside (another node failed, or the run
+			// was interrupted): say so, not "unhealthy".
+			return fmt.Errorf("etcd on %s: %w", node, context.Cause(ctx))
 		}
 		return db.SetupFailed("etcd on %s not healthy after %s: %v", node, d.opts.HealthTimeout, err)
 	}

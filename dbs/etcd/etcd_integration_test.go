@@ -2,6 +2,7 @@ package etcd_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -99,5 +100,32 @@ func TestEtcdLifecycle(t *testing.T) {
 	}
 	if v, ok, err := c.Get(ctx, leader, "k"); err != nil || !ok || v != "2" {
 		t.Fatalf("restarted member lost data: %q %v %v", v, ok, err)
+	}
+}
+
+// A cluster that does not become healthy in time fails setup with
+// ErrSetupFailed, which Cycle retries, three tries in all.
+func TestEtcdSetupFailedIsRetried(t *testing.T) {
+	info := env.Get(t)
+	tt, err := jepsen.FromNodesFile("etcd", info.NodesFile(), jssh.Config{}, control.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tt.Close()
+	ctx := context.Background()
+	d := etcd.New(etcd.Options{HealthTimeout: time.Millisecond})
+	tries := 0
+	err = db.CycleWith(ctx, tt, d, db.CycleOptions{Observe: func(e db.Event) {
+		if e.Phase == db.PhaseTry {
+			tries++
+		}
+	}})
+	defer func() {
+		for _, n := range tt.Nodes {
+			d.Teardown(ctx, tt, n)
+		}
+	}()
+	if !errors.Is(err, db.ErrSetupFailed) || tries != 3 {
+		t.Fatalf("tries %d, err %v", tries, err)
 	}
 }
