@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/go-jepsen/jepsen"
@@ -180,7 +181,9 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 	defer stopNemesis()
 	nemDone := make(chan error, 1)
 	if spec.Nemesis != nil {
-		go func() { nemDone <- spec.Nemesis.Run(bodyCtx, t, r.Store, r.Journal) }()
+		go func() {
+			nemDone <- safely("nemesis", func() error { return spec.Nemesis.Run(bodyCtx, t, r.Store, r.Journal) })
+		}()
 	} else {
 		nemDone <- nil
 	}
@@ -188,7 +191,7 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 	if spec.Body != nil {
 		progress("running the body")
 		s := time.Now()
-		bodyErr = spec.Body(bodyCtx, r)
+		bodyErr = safely("body", func() error { return spec.Body(bodyCtx, r) })
 		r.Event("body", "", s, bodyErr)
 	}
 	stopNemesis()
@@ -203,6 +206,17 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 		nemErr = fmt.Errorf("nemesis: %w", nemErr)
 	}
 	return errors.Join(bodyErr, nemErr)
+}
+
+// safely runs f, turning a panic into an error so that the cleanup still
+// runs: a crashing workload must not leave the nodes dirty.
+func safely(what string, f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s panicked: %v\n%s", what, p, debug.Stack())
+		}
+	}()
+	return f()
 }
 
 // cleanup recovers faults, kills (so files stop changing), collects logs,

@@ -294,3 +294,19 @@ func TestRunKeepsFailedTryLogs(t *testing.T) {
 		t.Fatalf("journal shows %d cycle tries, want 2", tries)
 	}
 }
+
+// A body that panics still gets the DB torn down and the logs collected.
+func TestRunBodyPanicCleansUp(t *testing.T) {
+	tt := newTest(t, "panic")
+	res, err := core.Run(context.Background(), core.Spec{Test: tt, DB: sleepDB{}, StoreDir: t.TempDir(),
+		Body: func(ctx context.Context, r *core.State) error { panic("workload bug") }})
+	if err == nil || !strings.Contains(err.Error(), "body panicked: workload bug") {
+		t.Fatalf("got %v", err)
+	}
+	if res.Manifest == nil || !res.Manifest.Node("n1").OK {
+		t.Fatalf("logs not collected: %+v", res.Manifest)
+	}
+	if l := leftovers(t); len(l) > 0 {
+		t.Fatalf("nodes not torn down after a panic: %v", l)
+	}
+}
