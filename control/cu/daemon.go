@@ -98,14 +98,20 @@ func StartDaemon(ctx context.Context, s *control.Session, opts DaemonOpts, bin s
 	if opts.User != "" {
 		runAs = "setpriv --reuid=" + control.Escape(opts.User) + " --regid=$(id -g " + control.Escape(opts.User) + ") --init-groups -- "
 	}
-	// $! is the daemon itself: in a non-interactive sh a background job is
-	// not a process group leader, so setsid(1) calls setsid(2) and execs
-	// without forking, and setpriv execs too.
-	launch := `setsid ` + runAs + env + argv + ` >> "$LOG" 2>&1 < /dev/null &
-pid=$!`
-	if opts.Foreground {
-		launch = `setsid ` + runAs + env + argv + ` >> "$LOG" 2>&1 < /dev/null || { echo "exited $?" >&2; exit 4; }
-pid=`
+	// The daemon records itself: the launcher sh writes its own start
+	// time and PID (start file first, pidfile last, by rename), then execs
+	// the daemon, so the PID and start time are the daemon's. In a
+	// non-interactive sh a background job is not a process group leader,
+	// so setsid(1) calls setsid(2) and execs without forking. Because the
+	// record is written by the new process and not by this script, a
+	// cancelled StartDaemon never leaves a daemon nobody knows about.
+	const launcher = `pf=$1; shift; s=$(cat /proc/$$/stat) && s=${s##*) } && echo "$s" | cut -d" " -f20 > "$pf.start" && echo $$ > "$pf.tmp" && mv -f "$pf.tmp" "$pf" && exec "$@"`
+	launch := `setsid sh -c '` + launcher + `' jepsen-launch "$PIDF" ` + runAs + env + argv + ` >> "$LOG" 2>&1 < /dev/null &`
+	switch {
+	case opts.Foreground:
+		launch = `setsid ` + runAs + env + argv + ` >> "$LOG" 2>&1 < /dev/null || { echo "exited $?" >&2; exit 4; }`
+	case opts.NoMakePidfile:
+		launch = `setsid ` + runAs + env + argv + ` >> "$LOG" 2>&1 < /dev/null &`
 	}
 	body := `mkdir -p "$(dirname "$PIDF")" "$(dirname "$LOG")"
 jp_match() {
@@ -117,16 +123,14 @@ rm -f "$PIDF" "$PIDF.start"
 echo "$(date +'%Y-%m-%d %H:%M:%S') Jepsen starting $DESC" >> "$LOG"
 cd "$DIR" || exit 5
 ` + launch + `
-if [ -n "$MAKE" ] && [ -n "$pid" ]; then echo "$pid" > "$PIDF"; else
-  i=0; while [ ! -s "$PIDF" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-  pid=$(cat "$PIDF" 2>/dev/null) || { echo "no pidfile $PIDF" >&2; exit 6; }
-fi
-jp_start "$pid" > "$PIDF.start" || { echo "died at once" >&2; exit 3; }
+i=0; while [ ! -s "$PIDF" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+pid=$(cat "$PIDF" 2>/dev/null) || { echo "no pidfile $PIDF" >&2; exit 3; }
+if [ -z "$MAKE" ]; then jp_start "$pid" > "$PIDF.start" || { echo "died at once" >&2; exit 3; }; fi
 sleep 0.05
 jp_alive "$pid" "$(cat "$PIDF.start")" || { echo "died at once" >&2; exit 3; }
 echo started`
 	mk := "1"
-	if opts.NoMakePidfile {
+	if opts.NoMakePidfile || opts.Foreground {
 		mk = ""
 	}
 	out, err := s.Exec(ctx, script(body, "PIDF", opts.Pidfile, "LOG", opts.Logfile, "DIR", opts.Chdir, "MAKE", mk, "DESC", env+argv,

@@ -410,3 +410,29 @@ func TestInstallArchive(t *testing.T) {
 		t.Fatalf("unreachable URL: %v", err)
 	}
 }
+
+// A StartDaemon whose context ends at any moment never leaves a daemon
+// that the pidfile does not name: the daemon records itself.
+func TestStartDaemonCancelledLeavesNoStranger(t *testing.T) {
+	tt := setup(t)
+	ctx := context.Background()
+	s := tt.Session("n2").Su()
+	const pf = "/var/run/cancel/echod.pid"
+	opts := cu.DaemonOpts{Logfile: "/var/log/cancel.log", Pidfile: pf, Env: []string{"ECHOD_ADDR=:7005"}}
+	for d := 10 * time.Millisecond; d <= 300*time.Millisecond; d += 15 * time.Millisecond {
+		cctx, cancel := context.WithTimeout(ctx, d)
+		cu.StartDaemon(cctx, s, opts, daemonBin)
+		cancel()
+		if err := cu.StopDaemon(ctx, s, pf, cu.StopOpts{Signal: "KILL"}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.Exec(ctx, control.Raw("sleep 0.1; pgrep -f '^"+daemonBin+"$' || true"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out != "" {
+			s.Exec(ctx, "kill", "-9", control.Raw(strings.ReplaceAll(out, "\n", " ")))
+			t.Fatalf("a start cancelled after %v left daemon(s) %s that the pidfile does not name", d, out)
+		}
+	}
+}
