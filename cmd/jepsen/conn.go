@@ -14,8 +14,7 @@ import (
 // connOpts are Jepsen's connection flags.
 type connOpts struct {
 	nodes, nodesFile, user, password, key, sudoPassword string
-	strict, noStrict                                    bool
-	concurrency                                         int
+	strict                                              bool
 }
 
 func sshConfigZero() ssh.Config { return ssh.Config{} }
@@ -29,7 +28,6 @@ func connFlags(fs *flag.FlagSet) *connOpts {
 	fs.StringVar(&c.key, "ssh-private-key", "", "SSH private key file")
 	fs.StringVar(&c.sudoPassword, "sudo-password", "", "password for sudo on the nodes")
 	fs.BoolVar(&c.strict, "strict-host-key-checking", true, "check host keys against known_hosts (false accepts any key: throwaway clusters only)")
-	fs.IntVar(&c.concurrency, "concurrency", 0, "how many nodes to work on at once (0: all)")
 	return c
 }
 

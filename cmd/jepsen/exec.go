@@ -16,6 +16,7 @@ import (
 func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
 	cf := connFlags(fs)
+	parallel := fs.Int("parallel", 0, "how many nodes to run on at once (0: all)")
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
 		return err
 	}
@@ -28,7 +29,7 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer t.Close()
 	line := strings.Join(fs.Args(), " ")
-	outs, err := control.OnNodes(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll, Limit: cf.concurrency}, func(ctx context.Context, node string) (string, error) {
+	outs, err := control.OnNodes(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll, Limit: *parallel}, func(ctx context.Context, node string) (string, error) {
 		return t.Session(node).Exec(ctx, control.Raw(line))
 	})
 	for i, n := range t.Nodes {

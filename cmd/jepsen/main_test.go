@@ -50,6 +50,7 @@ func TestCLIHelpAndBadInput(t *testing.T) {
 		{"pcap missing file", []string{"pcap", "summary", "/nonexistent.pcap"}, 1, "no such file"},
 		{"recover without record", []string{"recover", "--run", t.TempDir()}, 2, "no fault record"},
 		{"exec without command", []string{"exec", "--nodes", "n1"}, 2, "give a shell command"},
+		{"bad concurrency", []string{"run", "--db", "noop", "--faults", "none", "--nodes", "n1", "--concurrency", "0"}, 2, "--concurrency"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,6 +117,20 @@ func TestCLISandboxRefusesNonRoot(t *testing.T) {
 		ee, ok := err.(*exec.ExitError)
 		if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "needs root") {
 			t.Fatalf("%v as nobody: %v: %s", args, err, out)
+		}
+	}
+}
+
+func TestParseConcurrency(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		nodes int
+		want  int
+		ok    bool
+	}{{"1n", 5, 5, true}, {"2n", 3, 6, true}, {"7", 5, 7, true}, {"0", 5, 0, false}, {"n", 5, 0, false}, {"x", 5, 0, false}, {"-1n", 5, 0, false}} {
+		got, err := parseConcurrency(tc.in, tc.nodes)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("%q: %d %v", tc.in, got, err)
 		}
 	}
 }

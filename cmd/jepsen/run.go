@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ type runOpts struct {
 	name           string
 	seed           uint64
 	targets        string
+	concurrency    string
 }
 
 func runFlags(fs *flag.FlagSet) *runOpts {
@@ -42,7 +44,8 @@ func runFlags(fs *flag.FlagSet) *runOpts {
 	fs.StringVar(&o.storeDir, "store", store.DefaultBase, "store directory")
 	fs.StringVar(&o.name, "test-name", "", "test name (default: the DB's name)")
 	fs.Uint64Var(&o.seed, "seed", 0, "nemesis random seed (0: random)")
-	fs.StringVar(&o.targets, "targets", "", "comma-free list of target specs separated by '+', e.g. one+majority (default: all of Jepsen's)")
+	fs.StringVar(&o.targets, "targets", "", "fault target specs joined by '+', e.g. one+majority (default: all of Jepsen's)")
+	fs.StringVar(&o.concurrency, "concurrency", "1n", "client workers: a number, or Nn for N per node (Jepsen's notation)")
 	return o
 }
 
@@ -63,6 +66,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout io.Writer) error {
 	if ro.timeLimit <= 0 {
 		return usagef("--time-limit must be positive")
+	}
+	if _, err := parseConcurrency(ro.concurrency, 1); err != nil {
+		return err
 	}
 	d, err := do.build()
 	if err != nil {
@@ -105,7 +111,11 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 			}
 		}
 	}
-	w := &workload{}
+	workers, err := parseConcurrency(ro.concurrency, len(t.Nodes))
+	if err != nil {
+		return err
+	}
+	w := &workload{workers: workers}
 	spec := core.Spec{Test: t, DB: d, Nemesis: nem, LeaveDBRunning: ro.leaveDBRunning, StoreDir: ro.storeDir, Progress: stdout}
 	if _, ok := db.Unwrap(d).(*etcd.DB); ok || do.name == "etcd" {
 		spec.Body = func(ctx context.Context, r *core.State) error { return w.run(ctx, r, ro.timeLimit, stdout) }
@@ -126,11 +136,12 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 	return err
 }
 
-// workload is a small etcd client: one worker per node writes and reads
-// its own key in a loop, and every operation's outcome is counted per
-// second.
+// workload is a small etcd client: each worker writes and reads its own
+// key in a loop through one node (workers are spread over the nodes in
+// turn), and every operation's outcome is counted per second.
 type workload struct {
-	mu     sync.Mutex
+	workers int
+	mu      sync.Mutex
 	counts map[int64]*second
 	start  time.Time
 	ok     int
@@ -167,10 +178,11 @@ func (w *workload) run(ctx context.Context, r *core.State, limit time.Duration, 
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, node := range r.Test.Nodes {
+	for wk := range w.workers {
+		node := r.Test.Nodes[wk%len(r.Test.Nodes)]
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				key := "jepsen-" + node
+				key := fmt.Sprintf("jepsen-%d", wk)
 				err := c.Put(ctx, node, key, fmt.Sprint(i))
 				if ctx.Err() != nil {
 					return
@@ -338,4 +350,20 @@ func plural(n int, word string) string {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// parseConcurrency reads Jepsen's --concurrency: "5" or "2n" (2 per node).
+func parseConcurrency(s string, nodes int) (int, error) {
+	n, perNode := s, false
+	if strings.HasSuffix(s, "n") {
+		n, perNode = strings.TrimSuffix(s, "n"), true
+	}
+	v, err := strconv.Atoi(n)
+	if err != nil || v < 1 {
+		return 0, usagef("--concurrency %q: want a positive number, or Nn for N per node", s)
+	}
+	if perNode {
+		v *= nodes
+	}
+	return v, nil
 }
