@@ -142,10 +142,10 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 type workload struct {
 	workers int
 	mu      sync.Mutex
-	counts map[int64]*second
-	start  time.Time
-	ok     int
-	failed int
+	counts  map[int64]*second
+	start   time.Time
+	ok      int
+	failed  int
 }
 
 type second struct {
