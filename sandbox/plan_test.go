@@ -205,12 +205,12 @@ func TestStateRoundTrip(t *testing.T) {
 	if s, err := loadState(path); s != nil || err != nil {
 		t.Fatalf("missing state: %v %v", s, err)
 	}
-	in := &state{Name: "x", Subnet: "10.66.0.0/24", CreatedNetnsMount: true, Nodes: []nodeState{{Name: "n1", Index: 1, PID: 42, StartTime: 7}}}
+	in := &state{Name: "x", Subnet: "10.66.0.0/24", Nodes: []nodeState{{Name: "n1", Index: 1, PID: 42, StartTime: 7}}}
 	if err := saveState(path, in); err != nil {
 		t.Fatal(err)
 	}
 	out, err := loadState(path)
-	if err != nil || out.Name != "x" || !out.CreatedNetnsMount || out.node("n1").PID != 42 || out.node("n2") != nil {
+	if err != nil || out.Name != "x" || out.node("n1").PID != 42 || out.node("n2") != nil {
 		t.Fatalf("got %+v %v", out, err)
 	}
 	if (&nodeState{PID: 0}).alive() {

@@ -23,6 +23,11 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
+// netnsMarker says a sandbox created /run/netns (and its mount). It is
+// shared by every sandbox on the host, because the last one down, not the
+// first one up, must remove /run/netns.
+const netnsMarker = "/run/go-jepsen-netns-created"
+
 // NodeStatus is one node as Status and Up report it.
 type NodeStatus struct {
 	Name    string
@@ -88,8 +93,13 @@ func Up(ctx context.Context, c Config, n int) (*Info, error) {
 		if err := os.MkdirAll(filepath.Join(p.StateDir, "nodes"), 0o700); err != nil {
 			return nil, err
 		}
-		if len(st.Nodes) == 0 && !exists("/run/netns") {
-			st.CreatedNetnsMount = true
+		// `ip netns add` creates /run/netns as a mount point when it is
+		// missing; remember that a sandbox did, so that the last Down
+		// (of any sandbox) can remove it again.
+		if !exists("/run/netns") {
+			if err := os.WriteFile(netnsMarker, []byte("created by go-jepsen's sandbox\n"), 0o644); err != nil {
+				return nil, err
+			}
 		}
 		// Save before creating anything, so Down can undo a half-made Up.
 		if err := saveState(p.stateFile(), st); err != nil {
@@ -254,13 +264,16 @@ func Down(ctx context.Context, c Config) error {
 			return err
 		}
 	}
-	if st.CreatedNetnsMount && len(listNetns()) == 0 {
+	if exists(netnsMarker) && len(listNetns()) == 0 {
 		if _, err := run(ctx, "", "mountpoint", "-q", "/run/netns"); err == nil {
 			if _, err := run(ctx, "", "umount", "/run/netns"); err != nil {
 				return err
 			}
 		}
 		if err := os.Remove("/run/netns"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := os.Remove(netnsMarker); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}

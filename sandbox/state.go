@@ -12,13 +12,9 @@ import (
 // state is what the sandbox remembers between calls: enough to find and
 // end exactly the processes it started, and to undo every host change.
 type state struct {
-	Name   string `json:"name"`
-	Subnet string `json:"subnet"`
-	// CreatedNetnsMount records that /run/netns did not exist before the
-	// sandbox's first `ip netns add`, which creates it as a mount point;
-	// Down removes it again when no namespace is left in it.
-	CreatedNetnsMount bool        `json:"created_netns_mount"`
-	Nodes             []nodeState `json:"nodes"`
+	Name   string      `json:"name"`
+	Subnet string      `json:"subnet"`
+	Nodes  []nodeState `json:"nodes"`
 }
 
 type nodeState struct {
