@@ -250,14 +250,23 @@ func StopDaemon(ctx context.Context, s *control.Session, pidfile string, opts St
 		opts.Wait = 10 * time.Second
 	}
 	ticks := strconv.Itoa(int(opts.Wait / (50 * time.Millisecond)))
-	body := identity + `sig() { g=$(jp_pgrp "$pid") || return 0; if [ "$g" = "$pid" ]; then kill -s "$1" -- "-$pid" 2>/dev/null; else kill -s "$1" "$pid" 2>/dev/null; fi; return 0; }
+	// First, end any StartDaemon launcher for this pidfile that is still
+	// on its way (its caller was cancelled): left alone, it would record
+	// and exec a daemon after this stop. A launcher that already exec'd
+	// has recorded its daemon, which the stop below then finds.
+	body := `me=$(jp_pgrp $$)
+for p in $(pgrep -f -- "$LPAT"); do
+  g=$(jp_pgrp "$p") || continue
+  [ "$g" = "$me" ] || kill -s KILL "$p" 2>/dev/null
+done
+` + identity + `sig() { g=$(jp_pgrp "$pid") || return 0; if [ "$g" = "$pid" ]; then kill -s "$1" -- "-$pid" 2>/dev/null; else kill -s "$1" "$pid" 2>/dev/null; fi; return 0; }
 waitgone() { i=0; while running && [ $i -lt "$1" ]; do sleep 0.05; i=$((i+1)); done; ! running; }
 if running; then
   sig "$SIG"; sig CONT
   if ! waitgone "$TICKS"; then sig KILL; waitgone 100 || exit 8; fi
 fi
-rm -f "$PIDF" "$PIDF.start"`
-	_, err := s.Exec(ctx, script(body, "PIDF", pidfile, "SIG", opts.Signal, "TICKS", ticks))
+rm -f "$PIDF" "$PIDF.start" "$PIDF.tmp"`
+	_, err := s.Exec(ctx, script(body, "PIDF", pidfile, "SIG", opts.Signal, "TICKS", ticks, "LPAT", "jepsen-launch "+ereQuote(pidfile)+"( |$)"))
 	if ce, ok := errors.AsType[*control.CommandError](err); ok && ce.Exit == 8 {
 		return fmt.Errorf("node %s: stop daemon (pidfile %s): %w", s.Node(), pidfile, ErrStillRunning)
 	}
@@ -290,4 +299,16 @@ echo $n`
 	}
 	n, _ := strconv.Atoi(out)
 	return n, nil
+}
+
+// ereQuote escapes s for a POSIX extended regular expression (pgrep's).
+func ereQuote(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`\.[]()*+?{}|^$`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
