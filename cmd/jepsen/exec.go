@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/sandbox"
 )
 
@@ -47,6 +48,7 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // stay in the store. The sandbox always comes down, also on error and on
 // interrupt.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	var res *core.Result
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	cfg := sandboxFlags(fs)
 	n := fs.Int("n", sandbox.DefaultNodes, "number of nodes")
@@ -73,8 +75,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		} else {
 			fmt.Fprintln(stdout, "sandbox down; nothing left behind on the host but the store")
 		}
+		// The last word: where the results are.
+		if res != nil {
+			fmt.Fprintf(stdout, "\nstore:    %s\ntimeline: %s\n", res.Dir, res.Timeline)
+		}
 	}()
 	p, _ := sandbox.NewPlan(*cfg)
 	cf := &connOpts{nodesFile: p.NodesFile(), strict: true}
-	return runTest(ctx, cf, do, ro, stdout)
+	res, err = runTest(ctx, cf, do, ro, stdout)
+	return err
 }

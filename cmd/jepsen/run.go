@@ -60,19 +60,22 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return usagef("run: unexpected argument %q", fs.Arg(0))
 	}
-	return runTest(ctx, cf, do, ro, stdout)
+	_, err := runTest(ctx, cf, do, ro, stdout)
+	return err
 }
 
-func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout io.Writer) error {
+// runTest runs a test and prints its summary. The result is nil when the
+// run did not start.
+func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout io.Writer) (_ *core.Result, err error) {
 	if ro.timeLimit <= 0 {
-		return usagef("--time-limit must be positive")
+		return nil, usagef("--time-limit must be positive")
 	}
 	if _, err := parseConcurrency(ro.concurrency, 1); err != nil {
-		return err
+		return nil, err
 	}
 	d, err := do.build()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var nem core.Nemesis
 	if ro.faults != "" && ro.faults != "none" {
@@ -81,14 +84,14 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 			for _, s := range strings.Split(ro.targets, "+") {
 				tg, err := nemesis.ParseTarget(s)
 				if err != nil {
-					return usagef("--targets: %v", err)
+					return nil, usagef("--targets: %v", err)
 				}
 				opts.Targets = append(opts.Targets, tg)
 			}
 		}
 		n, err := nemesis.New(d, opts)
 		if err != nil {
-			return usagef("--faults: %v", err)
+			return nil, usagef("--faults: %v", err)
 		}
 		nem = n
 	}
@@ -98,7 +101,7 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 	}
 	t, err := cf.test(ctx, name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer t.Close()
 	// Faults an earlier run of this test left in force (its control
@@ -107,13 +110,13 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 		if r, err := nemesis.ReadRecord(rec); err == nil && len(r.Active()) > 0 {
 			fmt.Fprintf(stdout, "an earlier run left faults in force on %v; recovering them first\n", r.Active())
 			if _, err := nemesis.RecoverFile(ctx, t, d, rec); err != nil {
-				return fmt.Errorf("recovering the earlier run's faults (see %s): %w", rec, err)
+				return nil, fmt.Errorf("recovering the earlier run's faults (see %s): %w", rec, err)
 			}
 		}
 	}
 	workers, err := parseConcurrency(ro.concurrency, len(t.Nodes))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	w := &workload{workers: workers}
 	spec := core.Spec{Test: t, DB: d, Nemesis: nem, LeaveDBRunning: ro.leaveDBRunning, StoreDir: ro.storeDir, Progress: stdout}
@@ -133,7 +136,7 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 	fmt.Fprintf(stdout, "run %q: %s on %d nodes, faults %s every %s, for %s\n", name, do.name, len(t.Nodes), ro.faults, ro.interval, ro.timeLimit)
 	res, err := core.Run(ctx, spec)
 	summarize(stdout, res, w, err)
-	return err
+	return res, err
 }
 
 // workload is a small etcd client: each worker writes and reads its own
