@@ -94,17 +94,7 @@ func TestSSHDeadlineEndsRemoteCommand(t *testing.T) {
 	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
 	defer cancel2()
 	_, _ = s.Sudo("nobody").Exec(ctx2, control.Raw("sleep 1001 & sleep 1002"))
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		out, _ := s.Exec(context.Background(), control.Raw("ps -eo args | grep '^sleep 100' || true"))
-		if out == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("left running on n2: %s", out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	awaitGone(t, s, "^sleep 100")
 	// Cancellation (no deadline) ends the remote command too.
 	ctx3, cancel3 := context.WithCancel(context.Background())
 	time.AfterFunc(500*time.Millisecond, cancel3)
@@ -112,14 +102,21 @@ func TestSSHDeadlineEndsRemoteCommand(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancel: %v", err)
 	}
-	deadline = time.Now().Add(3 * time.Second)
+	awaitGone(t, s, "^sleep 1003")
+}
+
+// awaitGone waits up to 3 s until no process on the session's node has a
+// command line matching the grep pattern.
+func awaitGone(t *testing.T, s *control.Session, pattern string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
 	for {
-		out, _ := s.Exec(context.Background(), control.Raw("ps -eo args | grep '^sleep 1003' || true"))
+		out, _ := s.Exec(context.Background(), control.Raw("ps -eo args | grep "+control.Escape(pattern)+" || true"))
 		if out == "" {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("cancelled command left running: %s", out)
+			t.Fatalf("left running on %s: %s", s.Node(), out)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

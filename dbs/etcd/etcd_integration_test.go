@@ -19,13 +19,18 @@ var env = sandboxtest.New("etc", "10.66.107.0/24", 3)
 
 func TestMain(m *testing.M) { env.Main(m) }
 
-func TestEtcdLifecycle(t *testing.T) {
-	info := env.Get(t)
-	tt, err := jepsen.FromNodesFile("etcd", info.NodesFile(), jssh.Config{}, control.Options{})
+func newTest(t *testing.T) *jepsen.Test {
+	t.Helper()
+	tt, err := jepsen.FromNodesFile("etcd", env.Get(t).NodesFile(), jssh.Config{}, control.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tt.Close()
+	t.Cleanup(func() { tt.Close() })
+	return tt
+}
+
+func TestEtcdLifecycle(t *testing.T) {
+	tt := newTest(t)
 	ctx := context.Background()
 	d := etcd.New(etcd.Options{})
 	if got := db.CapabilitiesOf(d).String(); got != "Kill, Pause, Primary, LogFiles" {
@@ -106,16 +111,11 @@ func TestEtcdLifecycle(t *testing.T) {
 // A cluster that does not become healthy in time fails setup with
 // ErrSetupFailed, which Cycle retries, three tries in all.
 func TestEtcdSetupFailedIsRetried(t *testing.T) {
-	info := env.Get(t)
-	tt, err := jepsen.FromNodesFile("etcd", info.NodesFile(), jssh.Config{}, control.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tt.Close()
+	tt := newTest(t)
 	ctx := context.Background()
 	d := etcd.New(etcd.Options{HealthTimeout: time.Millisecond})
 	tries := 0
-	err = db.CycleWith(ctx, tt, d, db.CycleOptions{Observe: func(e db.Event) {
+	err := db.CycleWith(ctx, tt, d, db.CycleOptions{Observe: func(e db.Event) {
 		if e.Phase == db.PhaseTry {
 			tries++
 		}
