@@ -217,3 +217,25 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatal("PID 0 alive")
 	}
 }
+
+func FuzzParseProcStat(f *testing.F) {
+	f.Add("1234 (sshd: a) b) S 1 1234 1234 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100")
+	f.Add("1 (x) Z")
+	f.Fuzz(func(t *testing.T, s string) {
+		start, st, err := parseProcStat(s)
+		if err == nil && (st == 0 || st == ' ') {
+			t.Fatalf("%q parsed as %d with no state", s, start)
+		}
+	})
+}
+
+func FuzzParseRoutes(f *testing.F) {
+	f.Add([]byte("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\neth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, r := range parseRoutes(data) {
+			if !r.prefix.IsValid() {
+				t.Fatalf("invalid prefix from %q", data)
+			}
+		}
+	})
+}
