@@ -157,4 +157,70 @@ func TestDemoEndToEnd(t *testing.T) {
 	if left := nodesClean(t); len(left) > 0 {
 		t.Fatalf("nodes dirty after SIGINT: %v", left)
 	}
+
+	// SIGKILL the control process while a pause is in force on every
+	// node; `jepsen recover` then resumes them all.
+	kstore := t.TempDir()
+	cmd = exec.Command(bin, "run", "--nodes-file", p.NodesFile(), "--faults", "pause", "--targets", "all",
+		"--time-limit", "5m", "--interval", "4s", "--store", kstore)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		evs, _ := store.ReadJournal(filepath.Join(kstore, "etcd", "latest", "journal.jsonl"))
+		paused := 0
+		for _, e := range evs {
+			if e.Kind == "pause" && e.OK {
+				paused++
+			}
+		}
+		if paused == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pause on all nodes within 90 s: %v", evs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if got := stoppedMembers(t); got != 5 {
+		t.Fatalf("%d members stopped after the control process died, want 5", got)
+	}
+	code, out, errs = run("recover", "--nodes-file", p.NodesFile(), "--store", kstore)
+	if code != 0 || !strings.Contains(out, "faults still in force: []") {
+		t.Fatalf("recover exit %d: %s %s", code, out, errs)
+	}
+	if got := stoppedMembers(t); got != 0 {
+		t.Fatalf("%d members still stopped after jepsen recover", got)
+	}
+	if code, out, errs := run("db", "teardown", "--nodes-file", p.NodesFile()); code != 0 {
+		t.Fatalf("teardown: %s %s", out, errs)
+	}
+	if left := nodesClean(t); len(left) > 0 {
+		t.Fatalf("nodes dirty after recover and teardown: %v", left)
+	}
+}
+
+// stoppedMembers counts etcd members in state T (SIGSTOPped).
+func stoppedMembers(t *testing.T) int {
+	p, _ := sandbox.NewPlan(demoSandbox)
+	tt, err := jepsen.FromNodesFile("check", p.NodesFile(), jssh.Config{}, control.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tt.Close()
+	n := 0
+	for _, node := range tt.Nodes {
+		out, err := tt.Session(node).Exec(context.Background(), control.Raw("ps -o stat= -p $(cat /opt/etcd/etcd.pid) || true"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(out, "T") {
+			n++
+		}
+	}
+	return n
 }
