@@ -221,10 +221,16 @@ func TestAwaitFailsWhenDaemonDies(t *testing.T) {
 	if time.Since(start) > 3*time.Second {
 		t.Fatalf("took %v to notice", time.Since(start))
 	}
-	// A daemon that dies at once fails StartDaemon itself.
+	// A daemon that dies at once fails StartDaemon itself, or, when it
+	// outlives StartDaemon's first look (a loaded machine starts it
+	// slowly), the wait for its port right after.
 	opts.Env = []string{"ECHOD_ADDR=:7001", "ECHOD_CRASH_AFTER=0s"}
 	opts.Pidfile = "/var/run/crashy/instant.pid"
-	if _, err := cu.StartDaemon(ctx, s, opts, daemonBin); !errors.Is(err, cu.ErrDaemonDied) {
+	_, err = cu.StartDaemon(ctx, s, opts, daemonBin)
+	if err == nil {
+		err = cu.AwaitTCPPort(actx, s, 7001, cu.AwaitOpts{Pidfile: opts.Pidfile, Logfile: lf})
+	}
+	if !errors.Is(err, cu.ErrDaemonDied) {
 		t.Fatalf("instant crash: %v", err)
 	}
 	// Deadline without a daemon.
