@@ -85,23 +85,39 @@ func setupEcho(t *testing.T, tt *jepsen.Test) {
 	})
 }
 
-// watch pings addr every 50 ms until stop and returns the up/down
-// transitions it saw, as a string such as "UDU".
-func watch(addr string, stop <-chan struct{}) <-chan string {
-	out := make(chan string, 1)
+// watched is what watch saw: the up/down transitions, as a string such
+// as "UDU", and the longest time the daemon did not answer.
+type watched struct {
+	transitions string
+	longestDown time.Duration
+}
+
+// watch pings addr every 50 ms until stop.
+func watch(addr string, stop <-chan struct{}) <-chan watched {
+	out := make(chan watched, 1)
 	go func() {
+		var w watched
 		var b strings.Builder
 		last := byte(0)
+		var downSince time.Time
 		for {
 			select {
 			case <-stop:
-				out <- b.String()
+				w.transitions = b.String()
+				out <- w
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
 			c := byte('U')
+			now := time.Now()
 			if testdaemon.Ping(addr, 300*time.Millisecond) != nil {
 				c = 'D'
+				if downSince.IsZero() {
+					downSince = now
+				}
+				w.longestDown = max(w.longestDown, time.Since(downSince))
+			} else {
+				downSince = time.Time{}
 			}
 			if c != last {
 				b.WriteByte(c)
@@ -136,10 +152,11 @@ func TestScheduleStopsAndRestores(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 			close(stop)
-			// Down at some point, and up again at the end. (A slow ping on a
-			// loaded machine may add a spurious "D" but cannot hide these.)
-			if got := <-seen; !strings.Contains(got, "DU") || !strings.HasSuffix(got, "U") {
-				t.Fatalf("n1 went %q, want down, then up", got)
+			// Down for a while (the fault lasts one 700 ms interval; a slow
+			// ping on a loaded machine cannot fake that), and up at the end.
+			got := <-seen
+			if !strings.Contains(got.transitions, "DU") || !strings.HasSuffix(got.transitions, "U") || got.longestDown < 400*time.Millisecond {
+				t.Fatalf("n1 went %q (down for %v at most), want down for a while, then up", got.transitions, got.longestDown)
 			}
 			kinds := map[string]int{}
 			for _, e := range j.Events() {
