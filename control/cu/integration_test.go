@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -411,7 +410,13 @@ func TestInstallArchive(t *testing.T) {
 	if badHits.Load() != 2 {
 		t.Fatalf("a corrupt download should be fetched again exactly once: %d", badHits.Load())
 	}
-	err = cu.InstallArchive(ctx, s, cu.Source{URL: base[:len(base)-1] + strconv.Itoa(9) + "/none"}, "/opt/arch/none", cu.ArchiveOpts{Redownloads: -1})
+	// A port nothing listens on: taken, then released.
+	closed, err := net.Listen("tcp", info.Plan.HostAddr.String()+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	err = cu.InstallArchive(ctx, s, cu.Source{URL: "http://" + closed.Addr().String() + "/none.tgz"}, "/opt/arch/none", cu.ArchiveOpts{Redownloads: -1})
 	if err == nil || !strings.Contains(err.Error(), "download") {
 		t.Fatalf("unreachable URL: %v", err)
 	}
