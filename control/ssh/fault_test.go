@@ -109,8 +109,13 @@ func (s *faultServer) handle(nc net.Conn) {
 }
 
 func (s *faultServer) session(nc net.Conn, ch ssh.Channel, reqs <-chan *ssh.Request) {
-	defer s.open.Add(-1)
-	defer ch.Close()
+	// The slot is free before the client sees the channel close, as a
+	// server that counts sessions must do; the other order would race the
+	// client's next open.
+	defer func() {
+		s.open.Add(-1)
+		ch.Close()
+	}()
 	for req := range reqs {
 		if req.Type != "exec" {
 			req.Reply(false, nil)
