@@ -155,6 +155,7 @@ func (s *Session) runLine(ctx context.Context, line string, cmd Cmd) (Result, er
 		return Result{}, err
 	}
 	var outBuf, errBuf bytes.Buffer
+	var errTail tailBuffer
 	stdout, stderr := cmd.Stdout, cmd.Stderr
 	replayable := cmd.StdinReader == nil || cmd.Stdin != nil
 	if stdout == nil {
@@ -165,6 +166,9 @@ func (s *Session) runLine(ctx context.Context, line string, cmd Cmd) (Result, er
 	if stderr == nil {
 		stderr = &errBuf
 	} else {
+		// The caller streams stderr; keep its end too, so that a
+		// CommandError still says why the command failed.
+		stderr = io.MultiWriter(stderr, &errTail)
 		replayable = false
 	}
 	stdin := cmd.Stdin
@@ -192,8 +196,12 @@ func (s *Session) runLine(ctx context.Context, line string, cmd Cmd) (Result, er
 		if es.Status == 124 && ctx.Err() != nil {
 			return res, &TransportError{Node: s.Node(), Op: OpDeadline, Cmd: redact(line, pw), Started: true, Err: ctx.Err()}
 		}
+		errText := res.Stderr
+		if cmd.Stderr != nil {
+			errText = errTail.String()
+		}
 		ce := &CommandError{Node: s.Node(), Cmd: redact(line, pw), Dir: s.dir, Exit: es.Status, Signal: es.Signal,
-			Stdout: redact(res.Stdout, pw), Stderr: redact(res.Stderr, pw)}
+			Stdout: redact(res.Stdout, pw), Stderr: redact(errText, pw)}
 		if s.sudo != "" {
 			ce.User = s.sudo
 		}
@@ -303,3 +311,18 @@ func (c *Client) loginUser() string {
 	}
 	return "root"
 }
+
+// tailBuffer keeps the last tailMax bytes written to it.
+type tailBuffer struct{ b []byte }
+
+const tailMax = 16 << 10
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > tailMax {
+		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(t.b) }

@@ -160,3 +160,14 @@ func TestUnknownNodeSession(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A caller that streams stderr still gets it in the CommandError.
+func TestLocalCommandErrorKeepsStreamedStderr(t *testing.T) {
+	s := localSession(t)
+	var streamed strings.Builder
+	_, err := s.Run(context.Background(), control.Cmd{Args: []any{control.Raw("echo why it failed >&2; exit 2")}, Stderr: &streamed})
+	ce, ok := errors.AsType[*control.CommandError](err)
+	if !ok || strings.TrimSpace(ce.Stderr) != "why it failed" || strings.TrimSpace(streamed.String()) != "why it failed" {
+		t.Fatalf("got %#v, streamed %q", err, streamed.String())
+	}
+}

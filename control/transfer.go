@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -129,18 +128,13 @@ func (s *Session) Download(ctx context.Context, remote, local string, compress b
 		_, _ = io.Copy(io.Discard, pr)
 		done <- err
 	}()
-	var stderr strings.Builder
 	_, err := s.Run(ctx, Cmd{
 		Args:   []any{"tar", flags, "-f", "-", "-C", path.Dir(remote), "--", path.Base(remote)},
 		Stdout: pw,
-		Stderr: &stderr,
 	})
 	pw.CloseWithError(err)
 	xerr := <-done
 	if err != nil {
-		if ce, ok := errors.AsType[*CommandError](err); ok {
-			ce.Stderr = stderr.String()
-		}
 		return fmt.Errorf("download %s to %s: %w", remote, local, err)
 	}
 	if xerr != nil {

@@ -175,8 +175,7 @@ func collectNode(ctx context.Context, t *jepsen.Test, d db.DB, node, nodeDir, co
 		_, _ = io.Copy(io.Discard, pr)
 		done <- err
 	}()
-	var stderr strings.Builder
-	_, rerr := t.Session(node).Su().Run(ctx, control.Cmd{Args: []any{control.Raw(script.String())}, Stdout: pw, Stderr: &stderr})
+	_, rerr := t.Session(node).Su().Run(ctx, control.Cmd{Args: []any{control.Raw(script.String())}, Stdout: pw})
 	pw.CloseWithError(rerr)
 	xerr := <-done
 	err = errors.Join(rerr, xerr)
