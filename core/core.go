@@ -161,15 +161,20 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
-	progress("setting up the DB (teardown, setup%s)", map[bool]string{true: ", setup-primary", false: ""}[db.CapabilitiesOf(spec.DB).Primary != nil])
+	steps := "teardown, setup"
+	if db.CapabilitiesOf(spec.DB).Primary != nil {
+		steps += ", setup-primary"
+	}
+	progress("setting up the DB (%s)", steps)
+	keep := store.KeepLogs(t, spec.DB, func(try int) string { return r.Store.Path(fmt.Sprintf("cycle-try-%d", try)) },
+		store.CollectOpts{PerNode: spec.LogTimeout})
 	err = db.CycleWith(ctx, t, spec.DB, db.CycleOptions{
 		Observe: func(e db.Event) {
 			r.Journal.Record(store.Event{Kind: e.Phase, Node: e.Node, Try: e.Try, Start: e.Start, End: e.End}, e.Err)
 		},
 		OnFailedTry: func(ctx context.Context, try int, cause error) error {
 			progress("setup try %d failed; keeping its logs before retrying: %v", try, cause)
-			_, err := store.CollectLogs(ctx, t, spec.DB, r.Store.Path(fmt.Sprintf("cycle-try-%d", try)), store.CollectOpts{PerNode: spec.LogTimeout})
-			return err
+			return keep(ctx, try, cause)
 		},
 	})
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -43,7 +41,8 @@ type CycleOptions struct {
 	// OnFailedTry runs after a try failed with ErrSetupFailed and before
 	// the teardown that starts the next try, which would destroy the
 	// evidence: collect the DB's logs here. Its error is reported through
-	// Observe but does not stop the retry. KeepLogs gives one.
+	// Observe but does not stop the retry. store.KeepLogs gives one that
+	// fetches every node's logs in one stream per node.
 	OnFailedTry func(ctx context.Context, try int, cause error) error
 	// Observe, when set, receives every step as it ends. It must be safe
 	// for concurrent calls.
@@ -177,47 +176,4 @@ func cycleOnce(ctx context.Context, t *jepsen.Test, d DB, try, tries int, observ
 		}
 	}
 	return nil
-}
-
-// KeepLogs returns a CycleOptions.OnFailedTry that downloads d's log
-// files from every node into dir/try-N/<node>/<local name>, so a failed
-// setup's evidence survives the teardown of the next try. Missing files
-// are skipped; a node that fails does not stop the others; the error lists
-// every failure. It does nothing for a DB without LogFiles. A run keeps
-// these under its store directory (see package store); this is the
-// simple form for using Cycle alone.
-func KeepLogs(t *jepsen.Test, d DB, dir string) func(ctx context.Context, try int, cause error) error {
-	return func(ctx context.Context, try int, _ error) error {
-		if _, ok := d.(LogFiles); !ok {
-			return nil
-		}
-		_, err := control.OnNodes(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (struct{}, error) {
-			m, err := LogFilesMap(ctx, d, t, node)
-			if err != nil {
-				return struct{}{}, err
-			}
-			nodeDir := filepath.Join(dir, fmt.Sprintf("try-%d", try), node)
-			var errs []error
-			s := t.Session(node).Su()
-			for _, f := range SortedLogFiles(m) {
-				if _, err := s.Exec(ctx, "test", "-e", f.Remote); err != nil {
-					if _, ok := errors.AsType[*control.CommandError](err); ok {
-						continue // missing: nothing to keep
-					}
-					errs = append(errs, err)
-					continue
-				}
-				local := filepath.Join(nodeDir, filepath.FromSlash(f.Local))
-				if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				if err := s.Download(ctx, f.Remote, local, true); err != nil {
-					errs = append(errs, err)
-				}
-			}
-			return struct{}{}, errors.Join(errs...)
-		})
-		return err
-	}
 }

@@ -17,6 +17,7 @@ import (
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 var env = sandboxtest.New("dbt", "10.66.102.0/24", 3)
@@ -232,7 +233,7 @@ func TestCycleSucceedsOnThirdAndKeepsLogs(t *testing.T) {
 	tt := sandboxTest(t)
 	d := primaryDB{&markerDB{failNode: "n2", failTimes: 2}}
 	dir := t.TempDir()
-	err := db.CycleWith(context.Background(), tt, d, db.CycleOptions{OnFailedTry: db.KeepLogs(tt, d, dir)})
+	err := db.CycleWith(context.Background(), tt, d, db.CycleOptions{OnFailedTry: store.KeepLogs(tt, d, func(try int) string { return filepath.Join(dir, fmt.Sprintf("try-%d", try)) }, store.CollectOpts{})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,6 +103,24 @@ func tarCompressFlag(c string) (string, error) {
 	return "", fmt.Errorf("store: unknown compression %q", c)
 }
 
+// KeepLogs returns a db.CycleOptions.OnFailedTry that keeps a failed
+// setup try's evidence, which the next try's teardown would destroy: it
+// collects d's log files from every node (CollectLogs) into dirFor(try),
+// with its manifest. It does nothing for a DB without LogFiles.
+func KeepLogs(t *jepsen.Test, d db.DB, dirFor func(try int) string, opts CollectOpts) func(ctx context.Context, try int, cause error) error {
+	return func(ctx context.Context, try int, _ error) error {
+		if db.CapabilitiesOf(d).LogFiles == nil {
+			return nil
+		}
+		dir := dirFor(try)
+		m, err := CollectLogs(ctx, t, d, dir, opts)
+		if werr := m.Write(filepath.Join(dir, "manifest.json")); werr != nil {
+			err = errors.Join(err, werr)
+		}
+		return err
+	}
+}
+
 // CollectLogs fetches d's log files from every node into dir/<node>/ and
 // returns the manifest. Nodes work in parallel, each with its own
 // deadline; each node's files come in one compressed tar stream (one
