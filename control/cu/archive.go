@@ -121,7 +121,8 @@ if [ -n "$SUM" ]; then
   have=$(sha256sum "$F" | cut -d' ' -f1)
   [ "$have" = "$SUM" ] || { echo "sha256 $have" >&2; exit 10; }
 fi
-t=$(mktemp -d -p "$(dirname "$DEST")" .jepsen-extract.XXXXXX 2>/dev/null) || { mkdir -p "$(dirname "$DEST")"; t=$(mktemp -d -p "$(dirname "$DEST")" .jepsen-extract.XXXXXX); }
+mkdir -p "$(dirname "$DEST")"
+t=$(mktemp -d -p "$(dirname "$DEST")" .jepsen-extract.XXXXXX) || { echo "cannot make a directory beside $DEST" >&2; exit 13; }
 trap 'rm -rf "$t"' EXIT
 if [ "$(head -c 4 "$F" | od -An -tx1 | tr -d ' \n')" = "504b0304" ]; then
   unzip -q "$F" -d "$t" >&2 || exit 11

@@ -44,7 +44,11 @@ const TmpDirBase = "/tmp/jepsen"
 
 // shLib is prepended to helper scripts. jp_alive PID [START] succeeds when
 // PID runs (not a zombie) and, given START, started at that clock tick;
-// jp_start PID prints its start time; jp_pgrp PID its process group.
+// jp_start PID prints its start time; jp_pgrp PID its process group;
+// jp_signal PID SIG signals PID's process group when PID leads it (as
+// daemons started here do), else PID alone; jp_pkill SIG ERE signals every
+// process whose command line matches, except the script's own process
+// group, and prints how many it signalled.
 const shLib = `jp_stat() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; printf '%s\n' "${s##*) }"; }
 jp_alive() {
   st=$(jp_stat "$1") || return 1
@@ -54,6 +58,20 @@ jp_alive() {
 }
 jp_start() { st=$(jp_stat "$1") || return 1; set -- $st; printf '%s\n' "${20}"; }
 jp_pgrp() { st=$(jp_stat "$1") || return 1; set -- $st; printf '%s\n' "$3"; }
+jp_signal() {
+  g=$(jp_pgrp "$1") || return 0
+  if [ "$g" = "$1" ]; then kill -s "$2" -- "-$1" 2>/dev/null; else kill -s "$2" "$1" 2>/dev/null; fi
+  return 0
+}
+jp_pkill() {
+  me=$(jp_pgrp $$); n=0
+  for p in $(pgrep -f -- "$2"); do
+    g=$(jp_pgrp "$p") || continue
+    [ "$g" = "$me" ] && continue
+    kill -s "$1" "$p" 2>/dev/null && n=$((n+1))
+  done
+  echo $n
+}
 `
 
 // script renders a helper script: the library, then variable assignments

@@ -81,7 +81,7 @@ func StartDaemon(ctx context.Context, s *control.Session, opts DaemonOpts, bin s
 	}
 	argv, err := control.Command(append([]any{bin}, anys(args)...)...)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("node %s: start daemon: %w", s.Node(), err)
 	}
 	env := ""
 	for _, e := range opts.Env {
@@ -189,20 +189,20 @@ func DaemonRunning(ctx context.Context, s *control.Session, pidfile string) (boo
 // not running is ErrNotRunning; the stale PID's new owner, if any, is not
 // touched.
 func Signal(ctx context.Context, s *control.Session, pidfile, sig string) error {
-	if err := checkSig(sig); err != nil {
+	if err := checkSig(s, sig); err != nil {
 		return err
 	}
 	_, err := s.Exec(ctx, script(identity+`running || exit 7
-g=$(jp_pgrp "$pid"); if [ "$g" = "$pid" ]; then kill -s "$SIG" -- "-$pid"; else kill -s "$SIG" "$pid"; fi`, "PIDF", pidfile, "SIG", sig))
+jp_signal "$pid" "$SIG"`, "PIDF", pidfile, "SIG", sig))
 	if ce, ok := errors.AsType[*control.CommandError](err); ok && ce.Exit == 7 {
 		return fmt.Errorf("node %s: signal %s: %w (pidfile %s)", s.Node(), sig, ErrNotRunning, pidfile)
 	}
 	return err
 }
 
-func checkSig(sig string) error {
+func checkSig(s *control.Session, sig string) error {
 	if sig == "" || strings.TrimLeft(sig, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+") != "" {
-		return fmt.Errorf("%w: signal %q", control.ErrInvalidArg, sig)
+		return fmt.Errorf("node %s: %w: signal %q", s.Node(), control.ErrInvalidArg, sig)
 	}
 	return nil
 }
@@ -243,7 +243,7 @@ func StopDaemon(ctx context.Context, s *control.Session, pidfile string, opts St
 	if opts.Signal == "" {
 		opts.Signal = "TERM"
 	}
-	if err := checkSig(opts.Signal); err != nil {
+	if err := checkSig(s, opts.Signal); err != nil {
 		return err
 	}
 	if opts.Wait <= 0 {
@@ -254,16 +254,11 @@ func StopDaemon(ctx context.Context, s *control.Session, pidfile string, opts St
 	// on its way (its caller was cancelled): left alone, it would record
 	// and exec a daemon after this stop. A launcher that already exec'd
 	// has recorded its daemon, which the stop below then finds.
-	body := `me=$(jp_pgrp $$)
-for p in $(pgrep -f -- "$LPAT"); do
-  g=$(jp_pgrp "$p") || continue
-  [ "$g" = "$me" ] || kill -s KILL "$p" 2>/dev/null
-done
-` + identity + `sig() { g=$(jp_pgrp "$pid") || return 0; if [ "$g" = "$pid" ]; then kill -s "$1" -- "-$pid" 2>/dev/null; else kill -s "$1" "$pid" 2>/dev/null; fi; return 0; }
-waitgone() { i=0; while running && [ $i -lt "$1" ]; do sleep 0.05; i=$((i+1)); done; ! running; }
+	body := `jp_pkill KILL "$LPAT" >/dev/null
+` + identity + `waitgone() { i=0; while running && [ $i -lt "$1" ]; do sleep 0.05; i=$((i+1)); done; ! running; }
 if running; then
-  sig "$SIG"; sig CONT
-  if ! waitgone "$TICKS"; then sig KILL; waitgone 100 || exit 8; fi
+  jp_signal "$pid" "$SIG"; jp_signal "$pid" CONT
+  if ! waitgone "$TICKS"; then jp_signal "$pid" KILL; waitgone 100 || exit 8; fi
 fi
 rm -f "$PIDF" "$PIDF.start" "$PIDF.tmp"`
 	_, err := s.Exec(ctx, script(body, "PIDF", pidfile, "SIG", opts.Signal, "TICKS", ticks, "LPAT", "jepsen-launch "+ereQuote(pidfile)+"( |$)"))
@@ -282,18 +277,10 @@ func Grepkill(ctx context.Context, s *control.Session, pattern, sig string) (int
 	if sig == "" {
 		sig = "KILL"
 	}
-	if err := checkSig(sig); err != nil {
+	if err := checkSig(s, sig); err != nil {
 		return 0, err
 	}
-	body := `me=$(jp_pgrp $$)
-n=0
-for p in $(pgrep -f -- "$PAT"); do
-  g=$(jp_pgrp "$p") || continue
-  [ "$g" = "$me" ] && continue
-  kill -s "$SIG" "$p" 2>/dev/null && n=$((n+1))
-done
-echo $n`
-	out, err := s.Exec(ctx, script(body, "PAT", pattern, "SIG", sig))
+	out, err := s.Exec(ctx, script(`jp_pkill "$SIG" "$PAT"`, "PAT", pattern, "SIG", sig))
 	if err != nil {
 		return 0, err
 	}

@@ -42,7 +42,7 @@ func AwaitTCPPort(ctx context.Context, s *control.Session, port int, opts AwaitO
 	}
 	body := identity + `while :; do
   if command -v nc >/dev/null 2>&1; then nc -z -w 1 "$HOST" "$PORT" 2>/dev/null && exit 0
-  else (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null && exit 0; fi
+  else bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$PORT" 2>/dev/null && exit 0; fi
   if [ -n "$PIDF" ] && ! running; then exit 9; fi
   sleep "$IVL"
 done`
