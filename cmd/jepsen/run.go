@@ -178,6 +178,7 @@ func (w *workload) run(ctx context.Context, r *core.State, limit time.Duration, 
 	w.counts = map[int64]*second{}
 	w.start = time.Now()
 	c := etcd.NewClient(r.Test, time.Second)
+	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -248,6 +249,7 @@ func (w *workload) save(r *core.State) error {
 // healthy, after the nemesis recovered.
 func (w *workload) check(ctx context.Context, r *core.State, stdout io.Writer) error {
 	c := etcd.NewClient(r.Test, 2*time.Second)
+	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {

@@ -271,6 +271,7 @@ func (d *DB) SetupPrimary(ctx context.Context, t *jepsen.Test, node string) erro
 // leads). Nodes that do not answer are skipped.
 func (d *DB) Primaries(ctx context.Context, t *jepsen.Test) ([]string, error) {
 	c := NewClient(t, 2*time.Second)
+	defer c.Close()
 	sts, _ := control.OnNodes(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (*Status, error) {
 		return c.Status(ctx, node)
 	})
@@ -311,6 +312,11 @@ type Client struct {
 func NewClient(t *jepsen.Test, timeout time.Duration) *Client {
 	return &Client{t: t, http: &http.Client{Timeout: timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}}}
 }
+
+// Close closes the client's idle connections. SetupPrimary polls
+// Primaries every 200 ms, each with a new client: without this, every
+// poll would leave connections open to every node.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 func (c *Client) post(ctx context.Context, node, path string, in, out any) error {
 	b, err := json.Marshal(in)
