@@ -29,8 +29,9 @@ var ErrInvalidArg = errors.New("invalid command argument")
 
 // Escape quotes s so that sh reads it back as exactly s, one word. Plain
 // words (letters, digits and _@%+:,./-) stay as they are; anything else
-// is single-quoted, with ' written as '\”. s must not contain NUL, which
-// no shell argument can hold.
+// is single-quoted, and each single quote inside becomes a closing quote,
+// an escaped quote and an opening quote. s must not contain NUL, which no
+// shell argument can hold.
 func Escape(s string) string {
 	if s == "" {
 		return "''"

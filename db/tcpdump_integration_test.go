@@ -3,7 +3,6 @@ package db_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -195,5 +194,4 @@ func TestTcpdumpFilterExpr(t *testing.T) {
 	if got := db.CapabilitiesOf(d).String(); got != "LogFiles" {
 		t.Fatalf("tcpdump capabilities %s", got)
 	}
-	_ = fmt.Sprint()
 }

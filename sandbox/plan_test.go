@@ -78,15 +78,18 @@ func TestPlanAddresses(t *testing.T) {
 			t.Fatalf("node %d reuses a MAC or address", i)
 		}
 		seen[np.MAC], seen[np.Addr.String()] = true, true
-		if len(np.NetNS) > 15 && false {
-			t.Fatal("unreachable")
-		}
 		if len(np.SwitchIf) > 15 {
 			t.Fatalf("interface name %q too long", np.SwitchIf)
 		}
 	}
-	if len("abcdefghij-h") > 15 {
-		t.Fatal("host interface name of a 10-char sandbox exceeds IFNAMSIZ")
+	// Interface names are at most 15 bytes (IFNAMSIZ-1), also for the
+	// longest sandbox name allowed.
+	longest, err := NewPlan(Config{Name: "abcdefghij"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(longest.HostIf) > 15 || len(longest.Bridge) > 15 {
+		t.Fatalf("host interface %q or bridge %q too long", longest.HostIf, longest.Bridge)
 	}
 	for _, n := range []int{0, -1, MaxNodes + 1} {
 		if CheckCount(n) == nil {
