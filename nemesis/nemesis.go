@@ -322,40 +322,59 @@ func RecoverFile(ctx context.Context, t *jepsen.Test, d db.DB, path string) (*Re
 		return nil, err
 	}
 	caps := db.CapabilitiesOf(d)
-	var paused, killed []string
-	for _, node := range rec.Active() {
-		if rec.Faults[node].Paused {
-			paused = append(paused, node)
-		}
-		if rec.Faults[node].Killed {
-			killed = append(killed, node)
-		}
+	type nodeOp = func(context.Context, *jepsen.Test, string) error
+	var resume, start nodeOp
+	if caps.Pause != nil {
+		resume = caps.Pause.Resume
+	}
+	if caps.Kill != nil {
+		start = caps.Kill.Start
+	}
+	// Resume before start, as the final generators do. A node whose undo
+	// failed stays recorded, so recovering again retries just those.
+	steps := []struct {
+		fault string
+		flag  func(*NodeFault) *bool
+		need  db.Capability
+		undo  nodeOp
+	}{
+		{"paused", func(f *NodeFault) *bool { return &f.Paused }, db.CapPause, resume},
+		{"killed", func(f *NodeFault) *bool { return &f.Killed }, db.CapKill, start},
 	}
 	var errs []error
-	if len(paused) > 0 {
-		if caps.Pause == nil {
-			errs = append(errs, fmt.Errorf("nodes %v are paused but %w", paused, db.Require(d, db.CapPause)))
-		} else if _, err := control.OnNodes(ctx, paused, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (struct{}, error) {
-			return struct{}{}, caps.Pause.Resume(ctx, t, node)
-		}); err != nil {
-			errs = append(errs, err)
-		} else {
-			for _, node := range paused {
-				rec.Faults[node].Paused = false
+	for _, st := range steps {
+		var nodes []string
+		for _, node := range rec.Active() {
+			if *st.flag(rec.Faults[node]) {
+				nodes = append(nodes, node)
 			}
 		}
-	}
-	if len(killed) > 0 {
-		if caps.Kill == nil {
-			errs = append(errs, fmt.Errorf("nodes %v are killed but %w", killed, db.Require(d, db.CapKill)))
-		} else if _, err := control.OnNodes(ctx, killed, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (struct{}, error) {
-			return struct{}{}, caps.Kill.Start(ctx, t, node)
-		}); err != nil {
-			errs = append(errs, err)
-		} else {
-			for _, node := range killed {
-				rec.Faults[node].Killed = false
+		if len(nodes) == 0 {
+			continue
+		}
+		if st.undo == nil {
+			errs = append(errs, fmt.Errorf("nodes %v are %s but %w", nodes, st.fault, db.Require(d, st.need)))
+			continue
+		}
+		_, err := control.OnNodes(ctx, nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (struct{}, error) {
+			return struct{}{}, st.undo(ctx, t, node)
+		})
+		failed := map[string]bool{}
+		if ne, ok := errors.AsType[*control.NodesError](err); ok {
+			for _, n := range ne.Nodes() {
+				failed[n] = true
 			}
+		} else if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, node := range nodes {
+			if !failed[node] {
+				*st.flag(rec.Faults[node]) = false
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	rec.Updated = time.Now()
