@@ -73,8 +73,6 @@ type worker struct {
 	enabled bool
 	cancel  context.CancelFunc
 	done    chan struct{}
-	// Restarts counts the restarts this worker made.
-	restarts int
 }
 
 func (w *wrapper) Unwrap() db.DB { return w.inner }
@@ -132,7 +130,6 @@ func (w *wrapper) step(ctx context.Context, wk *worker, t *jepsen.Test, node str
 	sctx, cancel := context.WithTimeout(ctx, 10*w.opts.CheckTimeout+10*time.Second)
 	err = w.kill.Start(sctx, t, node)
 	cancel()
-	wk.restarts++
 	t.Logger().Info("watchdog restarted the DB", "node", node, "err", err)
 	if w.opts.OnRestart != nil {
 		w.opts.OnRestart(node, err)
