@@ -213,6 +213,18 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 	return errors.Join(bodyErr, nemErr)
 }
 
+// onAll runs op on every node, waiting for all, and journals each node's
+// outcome as an event of kind.
+func (r *State) onAll(ctx context.Context, kind string, op func(context.Context, *jepsen.Test, string) error) error {
+	_, err := control.OnNodes(ctx, r.Test.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (struct{}, error) {
+		s := time.Now()
+		err := op(ctx, r.Test, node)
+		r.Event(kind, node, s, err)
+		return struct{}{}, err
+	})
+	return err
+}
+
 // safely runs f, turning a panic into an error so that the cleanup still
 // runs: a crashing workload must not leave the nodes dirty.
 func safely(what string, f func() error) (err error) {
@@ -257,13 +269,7 @@ func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress fu
 	caps := db.CapabilitiesOf(spec.DB)
 	if caps.Kill != nil && !spec.LeaveDBRunning {
 		progress("killing the DB before collecting logs")
-		_, err := control.OnNodes(cctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (struct{}, error) {
-			s := time.Now()
-			err := caps.Kill.Kill(ctx, t, node)
-			r.Event("kill", node, s, err)
-			return struct{}{}, err
-		})
-		if err != nil {
+		if err := r.onAll(cctx, "kill", caps.Kill.Kill); err != nil {
 			errs = append(errs, fmt.Errorf("killing before log collection: %w", err))
 		}
 	}
@@ -285,13 +291,7 @@ func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress fu
 	}
 	if !spec.LeaveDBRunning {
 		progress("tearing down the DB")
-		_, err := control.OnNodes(cctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (struct{}, error) {
-			s := time.Now()
-			err := spec.DB.Teardown(ctx, t, node)
-			r.Event("teardown", node, s, err)
-			return struct{}{}, err
-		})
-		if err != nil {
+		if err := r.onAll(cctx, "teardown", spec.DB.Teardown); err != nil {
 			errs = append(errs, fmt.Errorf("final teardown: %w", err))
 		}
 	} else {
