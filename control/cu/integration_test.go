@@ -206,7 +206,9 @@ func TestAwaitFailsWhenDaemonDies(t *testing.T) {
 	ctx := context.Background()
 	s := tt.Session("n2").Su()
 	const pf, lf = "/var/run/crashy/crashy.pid", "/var/log/crashy.log"
-	opts := cu.DaemonOpts{Logfile: lf, Pidfile: pf, Env: []string{"ECHOD_ADDR=:7001", "ECHOD_CRASH_AFTER=300ms"}}
+	// It dies 1.5 s after starting: well after StartDaemon's first look,
+	// even on a loaded machine, and well before the wait's deadline.
+	opts := cu.DaemonOpts{Logfile: lf, Pidfile: pf, Env: []string{"ECHOD_ADDR=:7001", "ECHOD_CRASH_AFTER=1500ms"}}
 	if _, err := cu.StartDaemon(ctx, s, opts, daemonBin); err != nil {
 		t.Fatal(err)
 	}
