@@ -1,13 +1,14 @@
 // Package jepsen holds the Test: what a run is about (name, nodes,
-// parameters) and how it reaches the nodes (a control.Remote and its
+// parameters) and how it reaches the nodes (a control.Remote, its
 // options, and a pool with one connection per node). Every other package
 // of go-jepsen takes a *Test where Jepsen takes its test map.
 //
 // Where Jepsen binds the current node's session dynamically, a Go DB asks
 // the test for it: t.Session(node).Su().Exec(ctx, "systemctl", "stop", "x").
 //
-// This package sits low in the import graph: it imports control and, for
-// FromNodesFile, control/ssh; nothing that knows about databases.
+// This package sits at the bottom of the import graph with control: it
+// imports control and no transport. A transport package (control/ssh,
+// control/docker) builds the Remote, from a nodes file or by hand.
 package jepsen
 
 import (
@@ -18,13 +19,13 @@ import (
 	"sync"
 
 	"github.com/go-jepsen/jepsen/control"
-	"github.com/go-jepsen/jepsen/control/ssh"
 )
 
 // Test is one test run's identity and its way to the nodes. Create it with
-// New or FromNodesFile; the fields may be read at any time but should not
-// change once commands run. Session, Connect and Close are safe for
-// concurrent use. Clone shares the connection pool.
+// New (or a struct literal, which Validate checks); the fields may be read
+// at any time but should not change once commands run. Session, Client,
+// Connect, Disconnect and Close are safe for concurrent use. Clone and
+// WithLog share the connection pool.
 type Test struct {
 	// Name names the test; the store files runs under it.
 	Name string
@@ -41,10 +42,6 @@ type Test struct {
 	Control control.Options
 	// Log receives progress lines; nil means discard.
 	Log *slog.Logger
-	// Addrs maps a node name to the address the control node reaches it
-	// at (a nodes file's addresses); nodes not in it are reached by name.
-	// Clients of the database use it through Addr.
-	Addrs map[string]string
 
 	pool *pool
 }
@@ -55,59 +52,61 @@ type pool struct {
 	closed  bool
 }
 
+// poolInit guards the lazy creation of a struct literal's pool.
+var poolInit sync.Mutex
+
+func (t *Test) getPool() *pool {
+	poolInit.Lock()
+	defer poolInit.Unlock()
+	if t.pool == nil {
+		t.pool = &pool{clients: map[string]*control.Client{}}
+	}
+	return t.pool
+}
+
 // New validates the node names (see control.ValidateNodes) and makes a
 // test. It does not connect; connections open on first use, or all at
 // once with Connect.
 func New(name string, nodes []string, remote control.Remote, opts control.Options) (*Test, error) {
-	if name == "" {
-		return nil, fmt.Errorf("jepsen: a test needs a name")
-	}
-	if err := control.ValidateNodes(nodes); err != nil {
-		return nil, err
-	}
-	if remote == nil {
-		return nil, fmt.Errorf("jepsen: a test needs a remote")
-	}
-	return &Test{
+	t := &Test{
 		Name:    name,
 		Nodes:   append([]string(nil), nodes...),
 		Params:  map[string]any{},
 		Remote:  remote,
 		Control: opts,
 		pool:    &pool{clients: map[string]*control.Client{}},
-	}, nil
-}
-
-// FromNodesFile makes a test for the cluster a nodes file describes (the
-// sandbox writes one), reached over SSH; cfg's non-zero fields override
-// the file's user, key and known_hosts.
-func FromNodesFile(name, path string, cfg ssh.Config, opts control.Options) (*Test, error) {
-	nf, err := control.LoadNodesFile(path)
-	if err != nil {
-		return nil, err
 	}
-	r, err := ssh.FromNodesFile(nf, cfg)
-	if err != nil {
+	if err := t.Validate(); err != nil {
 		return nil, err
-	}
-	t, err := New(name, nf.Names(), r, opts)
-	if err != nil {
-		return nil, err
-	}
-	t.Addrs = map[string]string{}
-	for _, n := range nf.Nodes {
-		if n.Address != "" {
-			t.Addrs[n.Name] = n.Address
-		}
 	}
 	return t, nil
 }
 
-// Addr is the host the control node dials to reach node's services: its
-// address from Addrs, or its name.
+// Validate reports what makes the test unusable: no name, no remote, or a
+// node list that is empty, has a malformed name or lists a node twice
+// (Setup would run twice at once on it). Errors about nodes match
+// control.ErrInvalidNode.
+func (t *Test) Validate() error {
+	if t.Name == "" {
+		return fmt.Errorf("jepsen: a test needs a name")
+	}
+	if err := control.ValidateNodes(t.Nodes); err != nil {
+		return err
+	}
+	if t.Remote == nil {
+		return fmt.Errorf("jepsen: a test needs a remote")
+	}
+	return nil
+}
+
+// Addr is the host the control node dials to reach node's services (a
+// database's client port): what the Remote says (control.Addresser), or
+// the node's name.
 func (t *Test) Addr(node string) string {
-	if a, ok := t.Addrs[node]; ok {
-		return a
+	if a, ok := t.Remote.(control.Addresser); ok {
+		if addr := a.Addr(node); addr != "" {
+			return addr
+		}
 	}
 	return node
 }
@@ -144,15 +143,16 @@ func (t *Test) Client(node string) (*control.Client, error) {
 	if !t.Has(node) {
 		return nil, fmt.Errorf("%w: %q is not one of the test's nodes %v", control.ErrUnknownNode, node, t.Nodes)
 	}
-	t.pool.mu.Lock()
-	defer t.pool.mu.Unlock()
-	if t.pool.closed {
+	p := t.getPool()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
 		return nil, &control.TransportError{Node: node, Op: control.OpDial, Err: control.ErrClosed}
 	}
-	c, ok := t.pool.clients[node]
+	c, ok := p.clients[node]
 	if !ok {
 		c = control.NewClient(t.Remote, node, t.Control)
-		t.pool.clients[node] = c
+		p.clients[node] = c
 	}
 	return c, nil
 }
@@ -171,24 +171,39 @@ func (t *Test) Session(node string) *control.Session {
 // Connect opens every node's connection concurrently, and reports every
 // node that failed (a *control.NodesError).
 func (t *Test) Connect(ctx context.Context) error {
-	_, err := control.OnNodes(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (struct{}, error) {
+	return control.Each(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) error {
 		c, err := t.Client(node)
 		if err != nil {
-			return struct{}{}, err
+			return err
 		}
-		return struct{}{}, c.Connect(ctx)
+		return c.Connect(ctx)
 	})
-	return err
 }
 
-// Close closes every connection. Later sessions fail with
+// Disconnect closes every open connection and leaves the test usable: the
+// next command on a node dials again. core.Run ends with it.
+func (t *Test) Disconnect() error {
+	p := t.getPool()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var first error
+	for _, c := range p.clients {
+		if err := c.Disconnect(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Close closes every connection for good. Later sessions fail with
 // control.ErrClosed. Closing twice is harmless.
 func (t *Test) Close() error {
-	t.pool.mu.Lock()
-	defer t.pool.mu.Unlock()
-	t.pool.closed = true
+	p := t.getPool()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
 	var first error
-	for _, c := range t.pool.clients {
+	for _, c := range p.clients {
 		if err := c.Close(); err != nil && first == nil {
 			first = err
 		}
@@ -199,12 +214,21 @@ func (t *Test) Close() error {
 // Clone returns a copy with its own Params map and node list that shares
 // the connection pool: what MapTest hands a wrapped DB.
 func (t *Test) Clone() *Test {
+	t.getPool()
 	c := *t
 	c.Nodes = append([]string(nil), t.Nodes...)
 	c.Params = maps.Clone(t.Params)
-	c.Addrs = maps.Clone(t.Addrs)
 	if c.Params == nil {
 		c.Params = map[string]any{}
 	}
 	return &c
+}
+
+// WithLog returns a clone (see Clone) that logs to l: core.Run hands the
+// DB one that writes to the run's jepsen.log, and leaves the caller's
+// Test as it was.
+func (t *Test) WithLog(l *slog.Logger) *Test {
+	c := t.Clone()
+	c.Log = l
+	return c
 }

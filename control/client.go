@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Options are a Client's settings. The zero value means the defaults.
@@ -49,8 +51,8 @@ type Client struct {
 	node   string
 	remote Remote
 	opts   Options
-	sem    chan struct{} // commands in flight
-	dial   chan struct{} // held while (re)dialing; a mutex that honours ctx
+	sem    *semaphore.Weighted // commands in flight
+	dial   *semaphore.Weighted // held while (re)dialing: a mutex that honours ctx
 
 	mu     sync.Mutex
 	conn   Conn
@@ -65,8 +67,8 @@ func NewClient(remote Remote, node string, opts Options) *Client {
 		node:   node,
 		remote: remote,
 		opts:   opts,
-		sem:    make(chan struct{}, opts.MaxSessions),
-		dial:   make(chan struct{}, 1),
+		sem:    semaphore.NewWeighted(int64(opts.MaxSessions)),
+		dial:   semaphore.NewWeighted(1),
 	}
 }
 
@@ -86,31 +88,37 @@ func (c *Client) Connect(ctx context.Context) error {
 	return err
 }
 
-// get returns the open connection, dialing it if needed.
-func (c *Client) get(ctx context.Context) (Conn, uint64, error) {
+// current returns the open connection, or nil; a connection that reports
+// itself broken is dropped first.
+func (c *Client) current() (Conn, uint64, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
 		return nil, 0, &TransportError{Node: c.node, Op: OpDial, Err: ErrClosed}
 	}
 	if c.conn != nil {
-		conn, gen := c.conn, c.gen
-		c.mu.Unlock()
-		return conn, gen, nil
+		if br, ok := c.conn.(BrokenReporter); ok && br.Broken() {
+			c.conn.Close()
+			c.conn = nil
+			return nil, 0, nil
+		}
 	}
-	c.mu.Unlock()
-	select {
-	case c.dial <- struct{}{}:
-	case <-ctx.Done():
+	return c.conn, c.gen, nil
+}
+
+// get returns the open connection, dialing it if needed.
+func (c *Client) get(ctx context.Context) (Conn, uint64, error) {
+	if conn, gen, err := c.current(); conn != nil || err != nil {
+		return conn, gen, err
+	}
+	if err := c.dial.Acquire(ctx, 1); err != nil {
 		return nil, 0, c.fill(CtxError(ctx, false))
 	}
-	defer func() { <-c.dial }()
-	c.mu.Lock()
-	if c.conn != nil || c.closed { // someone else dialed meanwhile
-		c.mu.Unlock()
-		return c.get(ctx)
+	defer c.dial.Release(1)
+	// Someone else may have dialed meanwhile.
+	if conn, gen, err := c.current(); conn != nil || err != nil {
+		return conn, gen, err
 	}
-	c.mu.Unlock()
 	conn, err := c.remote.Dial(ctx, c.node)
 	if err != nil {
 		return nil, 0, c.fill(err)
@@ -137,7 +145,8 @@ func (c *Client) drop(gen uint64) {
 	}
 }
 
-// Close closes the connection. Later commands fail with ErrClosed.
+// Close closes the connection. Later commands fail with ErrClosed. It
+// does not wait for the node.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -150,10 +159,22 @@ func (c *Client) Close() error {
 	return err
 }
 
+// Disconnect closes the connection but leaves the client usable: the
+// next command dials again.
+func (c *Client) Disconnect() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return nil
+	}
+	err := c.conn.Close()
+	c.conn = nil
+	return err
+}
+
 // fill makes err a *TransportError that names the node.
 func (c *Client) fill(err error) error {
-	var te *TransportError
-	if errors.As(err, &te) {
+	if te, ok := errors.AsType[*TransportError](err); ok {
 		if te.Node == "" {
 			te.Node = c.node
 		}
@@ -162,12 +183,15 @@ func (c *Client) fill(err error) error {
 	return &TransportError{Node: c.node, Op: OpDial, Err: err}
 }
 
-// run runs cmd with the retry policy: a retryable transport failure drops
-// the connection and tries again after 50-150 ms, at most Retries more
-// times, and only when the command can be replayed (stdin and output are
-// buffers the attempt can start over with). It returns nil, an
-// *ExitStatus or a *TransportError.
-func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Reader, stdout, stderr io.Writer, replayable bool) error {
+// run runs cmd with the retry policy: a transport failure before the
+// command started (dial, handshake, channel refused, a connection found
+// dead before the command was sent) drops the connection and tries again
+// after 50-150 ms, at most Retries more times. Once the command may have
+// started, a failure is returned, never retried: the command may have
+// run. An attempt that did not start read no stdin and wrote no output,
+// so streamed stdin and output are safe across retries. It returns nil,
+// an *ExitStatus or a *TransportError.
+func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Reader, stdout, stderr io.Writer) error {
 	var last error
 	for attempt := 0; attempt <= c.opts.Retries; attempt++ {
 		if attempt > 0 {
@@ -186,23 +210,15 @@ func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Re
 			}
 			return err
 		}
-		select {
-		case c.sem <- struct{}{}:
-		case <-ctx.Done():
+		if err := c.sem.Acquire(ctx, 1); err != nil {
 			return c.fill(CtxError(ctx, false))
 		}
-		var in io.Reader = stdinR
+		in := stdinR
 		if stdin != nil {
 			in = bytes.NewReader(stdin)
 		}
-		if r, ok := stdout.(interface{ Reset() }); ok && replayable {
-			r.Reset()
-		}
-		if r, ok := stderr.(interface{ Reset() }); ok && replayable {
-			r.Reset()
-		}
 		err = conn.Run(ctx, cmd, in, stdout, stderr)
-		<-c.sem
+		c.sem.Release(1)
 		if err == nil {
 			return nil
 		}
@@ -215,25 +231,24 @@ func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Re
 		if te.Op == OpLost {
 			c.drop(gen)
 		}
-		if !te.retryable() || (te.Started && !replayable) {
+		if te.Started || !te.retryable() {
 			return err
 		}
 	}
 	return last
 }
 
-// runOnce runs a command on the current connection without retries or
-// captured output: for housekeeping such as ending a cancelled command.
+// runOnce runs a command on the open connection, without dialing,
+// retries or captured output: for housekeeping such as ending a cancelled
+// command, which is pointless on a connection that is gone.
 func (c *Client) runOnce(ctx context.Context, cmd string, stdin []byte) error {
-	conn, _, err := c.get(ctx)
-	if err != nil {
+	conn, _, err := c.current()
+	if err != nil || conn == nil {
+		return errors.Join(err, ErrClosed)
+	}
+	if err := c.sem.Acquire(ctx, 1); err != nil {
 		return err
 	}
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-c.sem }()
+	defer c.sem.Release(1)
 	return conn.Run(ctx, cmd, bytes.NewReader(stdin), io.Discard, io.Discard)
 }

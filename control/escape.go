@@ -57,30 +57,67 @@ func isPlain(s string) bool {
 	return true
 }
 
+// Script is a shell script run as one command: sh -c TEXT NAME ARGS...,
+// so that the script reads its arguments as "$1" and on. Errors and logs
+// name it by Name and Args and never print Text, which stays readable in
+// its own .sh file. Use it for logic that needs a shell (loops, traps);
+// prefer plain argv commands otherwise.
+type Script struct {
+	Name string   // a short name, such as "cu/stop-daemon.sh"
+	Text string   // the script
+	Args []string // its positional arguments, escaped
+}
+
 // Command renders arguments as one shell command line: strings, numbers
-// and booleans are escaped; Raw passes through; slices of those are
-// flattened. Anything else, and any string with a NUL byte, is an
-// ErrInvalidArg.
+// and booleans are escaped; Raw passes through; a Script becomes sh -c;
+// slices of those are flattened. Anything else, and any string with a NUL
+// byte, is an ErrInvalidArg.
 func Command(args ...any) (string, error) {
-	var parts []string
+	line, _, err := render(args)
+	return line, err
+}
+
+// render returns the command line and its display form, which shows
+// scripts by name.
+func render(args []any) (line, display string, err error) {
+	var parts, shown []string
 	var add func(a any) error
 	add = func(a any) error {
 		switch v := a.(type) {
 		case Raw:
 			parts = append(parts, string(v))
+			shown = append(shown, string(v))
 		case string:
 			if strings.IndexByte(v, 0) >= 0 {
 				return fmt.Errorf("%w: %q contains a NUL byte", ErrInvalidArg, v)
 			}
 			parts = append(parts, Escape(v))
+			shown = append(shown, Escape(v))
+		case Script:
+			if strings.IndexByte(v.Text, 0) >= 0 || v.Name == "" {
+				return fmt.Errorf("%w: script %q", ErrInvalidArg, v.Name)
+			}
+			parts = append(parts, "sh", "-c", Escape(v.Text), Escape(v.Name))
+			shown = append(shown, Escape(v.Name))
+			for _, s := range v.Args {
+				if strings.IndexByte(s, 0) >= 0 {
+					return fmt.Errorf("%w: %q contains a NUL byte", ErrInvalidArg, s)
+				}
+				parts = append(parts, Escape(s))
+				shown = append(shown, Escape(s))
+			}
 		case int:
 			parts = append(parts, strconv.Itoa(v))
+			shown = append(shown, strconv.Itoa(v))
 		case int64:
 			parts = append(parts, strconv.FormatInt(v, 10))
+			shown = append(shown, strconv.FormatInt(v, 10))
 		case uint64:
 			parts = append(parts, strconv.FormatUint(v, 10))
+			shown = append(shown, strconv.FormatUint(v, 10))
 		case bool:
 			parts = append(parts, strconv.FormatBool(v))
+			shown = append(shown, strconv.FormatBool(v))
 		case fmt.Stringer:
 			return add(v.String())
 		case []string:
@@ -97,7 +134,9 @@ func Command(args ...any) (string, error) {
 			}
 		case []Raw:
 			for _, s := range v {
-				parts = append(parts, string(s))
+				if err := add(s); err != nil {
+					return err
+				}
 			}
 		default:
 			return fmt.Errorf("%w: unsupported type %T", ErrInvalidArg, a)
@@ -106,11 +145,11 @@ func Command(args ...any) (string, error) {
 	}
 	for _, a := range args {
 		if err := add(a); err != nil {
-			return "", err
+			return "", "", err
 		}
 	}
 	if len(parts) == 0 {
-		return "", fmt.Errorf("%w: empty command", ErrInvalidArg)
+		return "", "", fmt.Errorf("%w: empty command", ErrInvalidArg)
 	}
-	return strings.Join(parts, " "), nil
+	return strings.Join(parts, " "), strings.Join(shown, " "), nil
 }

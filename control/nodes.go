@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,19 +20,30 @@ type NodeAddr struct {
 	Port    int    `json:"port,omitempty"`
 }
 
-// NodesFile describes a cluster: which nodes exist and how to log in to
-// them. The sandbox writes one (JSON); users may also write Jepsen's plain
-// form, one node name per line, which carries names only.
+// NodesFile describes a cluster: which nodes exist, where they are, and
+// which Remote reaches them. The sandbox writes one (JSON); users may also
+// write Jepsen's plain form, one node name per line, which carries names
+// only (and means SSH).
 //
-// Relative paths in KeyFile and KnownHosts are resolved against the
-// directory of the file they were read from.
+// The transport's own settings (SSH's user and key files, say) are a
+// section the transport's package reads: control/ssh reads "ssh". This
+// package knows nothing of them.
 type NodesFile struct {
-	Nodes      []NodeAddr `json:"nodes"`
-	User       string     `json:"user,omitempty"`
-	KeyFile    string     `json:"key_file,omitempty"`
-	KnownHosts string     `json:"known_hosts,omitempty"`
-	SSHConfig  string     `json:"ssh_config,omitempty"`
+	// Remote names the transport: "ssh" (the default) or "docker".
+	Remote string     `json:"remote,omitempty"`
+	Nodes  []NodeAddr `json:"nodes"`
+	// SSH and Docker are the transports' settings, decoded by
+	// control/ssh and control/docker.
+	SSH    json.RawMessage `json:"ssh,omitempty"`
+	Docker json.RawMessage `json:"docker,omitempty"`
+	// Dir is the directory the file was read from, against which a
+	// transport resolves relative paths; empty when parsed from memory.
+	Dir string `json:"-"`
 }
+
+// MaxNodesFileSize bounds what LoadNodesFile reads: a nodes file is a
+// list of names, and a path such as /dev/zero must not be read forever.
+const MaxNodesFileSize = 1 << 20
 
 // ErrInvalidNode is matched (errors.Is) by every error about a malformed
 // node name or node list.
@@ -99,7 +111,7 @@ func (f *NodesFile) Lookup(name string) (NodeAddr, bool) {
 
 // ParseNodesFile parses the JSON form (a document starting with '{') or
 // the plain form (one name per line; blank lines and '#' comments are
-// skipped). dir resolves relative paths; it may be empty.
+// skipped). dir is recorded as the file's directory; it may be empty.
 func ParseNodesFile(data []byte, dir string) (*NodesFile, error) {
 	var f NodesFile
 	trimmed := bytes.TrimSpace(data)
@@ -128,27 +140,47 @@ func ParseNodesFile(data []byte, dir string) (*NodesFile, error) {
 			return nil, fmt.Errorf("nodes file: node %s: port %d out of range", n.Name, n.Port)
 		}
 	}
-	if dir != "" {
-		for _, p := range []*string{&f.KeyFile, &f.KnownHosts, &f.SSHConfig} {
-			if *p != "" && !filepath.IsAbs(*p) {
-				*p = filepath.Join(dir, *p)
-			}
-		}
+	switch f.Remote {
+	case "", "ssh", "docker":
+	default:
+		return nil, fmt.Errorf("nodes file: unknown remote %q (want ssh or docker)", f.Remote)
 	}
+	f.Dir = dir
 	return &f, nil
 }
 
-// LoadNodesFile reads and parses the nodes file at path.
+// LoadNodesFile reads and parses the nodes file at path. A file larger
+// than MaxNodesFileSize is refused without reading it all.
 func LoadNodesFile(path string) (*NodesFile, error) {
-	data, err := os.ReadFile(path)
+	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("nodes file: %w", err)
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, MaxNodesFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("nodes file %s: %w", path, err)
+	}
+	if len(data) > MaxNodesFileSize {
+		return nil, fmt.Errorf("nodes file %s: larger than %d bytes; a nodes file lists node names", path, MaxNodesFileSize)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParseNodesFile(data, filepath.Dir(abs))
+	nf, err := ParseNodesFile(data, filepath.Dir(abs))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return nf, nil
+}
+
+// Resolve returns p resolved against the file's directory when relative.
+func (f *NodesFile) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || f.Dir == "" {
+		return p
+	}
+	return filepath.Join(f.Dir, p)
 }
 
 // Marshal renders the JSON form.

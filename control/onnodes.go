@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -34,7 +35,14 @@ type Fanout struct {
 // nodes that then fail only because of that cancellation are not
 // reported. When ctx itself ends, nodes that did not finish report its
 // error.
+//
+// A panic in f becomes that node's error (a *PanicError with the stack),
+// and the other nodes go on. A node listed twice would run f twice at
+// once on one node: that list is refused (ErrInvalidNode) before f runs.
 func OnNodes[T any](ctx context.Context, nodes []string, fan Fanout, f func(ctx context.Context, node string) (T, error)) ([]T, error) {
+	if err := distinct(nodes); err != nil {
+		return make([]T, len(nodes)), err
+	}
 	results := make([]T, len(nodes))
 	errs := make([]error, len(nodes))
 	inner, cancel := context.WithCancelCause(ctx)
@@ -60,7 +68,12 @@ func OnNodes[T any](ctx context.Context, nodes []string, fan Fanout, f func(ctx 
 				errs[i] = context.Cause(inner)
 				return
 			}
-			r, err := f(inner, node)
+			var r T
+			err := CatchPanic("", func() error {
+				var err error
+				r, err = f(inner, node)
+				return err
+			})
 			results[i] = r
 			if err == nil {
 				return
@@ -99,4 +112,25 @@ var errFanoutCanceled = errors.New("canceled: another node failed")
 // showing through.
 func causedByCancel(err error) bool {
 	return errors.Is(err, errFanoutCanceled) || errors.Is(err, context.Canceled)
+}
+
+// Each runs f for every node concurrently, as OnNodes, for work that
+// returns nothing but an error.
+func Each(ctx context.Context, nodes []string, fan Fanout, f func(ctx context.Context, node string) error) error {
+	_, err := OnNodes(ctx, nodes, fan, func(ctx context.Context, node string) (struct{}, error) {
+		return struct{}{}, f(ctx, node)
+	})
+	return err
+}
+
+// distinct refuses a node list that names a node twice.
+func distinct(nodes []string) error {
+	seen := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		if seen[n] {
+			return fmt.Errorf("%w: %q is listed twice in %v", ErrInvalidNode, n, nodes)
+		}
+		seen[n] = true
+	}
+	return nil
 }

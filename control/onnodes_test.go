@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -97,8 +98,8 @@ func TestNodesFile(t *testing.T) {
 	if err != nil || fmt.Sprint(nf.Names()) != "[n1 n2 n3]" {
 		t.Fatalf("plain: %v %v", nf, err)
 	}
-	nf, err = ParseNodesFile([]byte(`{"nodes":[{"name":"n1","address":"10.0.0.1","port":22}],"user":"root","key_file":"id","known_hosts":"/abs/kh"}`), "/state")
-	if err != nil || nf.KeyFile != "/state/id" || nf.KnownHosts != "/abs/kh" {
+	nf, err = ParseNodesFile([]byte(`{"remote":"ssh","nodes":[{"name":"n1","address":"10.0.0.1","port":22}],"ssh":{"user":"root","key_file":"id"}}`), "/state")
+	if err != nil || nf.Resolve("id") != "/state/id" || nf.Resolve("/abs/kh") != "/abs/kh" || string(nf.SSH) != `{"user":"root","key_file":"id"}` {
 		t.Fatalf("json: %+v %v", nf, err)
 	}
 	if a, ok := nf.Lookup("n1"); !ok || a.Address != "10.0.0.1" {
@@ -111,6 +112,7 @@ func TestNodesFile(t *testing.T) {
 		"n 1",
 		`{"nodes":[{"name":"n1","port":70000}]}`,
 		`{"nodes":[{"name":"n1"}],"bogus":1}`,
+		`{"remote":"telnet","nodes":[{"name":"n1"}]}`,
 		"n1;rm -rf /",
 		"-n1",
 	}
@@ -141,4 +143,59 @@ func FuzzParseNodesFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A panic on one node is that node's error, with its stack; the other
+// nodes finish, in both modes.
+func TestOnNodesPanicIsNodeError(t *testing.T) {
+	for _, mode := range []Mode{WaitAll, FailFast} {
+		res, err := OnNodes(context.Background(), nodes5, Fanout{Mode: mode}, func(ctx context.Context, n string) (string, error) {
+			if n == "n2" {
+				var m map[string]int
+				m["boom"]++ // a nil map write: a runtime panic
+			}
+			return "ok-" + n, nil
+		})
+		ne, ok := errors.AsType[*NodesError](err)
+		if !ok || len(ne.Errs) != 1 || ne.Errs[0].Node != "n2" {
+			t.Fatalf("mode %d: %v", mode, err)
+		}
+		pe, ok := errors.AsType[*PanicError](err)
+		if !ok || !strings.Contains(pe.Error(), "assignment to entry in nil map") || !strings.Contains(string(pe.Stack), "onnodes_test.go") {
+			t.Fatalf("mode %d: panic error %#v", mode, pe)
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Fatalf("the error carries the stack: %q", err)
+		}
+		if mode == WaitAll && (res[0] != "ok-n1" || res[4] != "ok-n5") {
+			t.Fatalf("other nodes: %v", res)
+		}
+	}
+}
+
+// A node listed twice would run twice at once on one node: refused
+// before anything runs.
+func TestOnNodesRefusesDuplicates(t *testing.T) {
+	var ran atomic.Int32
+	err := Each(context.Background(), []string{"n1", "n2", "n1"}, Fanout{}, func(ctx context.Context, n string) error {
+		ran.Add(1)
+		return nil
+	})
+	if !errors.Is(err, ErrInvalidNode) || !strings.Contains(err.Error(), `"n1" is listed twice`) || ran.Load() != 0 {
+		t.Fatalf("got %v after %d runs", err, ran.Load())
+	}
+}
+
+// Errors name their node once, whatever wraps them.
+func TestNodeErrorNamesNodeOnce(t *testing.T) {
+	ce := &CommandError{Node: "n3", Cmd: "cu/stop-daemon.sh /x.pid KILL", Script: "sh -c 'long\nscript' cu/stop-daemon.sh /x.pid KILL", Exit: 70, Stderr: "line one\nline two\n\nkill: nope\n"}
+	wrapped := &NodeError{Node: "n3", Err: fmt.Errorf("stop daemon /x.pid: %w", ce)}
+	got := wrapped.Error()
+	if strings.Count(got, "n3") != 1 || strings.Contains(got, "long") || !strings.Contains(got, "exited 70") || !strings.HasSuffix(got, "line one | line two | kill: nope") {
+		t.Fatalf("got %q", got)
+	}
+	other := &NodeError{Node: "n1", Err: errors.New("plain")}
+	if other.Error() != "node n1: plain" {
+		t.Fatalf("got %q", other.Error())
+	}
 }

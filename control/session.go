@@ -39,6 +39,11 @@ func (s *Session) Node() string {
 	return s.client.node
 }
 
+// errorf is an error about this session's node, named by a NodeError.
+func (s *Session) errorf(format string, a ...any) error {
+	return &NodeError{Node: s.Node(), Err: fmt.Errorf(format, a...)}
+}
+
 // Dir is the working directory commands start in ("/" by default, as in
 // Jepsen).
 func (s *Session) Dir() string { return s.dir }
@@ -134,14 +139,14 @@ func (s *Session) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	if s.err != nil {
 		return Result{}, s.err
 	}
-	line, err := Command(cmd.Args...)
+	line, display, err := render(cmd.Args)
 	if err != nil {
-		return Result{}, fmt.Errorf("node %s: %w", s.Node(), err)
+		return Result{}, err
 	}
-	return s.runLine(ctx, line, cmd)
+	return s.runLine(ctx, line, display, cmd)
 }
 
-func (s *Session) runLine(ctx context.Context, line string, cmd Cmd) (Result, error) {
+func (s *Session) runLine(ctx context.Context, line, display string, cmd Cmd) (Result, error) {
 	c := s.client
 	timeout := s.timeout
 	if timeout <= 0 {
@@ -150,18 +155,12 @@ func (s *Session) runLine(ctx context.Context, line string, cmd Cmd) (Result, er
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	token := newToken()
-	wrapped, stdinPrefix, err := s.wrap(ctx, line, token)
-	if err != nil {
-		return Result{}, err
-	}
+	wrapped, stdinPrefix := s.wrap(ctx, line, token)
 	var outBuf, errBuf bytes.Buffer
 	var errTail tailBuffer
 	stdout, stderr := cmd.Stdout, cmd.Stderr
-	replayable := cmd.StdinReader == nil || cmd.Stdin != nil
 	if stdout == nil {
 		stdout = &outBuf
-	} else {
-		replayable = false
 	}
 	if stderr == nil {
 		stderr = &errBuf
@@ -169,7 +168,6 @@ func (s *Session) runLine(ctx context.Context, line string, cmd Cmd) (Result, er
 		// The caller streams stderr; keep its end too, so that a
 		// CommandError still says why the command failed.
 		stderr = io.MultiWriter(stderr, &errTail)
-		replayable = false
 	}
 	stdin := cmd.Stdin
 	stdinR := cmd.StdinReader
@@ -183,33 +181,35 @@ func (s *Session) runLine(ctx context.Context, line string, cmd Cmd) (Result, er
 	if stdin == nil && stdinR == nil {
 		stdin = []byte{}
 	}
-	err = c.run(ctx, wrapped, stdin, stdinR, stdout, stderr, replayable)
+	err := c.run(ctx, wrapped, stdin, stdinR, stdout, stderr)
 	res := Result{Stdout: strings.TrimRight(outBuf.String(), "\n"), Stderr: errBuf.String()}
 	if err == nil {
 		return res, nil
 	}
 	pw := c.opts.SudoPassword
-	var es *ExitStatus
-	if errors.As(err, &es) {
+	script := ""
+	if display != line {
+		script = redact(line, pw)
+	}
+	if es, ok := errors.AsType[*ExitStatus](err); ok {
 		// timeout(1) exits 124 when it ended the command; report that as
 		// the deadline it was.
 		if es.Status == 124 && ctx.Err() != nil {
-			return res, &TransportError{Node: s.Node(), Op: OpDeadline, Cmd: redact(line, pw), Started: true, Err: ctx.Err()}
+			return res, &TransportError{Node: s.Node(), Op: OpDeadline, Cmd: redact(display, pw), Started: true, Err: ctx.Err()}
 		}
 		errText := res.Stderr
 		if cmd.Stderr != nil {
 			errText = errTail.String()
 		}
-		ce := &CommandError{Node: s.Node(), Cmd: redact(line, pw), Dir: s.dir, Exit: es.Status, Signal: es.Signal,
+		ce := &CommandError{Node: s.Node(), Cmd: redact(display, pw), Script: script, Dir: s.dir, Exit: es.Status, Signal: es.Signal,
 			Stdout: redact(res.Stdout, pw), Stderr: redact(errText, pw)}
 		if s.sudo != "" {
 			ce.User = s.sudo
 		}
 		return res, ce
 	}
-	var te *TransportError
-	if errors.As(err, &te) {
-		te.Cmd = redact(line, pw)
+	if te, ok := errors.AsType[*TransportError](err); ok {
+		te.Cmd = redact(display, pw)
 		if te.Started && (te.Op == OpDeadline || te.Op == OpCanceled) {
 			s.killRemote(token)
 		}
@@ -225,19 +225,27 @@ func newToken() string {
 	return "jepsen-cmd-" + hex.EncodeToString(b[:])
 }
 
-// killRemote ends a command whose context ended, from a fresh channel:
-// SSH servers may refuse the "signal" request (OpenSSH does for root
-// logins), so it signals the command's timeout(1) and sh by their tag;
-// timeout passes the signal to the command's whole process group. The
-// pattern's brackets keep it from matching the killer's own command line.
-// Remotes that end commands themselves (local) skip this. Bounded by 5 s;
-// failures are ignored, as the remote timeout is still the backstop.
+// killWait is how long a command whose context ended waits for its
+// remote end; past it, the kill goes on in the background (bounded by
+// killTimeout) and the caller gets its error, so that a node that stopped
+// answering cannot hold a call past its deadline by more than this.
+const (
+	killWait    = 500 * time.Millisecond
+	killTimeout = 5 * time.Second
+)
+
+// killRemote ends a command whose context ended, from a fresh channel on
+// the open connection (never a new one): SSH servers may refuse the
+// "signal" request (OpenSSH does for root logins), so it signals the
+// command's timeout(1) and sh by their tag; timeout passes the signal to
+// the command's whole process group. The pattern's brackets keep it from
+// matching the killer's own command line. Remotes that end commands
+// themselves (SelfCanceler) skip this. Failures are ignored: the remote
+// timeout is the backstop.
 func (s *Session) killRemote(token string) {
-	if k, ok := s.client.remote.(interface{ EndsCommandsItself() bool }); ok && k.EndsCommandsItself() {
+	if k, ok := s.client.remote.(SelfCanceler); ok && k.EndsCommandsItself() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	pattern := token[:len(token)-1] + "[" + token[len(token)-1:] + "]"
 	// As the login user, not through sudo: timeout(1) runs as the login
 	// user outside sudo, and its signal reaches the whole group (sudo
@@ -246,11 +254,18 @@ func (s *Session) killRemote(token string) {
 	ks.dir = "/"
 	ks.env = nil
 	ks.sudo = ""
-	wrapped, prefix, err := ks.wrap(ctx, "pkill -TERM -f "+Escape(pattern)+" || true", newToken())
-	if err != nil {
-		return
+	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
+	wrapped, prefix := ks.wrap(ctx, "pkill -TERM -f "+Escape(pattern)+" || true", newToken())
+	done := make(chan struct{})
+	go func() {
+		defer cancel()
+		defer close(done)
+		_ = s.client.runOnce(ctx, wrapped, prefix)
+	}()
+	select {
+	case <-done:
+	case <-time.After(killWait):
 	}
-	_ = s.client.runOnce(ctx, wrapped, prefix)
 }
 
 // wrap turns a command line into what the node's shell runs:
@@ -261,9 +276,15 @@ func (s *Session) killRemote(token string) {
 // timeout(1) runs the command in its own process group and signals the
 // whole group when the deadline passes, so nothing lingers on the node;
 // its deadline is a little later than ours, so ours normally fires first
-// and the remote one is the backstop. The sudo password, if any, is
-// returned as a stdin prefix and is never part of the command line.
-func (s *Session) wrap(ctx context.Context, line, token string) (string, []byte, error) {
+// and the remote one is the backstop.
+//
+// With a sudo password (a login user other than root, Options.SudoPassword
+// set), the password is a stdin prefix, never part of the command line,
+// and reaches sudo alone: a wrapper reads that first line itself, asks sudo
+// whether it needs a password at all (sudo -n), and only if it does pipes
+// the password to sudo -S ahead of the command's own stdin. With a
+// NOPASSWD rule the command never sees it.
+func (s *Session) wrap(ctx context.Context, line, token string) (string, []byte) {
 	var inner strings.Builder
 	if len(s.env) > 0 {
 		inner.WriteString("export")
@@ -280,14 +301,17 @@ func (s *Session) wrap(ctx context.Context, line, token string) (string, []byte,
 	cmd := "sh -c " + Escape(inner.String()) + " " + token
 	var prefix []byte
 	if s.sudo != "" && s.sudo != s.client.loginUser() {
+		u := Escape(s.sudo)
 		switch {
 		case s.client.loginUser() == "root":
-			cmd = "runuser -u " + Escape(s.sudo) + " -- " + cmd
+			cmd = "runuser -u " + u + " -- " + cmd
 		case s.client.opts.SudoPassword != "":
-			cmd = "sudo -S -k -p '' -u " + Escape(s.sudo) + " -- " + cmd
+			sw := `IFS= read -r p; if sudo -n -k -u ` + u + ` true 2>/dev/null; then exec sudo -n -k -u ` + u + ` -- ` + cmd +
+				`; fi; { printf '%s\n' "$p"; exec cat; } | sudo -S -k -p '' -u ` + u + ` -- ` + cmd
+			cmd = "sh -c " + Escape(sw) + " jepsen-sudo"
 			prefix = []byte(s.client.opts.SudoPassword + "\n")
 		default:
-			cmd = "sudo -n -u " + Escape(s.sudo) + " -- " + cmd
+			cmd = "sudo -n -u " + u + " -- " + cmd
 		}
 	}
 	dl, _ := ctx.Deadline()
@@ -295,7 +319,7 @@ func (s *Session) wrap(ctx context.Context, line, token string) (string, []byte,
 	if secs < 1 {
 		secs = 1
 	}
-	return fmt.Sprintf("exec timeout -k 2 -s TERM %.3fs %s", secs, cmd), prefix, nil
+	return fmt.Sprintf("exec timeout -k 2 -s TERM %.3fs %s", secs, cmd), prefix
 }
 
 // loginUser asks the open connection, dialing if needed. Dial errors
@@ -306,7 +330,7 @@ func (c *Client) loginUser() string {
 	if c.conn != nil {
 		return c.conn.User()
 	}
-	if u, ok := c.remote.(interface{ User() string }); ok {
+	if u, ok := c.remote.(UserReporter); ok {
 		return u.User()
 	}
 	return "root"

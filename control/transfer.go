@@ -29,10 +29,10 @@ func (s *Session) Upload(ctx context.Context, local, remote string) error {
 	}
 	remote = path.Clean(remote)
 	if remote == "/" {
-		return fmt.Errorf("node %s: upload: refusing to replace /", s.Node())
+		return s.errorf("upload to %s: refusing to replace /", remote)
 	}
 	if _, err := os.Lstat(local); err != nil {
-		return fmt.Errorf("node %s: upload: %w", s.Node(), err)
+		return s.errorf("upload %s: %w", local, err)
 	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(writeTar(pw, local, path.Base(remote))) }()
@@ -138,7 +138,7 @@ func (s *Session) Download(ctx context.Context, remote, local string, compress b
 		return fmt.Errorf("download %s to %s: %w", remote, local, err)
 	}
 	if xerr != nil {
-		return fmt.Errorf("node %s: download %s to %s: %w", s.Node(), remote, local, xerr)
+		return s.errorf("download %s to %s: %w", remote, local, xerr)
 	}
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/cu"
-	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
@@ -65,12 +64,7 @@ func (sleepDB) LogFiles(ctx context.Context, t *jepsen.Test, node string) ([]db.
 
 func newTest(t *testing.T, name string) *jepsen.Test {
 	t.Helper()
-	info := env.Get(t)
-	tt, err := jepsen.FromNodesFile(name, info.NodesFile(), jssh.Config{}, control.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tt
+	return env.Test(t, name, control.Options{})
 }
 
 // clean reports what is left of the DB on each node.

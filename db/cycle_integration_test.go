@@ -14,7 +14,6 @@ import (
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
-	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
 	"github.com/go-jepsen/jepsen/store"
@@ -111,13 +110,8 @@ func (p primaryDB) SetupPrimary(ctx context.Context, t *jepsen.Test, node string
 
 func sandboxTest(t *testing.T) *jepsen.Test {
 	t.Helper()
-	info := env.Get(t)
-	tt, err := jepsen.FromNodesFile("dbt", info.NodesFile(), jssh.Config{}, control.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tt.Close() })
-	_, err = control.OnNodes(context.Background(), tt.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, n string) (string, error) {
+	tt := env.Test(t, "dbt", control.Options{})
+	_, err := control.OnNodes(context.Background(), tt.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, n string) (string, error) {
 		return tt.Session(n).Exec(ctx, "rm", "-rf", "/var/lib/mdb-markers", "/opt/mdb")
 	})
 	if err != nil {

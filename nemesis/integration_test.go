@@ -39,7 +39,12 @@ func TestMain(m *testing.M) {
 // child is a control process that applies one fault to all nodes and
 // then is killed by the test (SIGKILL) before it can recover.
 func child() {
-	t, err := jepsen.FromNodesFile("nemchild", os.Getenv("NODES_FILE"), jssh.Config{}, control.Options{})
+	nodes, r, err := jssh.Load(os.Getenv("NODES_FILE"), jssh.Config{})
+	if err != nil {
+		fmt.Println("child:", err)
+		os.Exit(1)
+	}
+	t, err := jepsen.New("nemchild", nodes, r, control.Options{})
 	if err != nil {
 		fmt.Println("child:", err)
 		os.Exit(1)
@@ -57,13 +62,7 @@ func child() {
 }
 
 func newTest(t *testing.T) *jepsen.Test {
-	info := env.Get(t)
-	tt, err := jepsen.FromNodesFile("nem", info.NodesFile(), jssh.Config{}, control.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tt.Close() })
-	return tt
+	return env.Test(t, "nem", control.Options{})
 }
 
 func addrs(t *testing.T) []string {

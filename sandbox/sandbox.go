@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen/control"
+	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -558,7 +559,7 @@ func tail(path string, n int) string {
 
 // writeClientFiles writes the nodes file, known_hosts and ssh_config.
 func writeClientFiles(p Plan, n int, hostKeys map[string]ssh.PublicKey) error {
-	nf := control.NodesFile{User: "root", KeyFile: p.KeyFile(), KnownHosts: p.KnownHosts(), SSHConfig: p.SSHConfig()}
+	nf := control.NodesFile{Remote: "ssh", SSH: jssh.Settings{User: "root", KeyFile: p.KeyFile(), KnownHosts: p.KnownHosts(), Config: p.SSHConfig()}.Raw()}
 	var kh strings.Builder
 	for i := 1; i <= n; i++ {
 		np := p.Node(i)

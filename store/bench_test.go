@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
-	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
 	"github.com/go-jepsen/jepsen/store"
@@ -40,12 +39,8 @@ var once sync.Once
 
 // prepare writes 4 files of 50 MB of varied log lines on every node.
 func prepare(b *testing.B) *jepsen.Test {
-	info := benv.Get(b)
-	t, err := jepsen.FromNodesFile("bench", info.NodesFile(), jssh.Config{}, control.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { t.Close() })
+	t := benv.Test(b, "bench", control.Options{})
+	var err error
 	once.Do(func() {
 		_, err = control.OnNodes(context.Background(), t.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, n string) (string, error) {
 			return t.Session(n).Exec(ctx, control.Raw(`mkdir -p `+logDir+` && cd `+logDir+` && for f in 1 2 3 4; do

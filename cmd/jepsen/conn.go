@@ -17,8 +17,6 @@ type connOpts struct {
 	strict                                              bool
 }
 
-func sshConfigZero() ssh.Config { return ssh.Config{} }
-
 func connFlags(fs *flag.FlagSet) *connOpts {
 	c := &connOpts{}
 	fs.StringVar(&c.nodes, "nodes", "", "comma-separated node names")
@@ -64,7 +62,15 @@ func (c *connOpts) test(ctx context.Context, name string) (*jepsen.Test, error) 
 			return nil, usagef("no --nodes or --nodes-file given, and no sandbox is up (%s missing); run `jepsen sandbox up` first", path)
 		}
 	}
-	t, err := jepsen.FromNodesFile(name, path, cfg, opts)
+	nf, err := control.LoadNodesFile(path)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	r, err := ssh.FromNodesFile(nf, cfg)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	t, err := jepsen.New(name, nf.Names(), r, opts)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}

@@ -25,7 +25,7 @@ var demoSandbox = sandbox.Config{Name: "cli", Subnet: "10.66.108.0/24"}
 // nodesClean reports etcd leftovers on each node of the CLI sandbox.
 func nodesClean(t *testing.T) []string {
 	p, _ := sandbox.NewPlan(demoSandbox)
-	tt, err := jepsen.FromNodesFile("check", p.NodesFile(), jssh.Config{}, control.Options{})
+	tt, err := loadTest("check", p.NodesFile())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestDemoEndToEnd(t *testing.T) {
 // stoppedMembers counts etcd members in state T (SIGSTOPped).
 func stoppedMembers(t *testing.T) int {
 	p, _ := sandbox.NewPlan(demoSandbox)
-	tt, err := jepsen.FromNodesFile("check", p.NodesFile(), jssh.Config{}, control.Options{})
+	tt, err := loadTest("check", p.NodesFile())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,4 +223,12 @@ func stoppedMembers(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+func loadTest(name, nodesFile string) (*jepsen.Test, error) {
+	nodes, r, err := jssh.Load(nodesFile, jssh.Config{})
+	if err != nil {
+		return nil, err
+	}
+	return jepsen.New(name, nodes, r, control.Options{})
 }

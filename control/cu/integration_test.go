@@ -22,7 +22,6 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/cu"
 	cnet "github.com/go-jepsen/jepsen/control/net"
-	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
 	"github.com/go-jepsen/jepsen/internal/testdaemon"
 )
@@ -43,12 +42,7 @@ const (
 
 func setup(t *testing.T) *jepsen.Test {
 	t.Helper()
-	info := env.Get(t)
-	tt, err := jepsen.FromNodesFile("cut", info.NodesFile(), jssh.Config{}, control.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tt.Close() })
+	tt := env.Test(t, "cut", control.Options{})
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -10,10 +10,12 @@ import (
 	"io"
 	"os/exec"
 	"os/user"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-jepsen/jepsen/control"
+	"golang.org/x/sys/unix"
 )
 
 // Remote runs every node's commands here. The zero value is ready to use.
@@ -21,18 +23,15 @@ type Remote struct{}
 
 // Dial returns a connection; it cannot fail.
 func (Remote) Dial(ctx context.Context, node string) (control.Conn, error) {
-	u := "root"
-	if cu, err := user.Current(); err == nil {
-		u = cu.Username
-	}
-	return &conn{user: u}, nil
+	return &conn{user: Remote{}.User()}, nil
 }
 
-// EndsCommandsItself tells the Session that a cancelled command's whole
-// process group is killed here, so no remote cleanup is needed.
+// EndsCommandsItself reports that a cancelled command's whole process
+// group is killed here (control.SelfCanceler), so no remote cleanup is
+// needed.
 func (Remote) EndsCommandsItself() bool { return true }
 
-// User is the current user's name.
+// User is the current user's name (control.UserReporter).
 func (Remote) User() string {
 	if cu, err := user.Current(); err == nil {
 		return cu.Username
@@ -40,52 +39,43 @@ func (Remote) User() string {
 	return "root"
 }
 
+// Addr is 127.0.0.1 for every node (control.Addresser): every node's
+// services are on this machine.
+func (Remote) Addr(string) string { return "127.0.0.1" }
+
 type conn struct{ user string }
 
 func (c *conn) User() string { return c.user }
 func (c *conn) Close() error { return nil }
 
+// waitDelay bounds how long a command that exited (or was killed) waits
+// for a background child that keeps its output pipes open.
+const waitDelay = 500 * time.Millisecond
+
 func (c *conn) Run(ctx context.Context, line string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cmd := exec.Command("/bin/sh", "-c", line)
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// A background child that keeps our pipes open must not hang Wait.
-	cmd.WaitDelay = 2 * time.Second
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = waitDelay
 	if err := cmd.Start(); err != nil {
+		if ctx.Err() != nil {
+			return control.CtxError(ctx, false)
+		}
 		return &control.TransportError{Op: control.OpOpenSession, Err: err}
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+	err := cmd.Wait()
+	if ctx.Err() != nil {
 		return control.CtxError(ctx, true)
 	}
-	if err == nil {
+	if err == nil || errors.Is(err, exec.ErrWaitDelay) {
 		return nil
 	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return &control.ExitStatus{Status: -1, Signal: signalName(ws.Signal())}
+			return &control.ExitStatus{Status: -1, Signal: strings.TrimPrefix(unix.SignalName(ws.Signal()), "SIG")}
 		}
 		return &control.ExitStatus{Status: ee.ExitCode()}
 	}
-	if errors.Is(err, exec.ErrWaitDelay) {
-		return nil
-	}
 	return &control.TransportError{Op: control.OpLost, Started: true, Err: err}
-}
-
-func signalName(s syscall.Signal) string {
-	names := map[syscall.Signal]string{syscall.SIGKILL: "KILL", syscall.SIGTERM: "TERM", syscall.SIGINT: "INT",
-		syscall.SIGHUP: "HUP", syscall.SIGQUIT: "QUIT", syscall.SIGSEGV: "SEGV", syscall.SIGABRT: "ABRT",
-		syscall.SIGPIPE: "PIPE", syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2", syscall.SIGSTOP: "STOP"}
-	if n, ok := names[s]; ok {
-		return n
-	}
-	return s.String()
 }

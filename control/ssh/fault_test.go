@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,11 +32,13 @@ type faultServer struct {
 	ln             net.Listener
 	cfg            *ssh.ServerConfig
 	hostKey        ssh.Signer
-	refuseSessions bool
-	handshakeDelay time.Duration
-	maxSessions    int32
+	refuseSessions atomic.Bool
+	handshakeDelay atomic.Int64 // a time.Duration
+	maxSessions    atomic.Int32
 
 	dials, execs, dropped atomic.Int32
+	dropOnOpen            atomic.Int32 // drop the connection at the next N channel opens
+	frozen                freeze       // a server that stopped answering (SIGSTOP, a DROP rule)
 	open, peak            atomic.Int32
 }
 
@@ -79,20 +82,25 @@ func (s *faultServer) serve() {
 	}
 }
 
-func (s *faultServer) handle(nc net.Conn) {
+func (s *faultServer) handle(raw net.Conn) {
+	nc := &freezable{Conn: raw, f: &s.frozen}
 	defer nc.Close()
-	time.Sleep(s.handshakeDelay)
+	time.Sleep(time.Duration(s.handshakeDelay.Load()))
 	_, chans, reqs, err := ssh.NewServerConn(nc, s.cfg)
 	if err != nil {
 		return
 	}
 	go ssh.DiscardRequests(reqs)
 	for nch := range chans {
-		if nch.ChannelType() != "session" || s.refuseSessions {
+		if s.dropOnOpen.Load() > 0 && s.dropOnOpen.Add(-1) >= 0 {
+			nc.Close()
+			return
+		}
+		if nch.ChannelType() != "session" || s.refuseSessions.Load() {
 			nch.Reject(ssh.Prohibited, "administratively prohibited")
 			continue
 		}
-		if s.maxSessions > 0 && s.open.Load() >= s.maxSessions {
+		if m := s.maxSessions.Load(); m > 0 && s.open.Load() >= m {
 			nch.Reject(ssh.Prohibited, "too many sessions")
 			continue
 		}
@@ -147,11 +155,64 @@ func (s *faultServer) session(nc net.Conn, ch ssh.Channel, reqs <-chan *ssh.Requ
 			return
 		case strings.Contains(cmd, "sleepy"):
 			time.Sleep(30 * time.Millisecond)
+		case strings.Contains(cmd, "slow5"):
+			time.Sleep(5 * time.Second)
+		case strings.Contains(cmd, "drain"):
+			io.Copy(io.Discard, ch)
 		}
 		ch.Write([]byte("ok\n"))
 		status(0)
 		return
 	}
+}
+
+// freeze makes a server stop reading and writing, as a SIGSTOPped sshd or
+// a firewall that drops everything would: the client's packets go
+// unanswered and its writes stall once the socket buffers fill.
+type freeze struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	frozen bool
+}
+
+func (f *freeze) set(v bool) {
+	f.mu.Lock()
+	if f.cond == nil {
+		f.cond = sync.NewCond(&f.mu)
+	}
+	f.frozen = v
+	f.cond.Broadcast()
+	f.mu.Unlock()
+}
+
+func (f *freeze) wait() {
+	f.mu.Lock()
+	if f.cond == nil {
+		f.cond = sync.NewCond(&f.mu)
+	}
+	for f.frozen {
+		f.cond.Wait()
+	}
+	f.mu.Unlock()
+}
+
+// freezable blocks reads and writes while the server is frozen. A read
+// already waiting for data is not interrupted, but whatever it returns is
+// held back until the thaw.
+type freezable struct {
+	net.Conn
+	f *freeze
+}
+
+func (c *freezable) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.f.wait()
+	return n, err
+}
+
+func (c *freezable) Write(p []byte) (int, error) {
+	c.f.wait()
+	return c.Conn.Write(p)
 }
 
 // client makes a control.Client for the fault server with a known_hosts
@@ -191,16 +252,39 @@ func (s *faultServer) known() string {
 	return "fault:" + port
 }
 
-func TestFaultDropMidCommandRetries(t *testing.T) {
+// A connection lost while the command ran is never retried: the command
+// may have run, and running it again could run it twice.
+func TestFaultDropMidCommandIsNotRetried(t *testing.T) {
 	key, pub := testKey(t)
 	s := newFaultServer(t, pub, "")
 	c := s.client(t, Config{KeyFiles: []string{key}}, control.Options{})
-	out, err := c.Session().Exec(context.Background(), control.Raw("drop-once"))
+	_, err := c.Session().Exec(context.Background(), control.Raw("drop-once"))
+	te, ok := errors.AsType[*control.TransportError](err)
+	if !ok || te.Op != control.OpLost || !te.Started || !strings.Contains(err.Error(), "may have run") {
+		t.Fatalf("got %v", err)
+	}
+	if s.execs.Load() != 1 {
+		t.Fatalf("the command ran %d times", s.execs.Load())
+	}
+	// The next command reconnects.
+	if out, err := c.Session().Exec(context.Background(), "true"); err != nil || out != "ok" || s.dials.Load() != 2 {
+		t.Fatalf("after the drop: %q %v, %d dials", out, err, s.dials.Load())
+	}
+}
+
+// A connection that is found dead before the command was sent is
+// retried on a new one: the command certainly did not start.
+func TestFaultDropBeforeExecRetries(t *testing.T) {
+	key, pub := testKey(t)
+	s := newFaultServer(t, pub, "")
+	s.dropOnOpen.Store(1)
+	c := s.client(t, Config{KeyFiles: []string{key}}, control.Options{})
+	out, err := c.Session().Exec(context.Background(), "true")
 	if err != nil || out != "ok" {
 		t.Fatalf("got %q, %v", out, err)
 	}
-	if s.dials.Load() != 2 || s.execs.Load() != 2 {
-		t.Fatalf("dials %d execs %d; want a reconnect and a second run", s.dials.Load(), s.execs.Load())
+	if s.dials.Load() != 2 || s.execs.Load() != 1 {
+		t.Fatalf("dials %d execs %d; want a reconnect and one run", s.dials.Load(), s.execs.Load())
 	}
 }
 
@@ -241,7 +325,7 @@ func TestFaultNoExitStatus(t *testing.T) {
 func TestFaultChannelRefused(t *testing.T) {
 	key, pub := testKey(t)
 	s := newFaultServer(t, pub, "")
-	s.refuseSessions = true
+	s.refuseSessions.Store(true)
 	c := s.client(t, Config{KeyFiles: []string{key}}, control.Options{Retries: 2})
 	_, err := c.Session().Exec(context.Background(), "true")
 	te, ok := errors.AsType[*control.TransportError](err)
@@ -256,7 +340,7 @@ func TestFaultChannelRefused(t *testing.T) {
 func TestFaultSlowHandshake(t *testing.T) {
 	key, pub := testKey(t)
 	s := newFaultServer(t, pub, "")
-	s.handshakeDelay = 5 * time.Second
+	s.handshakeDelay.Store(int64(5 * time.Second))
 	c := s.client(t, Config{KeyFiles: []string{key}, HandshakeTimeout: 200 * time.Millisecond}, control.Options{Retries: -1})
 	start := time.Now()
 	_, err := c.Session().Exec(context.Background(), "true")
@@ -280,7 +364,7 @@ func TestFaultSlowHandshake(t *testing.T) {
 func TestFaultSessionLimitWaits(t *testing.T) {
 	key, pub := testKey(t)
 	s := newFaultServer(t, pub, "")
-	s.maxSessions = 10
+	s.maxSessions.Store(10)
 	c := s.client(t, Config{KeyFiles: []string{key}}, control.Options{MaxSessions: 10, Retries: -1})
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
@@ -346,4 +430,89 @@ func TestFaultHostKeys(t *testing.T) {
 	if _, err := c.Session().Exec(context.Background(), "true"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// within fails the test unless f returns within d.
+func within(t *testing.T, d time.Duration, f func() error) error {
+	t.Helper()
+	start := time.Now()
+	err := f()
+	if el := time.Since(start); el > d {
+		t.Fatalf("took %v, want at most %v (err %v)", el, d, err)
+	}
+	return err
+}
+
+// A node that stops answering on an open connection cannot hold a call
+// past its deadline by more than a second: not a new command on the idle
+// connection, not a running command, not a command streaming its stdin.
+// When the node answers again, the next command works.
+func TestFaultSilentNodeDeadlines(t *testing.T) {
+	key, pub := testKey(t)
+	s := newFaultServer(t, pub, "")
+	c := s.client(t, Config{KeyFiles: []string{key}, KeepAlive: -1}, control.Options{})
+	ctx := context.Background()
+	if _, err := c.Session().Exec(ctx, "true"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := func(d time.Duration) context.Context {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	// A new command on the idle connection of a frozen server.
+	s.frozen.set(true)
+	err := within(t, 2*time.Second, func() error {
+		_, err := c.Session().Exec(deadline(time.Second), "true")
+		return err
+	})
+	te, ok := errors.AsType[*control.TransportError](err)
+	if !ok || !errors.Is(err, context.DeadlineExceeded) || te.Started || te.Node != "fault" {
+		t.Fatalf("idle connection: %v", err)
+	}
+	// Options.Timeout bounds it the same way.
+	err = within(t, 2*time.Second, func() error {
+		_, err := c.Session().WithTimeout(time.Second).Exec(ctx, "true")
+		return err
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("session timeout: %v", err)
+	}
+	s.frozen.set(false)
+	if out, err := c.Session().Exec(ctx, "true"); err != nil || out != "ok" {
+		t.Fatalf("after the thaw: %q %v", out, err)
+	}
+	// A running command whose server freezes.
+	time.AfterFunc(300*time.Millisecond, func() { s.frozen.set(true) })
+	err = within(t, 3*time.Second, func() error {
+		_, err := c.Session().Exec(deadline(2*time.Second), control.Raw("slow5"))
+		return err
+	})
+	if te, ok := errors.AsType[*control.TransportError](err); !ok || !te.Started || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("running command: %v", err)
+	}
+	// 64 MB of stdin to a frozen server: the writes stall, the call
+	// does not.
+	err = within(t, 3*time.Second, func() error {
+		_, err := c.Session().Run(deadline(2*time.Second), control.Cmd{Args: []any{control.Raw("drain")}, StdinReader: io.LimitReader(zeros{}, 64<<20)})
+		return err
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("upload: %v", err)
+	}
+	s.frozen.set(false)
+	if out, err := c.Session().Exec(ctx, "true"); err != nil || out != "ok" {
+		t.Fatalf("after the second thaw: %q %v", out, err)
+	}
+	// Close never waits for the node.
+	s.frozen.set(true)
+	defer s.frozen.set(false)
+	within(t, time.Second, c.Close)
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

@@ -30,12 +30,7 @@ func TestMain(m *testing.M) { env.Main(m) }
 
 func sandboxTest(t testing.TB, opts control.Options) *jepsen.Test {
 	t.Helper()
-	info := env.Get(t)
-	tt, err := jepsen.FromNodesFile("ctl", info.NodesFile(), jssh.Config{}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tt.Close() })
+	tt := env.Test(t, "ctl", opts)
 	return tt
 }
 

@@ -8,7 +8,9 @@
 package ssh
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jepsen/jepsen/control"
@@ -168,24 +171,61 @@ func New(cfg Config) (*Remote, error) {
 	return r, nil
 }
 
+// Settings are the "ssh" section of a nodes file (control.NodesFile):
+// how to log in to its nodes. Relative paths are relative to the file.
+type Settings struct {
+	User       string `json:"user,omitempty"`
+	KeyFile    string `json:"key_file,omitempty"`
+	KnownHosts string `json:"known_hosts,omitempty"`
+	// Config is an OpenSSH client config for people (ssh -F it n1);
+	// go-jepsen does not read it.
+	Config string `json:"config,omitempty"`
+}
+
+// Raw renders the settings as a nodes file section.
+func (s Settings) Raw() json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+// SettingsOf decodes a nodes file's "ssh" section, with its paths
+// resolved against the file's directory.
+func SettingsOf(nf *control.NodesFile) (Settings, error) {
+	var st Settings
+	if len(nf.SSH) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(nf.SSH))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&st); err != nil {
+			return st, fmt.Errorf("nodes file: ssh section: %w", err)
+		}
+	}
+	st.KeyFile, st.KnownHosts, st.Config = nf.Resolve(st.KeyFile), nf.Resolve(st.KnownHosts), nf.Resolve(st.Config)
+	return st, nil
+}
+
 // FromNodesFile makes a Remote for the cluster a nodes file describes (the
-// sandbox's, for instance): its addresses, user, key and known_hosts, with
-// cfg's non-zero fields taking precedence.
+// sandbox's, for instance): its addresses and its "ssh" section's user,
+// key and known_hosts, with cfg's non-zero fields taking precedence.
 func FromNodesFile(nf *control.NodesFile, cfg Config) (*Remote, error) {
+	if nf.Remote != "" && nf.Remote != "ssh" {
+		return nil, fmt.Errorf("ssh: the nodes file is for the %s remote", nf.Remote)
+	}
+	st, err := SettingsOf(nf)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.User == "" {
-		cfg.User = nf.User
+		cfg.User = st.User
 	}
-	if len(cfg.KeyFiles) == 0 && nf.KeyFile != "" {
-		cfg.KeyFiles = []string{nf.KeyFile}
+	if len(cfg.KeyFiles) == 0 && st.KeyFile != "" {
+		cfg.KeyFiles = []string{st.KeyFile}
 	}
-	if len(cfg.KnownHosts) == 0 && nf.KnownHosts != "" {
-		cfg.KnownHosts = []string{nf.KnownHosts}
+	if len(cfg.KnownHosts) == 0 && st.KnownHosts != "" {
+		cfg.KnownHosts = []string{st.KnownHosts}
 	}
-	if cfg.Addrs == nil {
-		cfg.Addrs = map[string]string{}
-	}
+	addrs := map[string]string{}
 	for _, n := range nf.Nodes {
-		if _, ok := cfg.Addrs[n.Name]; ok || (n.Address == "" && n.Port == 0) {
+		if n.Address == "" && n.Port == 0 {
 			continue
 		}
 		host := n.Address
@@ -195,13 +235,49 @@ func FromNodesFile(nf *control.NodesFile, cfg Config) (*Remote, error) {
 		if n.Port != 0 {
 			host = net.JoinHostPort(host, strconv.Itoa(n.Port))
 		}
-		cfg.Addrs[n.Name] = host
+		addrs[n.Name] = host
 	}
+	for n, a := range cfg.Addrs {
+		addrs[n] = a
+	}
+	cfg.Addrs = addrs
 	return New(cfg)
 }
 
-// User is the login user.
+// Load reads the nodes file at path and returns its node names and a
+// Remote for them (see FromNodesFile).
+func Load(path string, cfg Config) ([]string, *Remote, error) {
+	nf, err := control.LoadNodesFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := FromNodesFile(nf, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nf.Names(), r, nil
+}
+
+// User is the login user (control.UserReporter).
 func (r *Remote) User() string { return r.cfg.User }
+
+// Addr is the host the control node reaches node's services at
+// (control.Addresser): its address from Config.Addrs, without the SSH
+// port, or its name.
+func (r *Remote) Addr(node string) string {
+	if a, ok := r.cfg.Addrs[node]; ok {
+		return hostOf(a)
+	}
+	return node
+}
+
+// hostOf returns the host part of "host:port", or s when it has no port.
+func hostOf(s string) string {
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		return h
+	}
+	return s
+}
 
 // addr returns the address to dial and the name known_hosts should know.
 func (r *Remote) addr(node string) (dial, known string) {
@@ -265,7 +341,7 @@ func classifyHandshake(ctx context.Context, node, known, dialAddr string, err, k
 			if len(ke.Want) == 0 {
 				return &control.TransportError{Node: node, Op: control.OpHostKey, Err: fmt.Errorf(
 					"%w: %s (%s) is not in the known_hosts files; verify its key and add it (ssh-keyscan %s >> ~/.ssh/known_hosts), or for a throwaway cluster disable checking with --strict-host-key-checking=false",
-					control.ErrUnknownHostKey, known, dialAddr, strings.Split(dialAddr, ":")[0])}
+					control.ErrUnknownHostKey, known, dialAddr, hostOf(dialAddr))}
 			}
 			return &control.TransportError{Node: node, Op: control.OpHostKey, Err: fmt.Errorf(
 				"%w: %s (%s) presented a key that differs from known_hosts line %s:%d; if the node was rebuilt, remove the old entry (ssh-keygen -R %s), otherwise someone may be intercepting the connection",
@@ -289,15 +365,18 @@ func classifyHandshake(ctx context.Context, node, known, dialAddr string, err, k
 }
 
 type conn struct {
-	client *ssh.Client
-	user   string
-	once   sync.Once
-	done   chan struct{} // closed by Close
-	dead   chan struct{} // closed when the connection is gone
+	client  *ssh.Client
+	user    string
+	once    sync.Once
+	done    chan struct{} // closed by Close
+	dead    chan struct{} // closed when the connection is gone
+	probing atomic.Bool   // a liveness probe is in flight
 }
 
 func (c *conn) User() string { return c.user }
 
+// Close closes the TCP connection, which ends every channel on it at
+// once; it never waits for the node.
 func (c *conn) Close() error {
 	var err error
 	c.once.Do(func() {
@@ -306,6 +385,23 @@ func (c *conn) Close() error {
 	})
 	return err
 }
+
+// Broken reports that the connection is gone or closed
+// (control.BrokenReporter).
+func (c *conn) Broken() bool {
+	select {
+	case <-c.dead:
+		return true
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// probeTimeout bounds how long a connection may leave a liveness probe
+// unanswered before it is closed as dead.
+const probeTimeout = 5 * time.Second
 
 // keepAlive closes the connection when the server stops answering, so
 // waiting commands fail as lost rather than hang.
@@ -318,65 +414,179 @@ func (c *conn) keepAlive(every time.Duration) {
 			return
 		case <-t.C:
 		}
-		res := make(chan error, 1)
-		go func() {
-			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
-			res <- err
-		}()
-		select {
-		case err := <-res:
-			if err != nil {
-				c.Close()
-				return
-			}
-		case <-time.After(every):
+		if !c.alive(every) {
 			c.Close()
-			return
-		case <-c.done:
 			return
 		}
 	}
 }
 
+// alive sends a keepalive request and reports whether any answer came
+// within d. The request is sent from its own goroutine: on a node that
+// stopped reading, even the write can block until the connection closes.
+func (c *conn) alive(d time.Duration) bool {
+	res := make(chan error, 1)
+	go func() {
+		_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+		res <- err
+	}()
+	select {
+	case err := <-res:
+		return err == nil
+	case <-time.After(d):
+		return false
+	case <-c.done:
+		return false
+	}
+}
+
+// checkAlive probes the connection in the background after a command's
+// context ended, and closes it when the node does not answer: the command
+// may have overrun because the node stopped answering, and then the next
+// command must dial afresh rather than wait on a dead connection.
+func (c *conn) checkAlive() {
+	if !c.probing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer c.probing.Store(false)
+		if !c.alive(probeTimeout) {
+			c.Close()
+		}
+	}()
+}
+
+// gate forwards writes until it is shut, and never after: the command's
+// goroutines may still be copying output when Run returns, and the
+// caller's buffer must then be its own again.
+type gate struct {
+	mu   sync.Mutex
+	w    io.Writer
+	shut bool
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut {
+		return 0, io.ErrClosedPipe
+	}
+	return g.w.Write(p)
+}
+
+// close shuts the gate, waiting for a write in progress; a writer that
+// blocks for longer than a moment is abandoned rather than waited for.
+func (g *gate) close() {
+	done := make(chan struct{})
+	go func() {
+		g.mu.Lock()
+		g.shut = true
+		g.mu.Unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(250 * time.Millisecond):
+	}
+}
+
+// attempt is one command's progress, shared between Run and the goroutine
+// that drives the channel.
+type attempt struct {
+	mu        sync.Mutex
+	sess      *ssh.Session
+	started   bool // the exec request went out: the command may run
+	abandoned bool // Run returned; the channel must be closed
+}
+
+// begin records the open session and reports whether to go on.
+func (a *attempt) begin(s *ssh.Session) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.abandoned {
+		return false
+	}
+	a.sess, a.started = s, true
+	return true
+}
+
+func (a *attempt) abandon() (*ssh.Session, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.abandoned = true
+	return a.sess, a.started
+}
+
+var errExecRefused = errors.New("the server refused to run the command")
+
+// Run runs line on a new channel. Every step that waits on the node
+// (opening the channel, the exec request, the command) runs in a
+// goroutine, so that Run returns when ctx ends whatever the node does;
+// the connection is then probed in the background and closed if the node
+// stopped answering.
 func (c *conn) Run(ctx context.Context, line string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if ctx.Err() != nil {
+		return control.CtxError(ctx, false)
+	}
+	out, errw := &gate{w: stdout}, &gate{w: stderr}
+	a := &attempt{}
+	res := make(chan error, 1)
+	go func() { res <- c.run(a, line, stdin, out, errw) }()
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+	}
+	sess, started := a.abandon()
+	out.close()
+	errw.close()
+	if sess != nil {
+		// Ask the server to signal the command (timeout(1) passes TERM to
+		// its whole process group). OpenSSH refuses this for some logins,
+		// so the Session also ends the command by its tag from another
+		// channel. Both writes may block on a silent node: not here.
+		go func() {
+			_ = sess.Signal(ssh.SIGTERM)
+			sess.Close()
+		}()
+	}
+	c.checkAlive()
+	return control.CtxError(ctx, started)
+}
+
+func (c *conn) run(a *attempt, line string, stdin io.Reader, stdout, stderr io.Writer) error {
 	sess, err := c.client.NewSession()
 	if err != nil {
-		var oce *ssh.OpenChannelError
-		if errors.As(err, &oce) {
+		if _, ok := errors.AsType[*ssh.OpenChannelError](err); ok {
 			return &control.TransportError{Op: control.OpOpenSession, Err: err}
 		}
 		return &control.TransportError{Op: control.OpLost, Err: err}
 	}
+	if !a.begin(sess) {
+		sess.Close()
+		return nil // Run returned already; nobody reads this
+	}
 	defer sess.Close()
 	sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, stderr
 	if err := sess.Start(line); err != nil {
-		return &control.TransportError{Op: control.OpLost, Err: err}
+		// The exec request was refused (the command did not start), or
+		// the connection went while it was in flight (it may have).
+		if c.Broken() || errors.Is(err, io.EOF) {
+			return &control.TransportError{Op: control.OpLost, Started: true, Err: io.EOF}
+		}
+		return &control.TransportError{Op: control.OpOpenSession, Err: errExecRefused}
 	}
-	done := make(chan error, 1)
-	go func() { done <- sess.Wait() }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		// Ask the server to signal the command (timeout(1) passes TERM to
-		// its whole process group). OpenSSH refuses this for some logins,
-		// so the Session also ends the command by its tag from another
-		// channel. Closing the channel frees us whatever the server does.
-		_ = sess.Signal(ssh.SIGTERM)
-		sess.Close()
-		return control.CtxError(ctx, true)
-	}
+	err = sess.Wait()
 	if err == nil {
 		return nil
 	}
-	var ee *ssh.ExitError
-	if errors.As(err, &ee) {
+	if ee, ok := errors.AsType[*ssh.ExitError](err); ok {
 		if ee.Signal() != "" {
 			return &control.ExitStatus{Status: -1, Signal: ee.Signal()}
 		}
 		return &control.ExitStatus{Status: ee.ExitStatus()}
 	}
-	var em *ssh.ExitMissingError
-	if errors.As(err, &em) {
+	if _, ok := errors.AsType[*ssh.ExitMissingError](err); ok {
 		// A channel closed without a status: if the whole connection went
 		// with it, the connection was lost; if not, the server withheld it.
 		select {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
-	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/dbs/etcd"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
@@ -21,11 +20,7 @@ func TestMain(m *testing.M) { env.Main(m) }
 
 func newTest(t *testing.T) *jepsen.Test {
 	t.Helper()
-	tt, err := jepsen.FromNodesFile("etcd", env.Get(t).NodesFile(), jssh.Config{}, control.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tt.Close() })
+	tt := env.Test(t, "etcd", control.Options{})
 	return tt
 }
 

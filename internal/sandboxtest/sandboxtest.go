@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/sandbox"
 )
 
@@ -62,6 +65,23 @@ func (e *Env) Get(t testing.TB) *sandbox.Info {
 		t.Fatalf("sandbox up: %v", e.err)
 	}
 	return e.info
+}
+
+// Test returns a Test named name on the sandbox's nodes (over SSH, from
+// its nodes file), closed when t ends.
+func (e *Env) Test(t testing.TB, name string, opts control.Options) *jepsen.Test {
+	t.Helper()
+	info := e.Get(t)
+	nodes, r, err := jssh.Load(info.NodesFile(), jssh.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, err := jepsen.New(name, nodes, r, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tt.Close() })
+	return tt
 }
 
 // Close takes the sandbox down if Get brought it up.
