@@ -203,7 +203,7 @@ func (s *Session) runLine(ctx context.Context, line, display string, cmd Cmd) (R
 		}
 		ce := &CommandError{Node: s.Node(), Cmd: redact(display, pw), Script: script, Dir: s.dir, Exit: es.Status, Signal: es.Signal,
 			Stdout: redact(res.Stdout, pw), Stderr: redact(errText, pw)}
-		if s.sudo != "" {
+		if s.sudo != "" && s.sudo != c.loginUser() {
 			ce.User = s.sudo
 		}
 		return res, ce

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/go-jepsen/jepsen"
 )
@@ -61,8 +62,14 @@ type composite struct {
 	primary []Primary
 }
 
-// Members returns the composed DBs in order.
-func (c *composite) Members() []DB { return append([]DB(nil), c.members...) }
+// Name joins the members' names: "etcd+tcpdump".
+func (c *composite) Name() string {
+	names := make([]string, len(c.members))
+	for i, d := range c.members {
+		names[i] = Name(d)
+	}
+	return strings.Join(names, "+")
+}
 
 // Unwrap returns nil: a composite has no single inner DB.
 func (c *composite) Unwrap() DB { return nil }
@@ -70,7 +77,7 @@ func (c *composite) Unwrap() DB { return nil }
 func (c *composite) Setup(ctx context.Context, t *jepsen.Test, node string) error {
 	for i, d := range c.members {
 		if err := d.Setup(ctx, t, node); err != nil {
-			return fmt.Errorf("member %d (%T): %w", i+1, d, err)
+			return fmt.Errorf("member %d (%s): %w", i+1, Name(d), err)
 		}
 	}
 	return nil
@@ -80,7 +87,7 @@ func (c *composite) Teardown(ctx context.Context, t *jepsen.Test, node string) e
 	var errs []error
 	for i := len(c.members) - 1; i >= 0; i-- {
 		if err := c.members[i].Teardown(ctx, t, node); err != nil {
-			errs = append(errs, fmt.Errorf("member %d (%T): %w", i+1, c.members[i], err))
+			errs = append(errs, fmt.Errorf("member %d (%s): %w", i+1, Name(c.members[i]), err))
 		}
 	}
 	return errors.Join(errs...)
@@ -148,7 +155,7 @@ func (l compLogs) LogFiles(ctx context.Context, t *jepsen.Test, node string) ([]
 	for i, d := range l.c.members {
 		m, err := LogFilesMap(ctx, d, t, node)
 		if err != nil {
-			return nil, fmt.Errorf("member %d (%T): %w", i+1, d, err)
+			return nil, fmt.Errorf("member %d (%s): %w", i+1, Name(d), err)
 		}
 		for _, f := range SortedLogFiles(m) {
 			if seen[f.Remote] {

@@ -172,13 +172,38 @@ func Require(d DB, caps ...Capability) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: %T lacks %s (it has: %s)", ErrUnsupported, d, strings.Join(missing, ", "), have)
+	return fmt.Errorf("%w: %s lacks %s (it has: %s)", ErrUnsupported, Name(d), strings.Join(missing, ", "), have)
 }
 
-// Wrapper is a DB that wraps another; Unwrap returns the inner one.
+// Wrapper is a DB that wraps another; Unwrap returns the inner one, and
+// Name names the whole, for messages (Assemble's result has no other
+// way to reach the wrapper's own methods).
 type Wrapper interface {
 	DB
+	Namer
 	Unwrap() DB
+}
+
+// Namer is an optional interface of a DB: its name in messages and
+// errors ("etcd", "tcpdump"). Every DB and wrapper go-jepsen ships has
+// one.
+type Namer interface {
+	Name() string
+}
+
+// Name returns d's name: its Name method's, or its Go type without the
+// package path.
+func Name(d DB) string {
+	if n, ok := d.(Namer); ok {
+		if name := n.Name(); name != "" {
+			return name
+		}
+	}
+	t := strings.TrimPrefix(fmt.Sprintf("%T", d), "*")
+	if i := strings.LastIndexByte(t, '.'); i >= 0 && !strings.ContainsAny(t, "{ ") {
+		t = t[i+1:]
+	}
+	return t
 }
 
 // Unwrap returns the innermost DB of a chain of wrappers. A Wrapper whose

@@ -50,6 +50,9 @@ func (m *mapTest) test(t *jepsen.Test) (*jepsen.Test, error) {
 
 func (m *mapTest) Unwrap() DB { return m.inner }
 
+// Name is the inner DB's.
+func (m *mapTest) Name() string { return Name(m.inner) }
+
 func (m *mapTest) Setup(ctx context.Context, t *jepsen.Test, node string) error {
 	nt, err := m.test(t)
 	if err != nil {
@@ -127,12 +130,3 @@ func (a mapLogs) LogFiles(ctx context.Context, t *jepsen.Test, node string) ([]L
 	}
 	return a.l.LogFiles(ctx, nt, node)
 }
-
-// Noop is a DB that does nothing, as Jepsen's noop. It has no optional
-// capabilities.
-var Noop DB = noop{}
-
-type noop struct{}
-
-func (noop) Setup(context.Context, *jepsen.Test, string) error    { return nil }
-func (noop) Teardown(context.Context, *jepsen.Test, string) error { return nil }

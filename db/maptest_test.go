@@ -27,6 +27,7 @@ func (r *recorder) rec(op string, t *jepsen.Test, node string) error {
 }
 
 func (r *recorder) Unwrap() db.DB { return nil }
+func (r *recorder) Name() string  { return "recorder" }
 func (r *recorder) Setup(_ context.Context, t *jepsen.Test, n string) error {
 	return r.rec("setup", t, n)
 }

@@ -68,6 +68,9 @@ func Tcpdump(opts TcpdumpOpts) (*TcpdumpDB, error) {
 	return &TcpdumpDB{opts: opts}, nil
 }
 
+// Name is "tcpdump".
+func (d *TcpdumpDB) Name() string { return "tcpdump" }
+
 func (d *TcpdumpDB) file(name string) string { return path.Join(d.opts.Dir, name) }
 
 // FilterExpr returns the pcap filter for the options, given the control
@@ -113,19 +116,16 @@ func (d *TcpdumpDB) Setup(ctx context.Context, t *jepsen.Test, node string) erro
 	}
 	_, err := cu.StartDaemon(ctx, s, cu.DaemonOpts{Logfile: d.file("log"), Pidfile: d.file("pid"), Chdir: d.opts.Dir}, "/usr/bin/tcpdump", args...)
 	if err != nil {
-		return fmt.Errorf("tcpdump on %s: %w", node, err)
+		return fmt.Errorf("tcpdump: %w", err)
 	}
 	// tcpdump says "listening on" once the capture is open; packets
 	// before that are not captured.
-	body := `i=0; while [ $i -lt 200 ]; do
-  grep -q 'listening on' "$LOG" && exit 0
-  kill -0 "$(cat "$PID")" 2>/dev/null || exit 9
-  sleep 0.05; i=$((i+1))
-done; exit 10`
-	_, err = s.Exec(ctx, control.Raw("LOG="+control.Escape(d.file("log"))+"; PID="+control.Escape(d.file("pid"))+"\n"+body))
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = cu.Await(actx, s, "tcpdump to listen", cu.AwaitOpts{Pidfile: d.file("pid"), Logfile: d.file("log"), Interval: 50 * time.Millisecond},
+		"grep", "-q", "listening on", d.file("log"))
 	if err != nil {
-		out, _ := s.Exec(context.WithoutCancel(ctx), "tail", "-n", 5, d.file("log"))
-		return fmt.Errorf("tcpdump on %s did not start listening: %w; log: %s", node, err, out)
+		return fmt.Errorf("tcpdump: %w", err)
 	}
 	return nil
 }

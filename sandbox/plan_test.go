@@ -103,9 +103,15 @@ func TestPlanAddresses(t *testing.T) {
 
 func TestInitScriptOrder(t *testing.T) {
 	p, _ := NewPlan(Config{})
-	s := initScript(p, p.Node(3))
+	var code []string
+	for _, l := range strings.Split(initScript, "\n") {
+		if !strings.HasPrefix(l, "#") {
+			code = append(code, l)
+		}
+	}
+	s := strings.Join(code, "\n")
 	order := []string{
-		"echo n3 > /proc/sys/kernel/hostname",
+		`echo "$2" > /proc/sys/kernel/hostname`,
 		"mount --make-rprivate /",
 		"umount -R /run/netns",
 		"mount -t proc",
@@ -167,9 +173,6 @@ func TestRenderedConfigs(t *testing.T) {
 		if !strings.Contains(sc, want) {
 			t.Errorf("ssh config lacks %q:\n%s", want, sc)
 		}
-	}
-	if shq("a'b") != `'a'\''b'` {
-		t.Fatal(shq("a'b"))
 	}
 }
 

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	_ "embed"
 	"fmt"
 	"strings"
 )
@@ -61,44 +62,11 @@ func sshClientConfig(p Plan, n int) string {
 	return b.String()
 }
 
-// shq single-quotes s for sh.
-func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-// initScript is what runs as PID 1 of node np, inside its network
-// namespace and fresh mount, UTS, IPC and PID namespaces. It configures
-// the node's network, builds its private filesystem view and execs sshd.
-// Order matters (see the sandbox recipe): /run/netns is unmounted first so
-// the node does not pin other nodes' namespaces; /run, which holds the
-// state directory by default, is covered last (see nodeFstab). Every exec
-// costs milliseconds and 50 nodes start at once, so the network is one
-// `ip -batch` and the mounts one `mount -a`.
-func initScript(p Plan, np NodePlan) string {
-	dir := p.NodeDir(np.Name)
-	var b strings.Builder
-	w := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
-	w("#!/bin/sh")
-	w("# node %s of sandbox %s; written by go-jepsen", np.Name, p.Name)
-	w("set -eu")
-	w("D=%s", shq(dir))
-	w("echo %s > /proc/sys/kernel/hostname", np.Name)
-	w("mount --make-rprivate /")
-	w("umount -R /run/netns 2>/dev/null || true")
-	w("mount -t proc -o nosuid,nodev,noexec proc /proc")
-	w("echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6")
-	w("echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6")
-	w("ip -batch \"$D/ip.batch\"")
-	// /dev/shm is a tmpfs on the host already, which mount -a would take
-	// as done.
-	w("mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm")
-	w("mount -a -T \"$D/fstab\"")
-	// When the state dir is outside /run it is still visible here; hide
-	// it so a node cannot read its neighbours' data.
-	w("if [ -d %s ]; then mount -t tmpfs -o size=64k,mode=0755 tmpfs %s; fi", shq(p.StateDir), shq(p.StateDir))
-	w("mount -o remount,bind,ro /")
-	// No node may move the shared clock or load kernel modules.
-	w("exec setpriv --bounding-set -sys_time,-sys_module -- /usr/sbin/sshd -D -e -f /etc/ssh/jepsen_sshd_config")
-	return b.String()
-}
+// initScript is PID 1 of every node (init.sh, run with the node's
+// directory, hostname and the state directory as arguments).
+//
+//go:embed init.sh
+var initScript string
 
 // ipBatch configures the node's interfaces (run by `ip -batch` inside its
 // network namespace).

@@ -419,7 +419,7 @@ func prepareNodeDir(p Plan, np NodePlan, n int, client ssh.PublicKey) (ssh.Publi
 	}{
 		{filepath.Join(etc, "ssh", "jepsen_sshd_config"), sshdConfig(), 0o644},
 		{filepath.Join(etc, "hostname"), np.Name + "\n", 0o644},
-		{filepath.Join(dir, "init.sh"), initScript(p, np), 0o700},
+		{filepath.Join(dir, "init.sh"), initScript, 0o700},
 		{filepath.Join(dir, "ip.batch"), ipBatch(np), 0o600},
 		{filepath.Join(dir, "fstab"), nodeFstab(p, np), 0o600},
 	}
@@ -482,7 +482,7 @@ func startNode(p Plan, np NodePlan) (pid int, start uint64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	cmd := exec.Command(ipPath, "netns", "exec", np.NetNS, "/bin/sh", filepath.Join(dir, "init.sh"))
+	cmd := exec.Command(ipPath, "netns", "exec", np.NetNS, "/bin/sh", filepath.Join(dir, "init.sh"), dir, np.Name, p.StateDir)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = console, console
 	cmd.Dir = "/"

@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,17 +92,21 @@ const (
 	CompressNone = "none"
 )
 
-func tarCompressFlag(c string) (string, error) {
+// compressProgram is tar's --use-compress-program for a setting.
+func compressProgram(c string) (string, error) {
 	switch c {
 	case "", CompressFast:
-		return "--use-compress-program='gzip -1'", nil
+		return "gzip -1", nil
 	case CompressBest:
-		return "-z", nil
+		return "gzip -6", nil
 	case CompressNone:
 		return "", nil
 	}
 	return "", fmt.Errorf("store: unknown compression %q", c)
 }
+
+//go:embed collect.sh
+var collectScript string
 
 // KeepLogs returns a db.CycleOptions.OnFailedTry that keeps a failed
 // setup try's evidence, which the next try's teardown would destroy: it
@@ -159,7 +164,7 @@ func CollectLogs(ctx context.Context, t *jepsen.Test, d db.DB, dir string, opts 
 
 func collectNode(ctx context.Context, t *jepsen.Test, d db.DB, node, nodeDir, compression string) (NodeEntry, error) {
 	e := NodeEntry{Node: node, OK: true}
-	zflag, err := tarCompressFlag(compression)
+	comp, err := compressProgram(compression)
 	if err != nil {
 		e.OK, e.Error = false, err.Error()
 		return e, err
@@ -178,12 +183,10 @@ func collectNode(ctx context.Context, t *jepsen.Test, d db.DB, node, nodeDir, co
 	}
 	// Existing paths go into one tar stream, named by their remote path
 	// without the leading "/"; missing ones simply are not in it.
-	var script strings.Builder
-	script.WriteString("cd / && for f in")
+	args := []string{comp}
 	for _, f := range list {
-		script.WriteString(" " + control.Escape(strings.TrimPrefix(f.Remote, "/")))
+		args = append(args, strings.TrimPrefix(f.Remote, "/"))
 	}
-	script.WriteString(`; do if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi; done | tar -c ` + zflag + ` -f - --null -T - --ignore-failed-read --warning=no-file-changed --warning=no-file-removed; s=$?; [ $s -le 1 ] || exit $s`)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	var sizes map[string]int64
@@ -193,7 +196,7 @@ func collectNode(ctx context.Context, t *jepsen.Test, d db.DB, node, nodeDir, co
 		_, _ = io.Copy(io.Discard, pr)
 		done <- err
 	}()
-	_, rerr := t.Session(node).Su().Run(ctx, control.Cmd{Args: []any{control.Raw(script.String())}, Stdout: pw})
+	_, rerr := t.Session(node).Su().Run(ctx, control.Cmd{Args: []any{control.Script{Name: "store/collect.sh", Text: collectScript, Args: args}}, Stdout: pw})
 	pw.CloseWithError(rerr)
 	xerr := <-done
 	err = errors.Join(rerr, xerr)

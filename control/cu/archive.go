@@ -56,10 +56,10 @@ const CacheDir = TmpDirBase + "/cache"
 // download is fetched again, at most opts.Redownloads times.
 func InstallArchive(ctx context.Context, s *control.Session, src Source, dest string, opts ArchiveOpts) error {
 	if (src.URL == "") == (src.Local == "") {
-		return fmt.Errorf("%w: archive source: set exactly one of URL and Local", control.ErrInvalidArg)
+		return nodeErr(s, "install archive: %w: set exactly one of URL and Local", control.ErrInvalidArg)
 	}
 	if !path.IsAbs(dest) || path.Clean(dest) == "/" {
-		return fmt.Errorf("%w: archive destination %q must be an absolute path below /", control.ErrInvalidArg, dest)
+		return nodeErr(s, "install archive: %w: destination %q must be an absolute path below /", control.ErrInvalidArg, dest)
 	}
 	if opts.Redownloads == 0 {
 		opts.Redownloads = 1
@@ -71,10 +71,10 @@ func InstallArchive(ctx context.Context, s *control.Session, src Source, dest st
 	case src.Local != "":
 		sum, err := fileSHA256(src.Local)
 		if err != nil {
-			return fmt.Errorf("node %s: install archive: %w", s.Node(), err)
+			return nodeErr(s, "install archive: %w", err)
 		}
 		if want != "" && sum != want {
-			return fmt.Errorf("node %s: install archive %s: %w: have %s, want %s", s.Node(), src, ErrChecksum, sum, want)
+			return nodeErr(s, "install archive %s: %w: have %s, want %s", src, ErrChecksum, sum, want)
 		}
 		file = path.Join(TmpDirBase, "upload", sum)
 		if ok, err := Exists(ctx, s, file); err != nil {
@@ -91,7 +91,7 @@ func InstallArchive(ctx context.Context, s *control.Session, src Source, dest st
 		file = path.Join(CacheDir, hex.EncodeToString(h[:]))
 		download = true
 	default:
-		return fmt.Errorf("%w: archive URL %q: want http://, https:// or file://", control.ErrInvalidArg, src.URL)
+		return nodeErr(s, "install archive: %w: URL %q: want http://, https:// or file://", control.ErrInvalidArg, src.URL)
 	}
 	force := opts.Force
 	for attempt := 0; ; attempt++ {
@@ -107,60 +107,27 @@ func InstallArchive(ctx context.Context, s *control.Session, src Source, dest st
 }
 
 func installOnce(ctx context.Context, s *control.Session, src Source, file, dest, want string, download, force bool) error {
-	body := `if [ -n "$DL" ]; then
-  mkdir -p "$(dirname "$F")"
-  if [ -n "$FORCE" ]; then rm -f "$F"; fi
-  if [ ! -s "$F" ]; then
-    if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 3 -o "$F.part" "$URL" || { rm -f "$F.part"; exit 12; }
-    else wget -q --tries 3 -O "$F.part" "$URL" || { rm -f "$F.part"; exit 12; }; fi
-    mv -f "$F.part" "$F"
-  fi
-fi
-[ -r "$F" ] || { echo "archive $F not found" >&2; exit 13; }
-if [ -n "$SUM" ]; then
-  have=$(sha256sum "$F" | cut -d' ' -f1)
-  [ "$have" = "$SUM" ] || { echo "sha256 $have" >&2; exit 10; }
-fi
-mkdir -p "$(dirname "$DEST")"
-t=$(mktemp -d -p "$(dirname "$DEST")" .jepsen-extract.XXXXXX) || { echo "cannot make a directory beside $DEST" >&2; exit 13; }
-trap 'rm -rf "$t"' EXIT
-if [ "$(head -c 4 "$F" | od -An -tx1 | tr -d ' \n')" = "504b0304" ]; then
-  unzip -q "$F" -d "$t" >&2 || exit 11
-else
-  tar --no-same-owner -xf "$F" -C "$t" >&2 || exit 11
-fi
-n=$(ls -A "$t" | wc -l)
-[ "$n" -gt 0 ] || { echo "archive is empty" >&2; exit 11; }
-rm -rf "$DEST"
-first=$(ls -A "$t" | head -n 1)
-if [ "$n" -eq 1 ] && [ -d "$t/$first" ] && [ ! -L "$t/$first" ]; then mv "$t/$first" "$DEST"; else mv "$t" "$DEST"; t=; fi`
-	dl, fc := "", ""
+	url, fc := "", ""
 	if download {
-		dl = "1"
+		url = src.URL
 	}
 	if force {
 		fc = "1"
 	}
-	_, err := s.Exec(ctx, script(body, "F", file, "URL", src.URL, "DL", dl, "FORCE", fc, "SUM", want, "DEST", path.Clean(dest)))
-	if err == nil {
-		return nil
+	_, err := s.Exec(ctx, script("install-archive.sh", file, url, fc, want, path.Clean(dest)))
+	switch exitCode(err) {
+	case -1:
+		if err == nil {
+			return nil
+		}
+	case ExitChecksum:
+		return fmt.Errorf("install archive %s: %w: %s, want %s: %w", src, ErrChecksum, stderrOf(err), want, err)
+	case ExitCorrupt:
+		return fmt.Errorf("install archive %s: %w: %w", src, ErrCorruptArchive, err)
+	case ExitDownload:
+		return fmt.Errorf("install archive: download of %s failed: %w", src.URL, err)
 	}
-	ce, ok := errors.AsType[*control.CommandError](err)
-	if !ok {
-		return err
-	}
-	msg := strings.TrimSpace(ce.Stderr)
-	switch ce.Exit {
-	case 10:
-		return fmt.Errorf("node %s: install archive %s: %w: %s, want %s", s.Node(), src, ErrChecksum, msg, want)
-	case 11:
-		return fmt.Errorf("node %s: install archive %s: %w: %s", s.Node(), src, ErrCorruptArchive, msg)
-	case 12:
-		return fmt.Errorf("node %s: install archive: download of %s failed: %s", s.Node(), src.URL, msg)
-	case 13:
-		return fmt.Errorf("node %s: install archive: %s", s.Node(), msg)
-	}
-	return err
+	return fmt.Errorf("install archive %s: %w", src, err)
 }
 
 func fileSHA256(p string) (string, error) {

@@ -13,11 +13,16 @@
 //   - signals go to the whole process group, children included;
 //   - a paused (SIGSTOPped) daemon is resumed before it is killed.
 //
-// Nothing here depends on start-stop-daemon or killall: only POSIX sh,
-// coreutils, procps and util-linux's setsid/setpriv on the node.
+// The shell these helpers run on the node lives in scripts/*.sh, embedded
+// in the binary, checked by shellcheck, sharing scripts/lib.sh and one
+// table of exit codes (the Exit constants). Errors name a script by its
+// name and arguments, never its text. Nothing here depends on
+// start-stop-daemon or killall: only POSIX sh, coreutils, procps and
+// util-linux's setsid/setpriv on the node.
 package cu
 
 import (
+	"embed"
 	"errors"
 	"strings"
 
@@ -38,50 +43,62 @@ var (
 	ErrStillRunning = errors.New("daemon still running after SIGKILL")
 )
 
+// Exit statuses of cu's scripts: one table, the same as scripts/lib.sh
+// (a test checks they agree), so that no two scripts give one number two
+// meanings.
+const (
+	ExitNotRunning   = 70 // the pidfile's daemon does not run
+	ExitDied         = 71 // a daemon died while starting or while we waited
+	ExitStillRunning = 72 // a daemon survived SIGKILL within the wait
+	ExitNoPidfile    = 73 // a daemon that writes its own pidfile did not
+	ExitChdir        = 74 // the working directory cannot be entered
+	ExitForeground   = 75 // a foreground start exited non-zero
+	ExitChecksum     = 76 // an archive's SHA-256 differs
+	ExitCorrupt      = 77 // an archive cannot be extracted
+	ExitDownload     = 78 // an archive download failed
+	ExitArchive      = 79 // an archive is missing, or no room beside its destination
+	ExitGaveUp       = 80 // a wait ran out of tries
+)
+
 // TmpDirBase is where temporary files, caches and helper state go on the
 // node, as Jepsen's tmp-dir-base.
 const TmpDirBase = "/tmp/jepsen"
 
-// shLib is prepended to helper scripts. jp_alive PID [START] succeeds when
-// PID runs (not a zombie) and, given START, started at that clock tick;
-// jp_start PID prints its start time; jp_pgrp PID its process group;
-// jp_signal PID SIG signals PID's process group when PID leads it (as
-// daemons started here do), else PID alone; jp_pkill SIG ERE signals every
-// process whose command line matches, except the script's own process
-// group, and prints how many it signalled.
-const shLib = `jp_stat() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; printf '%s\n' "${s##*) }"; }
-jp_alive() {
-  st=$(jp_stat "$1") || return 1
-  set -- "$1" "${2:-}" $st
-  case "$3" in Z|X) return 1;; esac
-  [ -z "$2" ] || [ "$2" = "${22}" ]
-}
-jp_start() { st=$(jp_stat "$1") || return 1; set -- $st; printf '%s\n' "${20}"; }
-jp_pgrp() { st=$(jp_stat "$1") || return 1; set -- $st; printf '%s\n' "$3"; }
-jp_signal() {
-  g=$(jp_pgrp "$1") || return 0
-  if [ "$g" = "$1" ]; then kill -s "$2" -- "-$1" 2>/dev/null; else kill -s "$2" "$1" 2>/dev/null; fi
-  return 0
-}
-jp_pkill() {
-  me=$(jp_pgrp $$); n=0
-  for p in $(pgrep -f -- "$2"); do
-    g=$(jp_pgrp "$p") || continue
-    [ "$g" = "$me" ] && continue
-    kill -s "$1" "$p" 2>/dev/null && n=$((n+1))
-  done
-  echo $n
-}
-`
+//go:embed scripts/*.sh
+var scriptFS embed.FS
 
-// script renders a helper script: the library, then variable assignments
-// (escaped), then the body.
-func script(body string, vars ...string) control.Raw {
-	var b strings.Builder
-	b.WriteString(shLib)
-	for i := 0; i+1 < len(vars); i += 2 {
-		b.WriteString(vars[i] + "=" + control.Escape(vars[i+1]) + "\n")
+// libMarker is the line of each script that sources lib.sh for
+// shellcheck; the script run on the node has lib.sh in its place.
+const libMarker = "\n. ./lib.sh\n"
+
+// script returns the named script of scripts/ with lib.sh in place, as a
+// control.Script with args.
+func script(name string, args ...string) control.Script {
+	text, err := scriptFS.ReadFile("scripts/" + name)
+	if err != nil {
+		panic("cu: no script " + name) // a build error, caught by every test
 	}
-	b.WriteString(body)
-	return control.Raw(b.String())
+	lib, _ := scriptFS.ReadFile("scripts/lib.sh")
+	body := string(text)
+	if !strings.Contains(body, libMarker) {
+		panic("cu: script " + name + " does not source lib.sh")
+	}
+	body = strings.Replace(body, libMarker, "\n"+string(lib)+"\n", 1)
+	return control.Script{Name: "cu/" + name, Text: body, Args: args}
+}
+
+// exitCode returns the status of a command that ran and failed, or -1.
+func exitCode(err error) int {
+	if ce, ok := errors.AsType[*control.CommandError](err); ok {
+		return ce.Exit
+	}
+	return -1
+}
+
+// stderrOf returns the stderr of a command that ran and failed.
+func stderrOf(err error) string {
+	if ce, ok := errors.AsType[*control.CommandError](err); ok {
+		return strings.TrimSpace(ce.Stderr)
+	}
+	return ""
 }

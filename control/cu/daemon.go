@@ -68,77 +68,48 @@ func (r StartResult) String() string {
 // and start time recorded. When the pidfile names a live process with the
 // recorded start time, nothing starts and the result is AlreadyRunning; a
 // stale pidfile is replaced. A daemon that dies within its first moments
-// is an ErrDaemonDied error with the tail of its log.
+// is an ErrDaemonDied error with the end of its log.
 //
 // Unlike Jepsen's, it needs no start-stop-daemon, matches the process by
 // identity rather than by executable name, and takes a run-as user.
 func StartDaemon(ctx context.Context, s *control.Session, opts DaemonOpts, bin string, args ...string) (StartResult, error) {
 	if opts.Logfile == "" || opts.Pidfile == "" {
-		return 0, fmt.Errorf("node %s: start daemon %s: Logfile and Pidfile are required", s.Node(), bin)
+		return 0, nodeErr(s, "start daemon %s: %w: Logfile and Pidfile are required", bin, control.ErrInvalidArg)
 	}
 	if opts.Chdir == "" {
 		opts.Chdir = "/"
 	}
-	argv, err := control.Command(append([]any{bin}, anys(args)...)...)
-	if err != nil {
-		return 0, fmt.Errorf("node %s: start daemon: %w", s.Node(), err)
-	}
-	env := ""
-	for _, e := range opts.Env {
-		name, val, ok := strings.Cut(e, "=")
-		if !ok || name == "" || strings.ContainsAny(name, " \t\n=;'\"$`\\") {
-			return 0, fmt.Errorf("node %s: start daemon: %w: environment entry %q", s.Node(), control.ErrInvalidArg, e)
+	var argv []string
+	if len(opts.Env) > 0 {
+		argv = append(argv, "env")
+		for _, e := range opts.Env {
+			name, _, ok := strings.Cut(e, "=")
+			if !ok || name == "" || strings.ContainsAny(name, " \t\n=;'\"$`\\") {
+				return 0, nodeErr(s, "start daemon %s: %w: environment entry %q", bin, control.ErrInvalidArg, e)
+			}
+			argv = append(argv, e)
 		}
-		env += " " + name + "=" + control.Escape(val)
 	}
-	if env != "" {
-		env = "env" + env + " "
-	}
-	runAs := ""
-	if opts.User != "" {
-		runAs = "setpriv --reuid=" + control.Escape(opts.User) + " --regid=$(id -g " + control.Escape(opts.User) + ") --init-groups -- "
-	}
-	// The daemon records itself: the launcher sh writes its own start
-	// time and PID (start file first, pidfile last, by rename), then execs
-	// the daemon, so the PID and start time are the daemon's. In a
-	// non-interactive sh a background job is not a process group leader,
-	// so setsid(1) calls setsid(2) and execs without forking. Because the
-	// record is written by the new process and not by this script, a
-	// cancelled StartDaemon never leaves a daemon nobody knows about.
-	const launcher = `pf=$1; shift; s=$(cat /proc/$$/stat) && s=${s##*) } && echo "$s" | cut -d" " -f20 > "$pf.start" && echo $$ > "$pf.tmp" && mv -f "$pf.tmp" "$pf" && exec "$@"`
-	launch := `setsid sh -c '` + launcher + `' jepsen-launch "$PIDF" ` + runAs + env + argv + ` >> "$LOG" 2>&1 < /dev/null &`
+	argv = append(argv, bin)
+	argv = append(argv, args...)
+	mode := "make"
 	switch {
 	case opts.Foreground:
-		launch = `setsid ` + runAs + env + argv + ` >> "$LOG" 2>&1 < /dev/null || { echo "exited $?" >&2; exit 4; }`
+		mode = "fg"
 	case opts.NoMakePidfile:
-		launch = `setsid ` + runAs + env + argv + ` >> "$LOG" 2>&1 < /dev/null &`
+		mode = "own"
 	}
-	body := `mkdir -p "$(dirname "$PIDF")" "$(dirname "$LOG")"
-jp_match() {
-  [ -z "$EXE" ] || [ "$(readlink "/proc/$1/exe")" = "$EXE" ] || return 1
-  [ -z "$PNAME" ] || [ "$(cat "/proc/$1/comm")" = "$(printf '%.15s' "$PNAME")" ]
-}
-if [ -r "$PIDF" ] && jp_alive "$(cat "$PIDF")" "$(cat "$PIDF.start" 2>/dev/null)" && jp_match "$(cat "$PIDF")"; then echo already-running; exit 0; fi
-rm -f "$PIDF" "$PIDF.start"
-echo "$(date +'%Y-%m-%d %H:%M:%S') Jepsen starting $DESC" >> "$LOG"
-cd "$DIR" || exit 5
-` + launch + `
-i=0; while [ ! -s "$PIDF" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
-pid=$(cat "$PIDF" 2>/dev/null) || { echo "no pidfile $PIDF" >&2; exit 3; }
-if [ -z "$MAKE" ]; then jp_start "$pid" > "$PIDF.start" || { echo "died at once" >&2; exit 3; }; fi
-sleep 0.05
-jp_alive "$pid" "$(cat "$PIDF.start")" || { echo "died at once" >&2; exit 3; }
-echo started`
-	mk := "1"
-	if opts.NoMakePidfile || opts.Foreground {
-		mk = ""
-	}
-	out, err := s.Exec(ctx, script(body, "PIDF", opts.Pidfile, "LOG", opts.Logfile, "DIR", opts.Chdir, "MAKE", mk, "DESC", env+argv,
-		"EXE", opts.MatchExecutable, "PNAME", opts.ProcessName))
-	if err != nil {
-		if ce, ok := errors.AsType[*control.CommandError](err); ok && ce.Exit == 3 {
-			return 0, fmt.Errorf("node %s: %w: %s exited at once; log %s ends: %s", s.Node(), ErrDaemonDied, bin, opts.Logfile, logTail(ctx, s, opts.Logfile))
-		}
+	sargs := append([]string{opts.Pidfile, opts.Logfile, opts.Chdir, mode, opts.User, opts.MatchExecutable, opts.ProcessName, "--"}, argv...)
+	out, err := s.Exec(ctx, script("start-daemon.sh", sargs...))
+	switch code := exitCode(err); {
+	case err == nil:
+	case code == ExitDied:
+		return 0, fmt.Errorf("start daemon %s: %w at once (log %s): %w", bin, ErrDaemonDied, opts.Logfile, err)
+	case code == ExitNoPidfile:
+		return 0, fmt.Errorf("start daemon %s: it wrote no pidfile %s: %w", bin, opts.Pidfile, err)
+	case code == ExitChdir:
+		return 0, fmt.Errorf("start daemon %s: cannot enter %s: %w", bin, opts.Chdir, err)
+	default:
 		return 0, fmt.Errorf("start daemon %s: %w", bin, err)
 	}
 	if strings.HasSuffix(out, "already-running") {
@@ -147,39 +118,19 @@ echo started`
 	return Started, nil
 }
 
-func anys(s []string) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
+// nodeErr is an error about the session's node, which it names.
+func nodeErr(s *control.Session, format string, a ...any) error {
+	return &control.NodeError{Node: s.Node(), Err: fmt.Errorf(format, a...)}
 }
-
-// logTail returns the last lines of a log on the node, for error messages.
-func logTail(ctx context.Context, s *control.Session, logfile string) string {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	out, err := s.Exec(ctx, "tail", "-n", 20, logfile)
-	if err != nil {
-		return "(unreadable: " + err.Error() + ")"
-	}
-	return strings.TrimSpace(out)
-}
-
-// identity is the shell test for "the pidfile's daemon runs".
-const identity = `pid=$(cat "$PIDF" 2>/dev/null) || pid=
-start=$(cat "$PIDF.start" 2>/dev/null) || start=
-running() { [ -n "$pid" ] && [ -n "$start" ] && jp_alive "$pid" "$start"; }
-`
 
 // DaemonRunning reports whether the daemon recorded in pidfile runs: the
 // PID is alive, not a zombie, and started when recorded (Jepsen's
 // daemon-running?, which trusts the PID alone). A transport failure is an
 // error, not "not running".
 func DaemonRunning(ctx context.Context, s *control.Session, pidfile string) (bool, error) {
-	out, err := s.Exec(ctx, script(identity+`if running; then echo yes; else echo no; fi`, "PIDF", pidfile))
+	out, err := s.Exec(ctx, script("running.sh", pidfile))
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("daemon running (pidfile %s): %w", pidfile, err)
 	}
 	return out == "yes", nil
 }
@@ -192,17 +143,19 @@ func Signal(ctx context.Context, s *control.Session, pidfile, sig string) error 
 	if err := checkSig(s, sig); err != nil {
 		return err
 	}
-	_, err := s.Exec(ctx, script(identity+`running || exit 7
-jp_signal "$pid" "$SIG"`, "PIDF", pidfile, "SIG", sig))
-	if ce, ok := errors.AsType[*control.CommandError](err); ok && ce.Exit == 7 {
-		return fmt.Errorf("node %s: signal %s: %w (pidfile %s)", s.Node(), sig, ErrNotRunning, pidfile)
+	_, err := s.Exec(ctx, script("signal.sh", pidfile, sig))
+	if exitCode(err) == ExitNotRunning {
+		return nodeErr(s, "signal %s: %w (pidfile %s)", sig, ErrNotRunning, pidfile)
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("signal %s (pidfile %s): %w", sig, pidfile, err)
+	}
+	return nil
 }
 
 func checkSig(s *control.Session, sig string) error {
 	if sig == "" || strings.TrimLeft(sig, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+") != "" {
-		return fmt.Errorf("node %s: %w: signal %q", s.Node(), control.ErrInvalidArg, sig)
+		return nodeErr(s, "%w: signal %q", control.ErrInvalidArg, sig)
 	}
 	return nil
 }
@@ -239,6 +192,10 @@ type StopOpts struct {
 // running succeeds; a stale pidfile is removed without signalling anyone.
 // Unlike Jepsen's, the wait is bounded and escalates, and only the
 // recorded process is signalled, never every process with the name.
+//
+// It first ends any StartDaemon launcher for this pidfile still on its
+// way (its caller was cancelled), so a stop that races a cancelled start
+// leaves nothing behind.
 func StopDaemon(ctx context.Context, s *control.Session, pidfile string, opts StopOpts) error {
 	if opts.Signal == "" {
 		opts.Signal = "TERM"
@@ -250,22 +207,14 @@ func StopDaemon(ctx context.Context, s *control.Session, pidfile string, opts St
 		opts.Wait = 10 * time.Second
 	}
 	ticks := strconv.Itoa(int(opts.Wait / (50 * time.Millisecond)))
-	// First, end any StartDaemon launcher for this pidfile that is still
-	// on its way (its caller was cancelled): left alone, it would record
-	// and exec a daemon after this stop. A launcher that already exec'd
-	// has recorded its daemon, which the stop below then finds.
-	body := `jp_pkill KILL "$LPAT" >/dev/null
-` + identity + `waitgone() { i=0; while running && [ $i -lt "$1" ]; do sleep 0.05; i=$((i+1)); done; ! running; }
-if running; then
-  jp_signal "$pid" "$SIG"; jp_signal "$pid" CONT
-  if ! waitgone "$TICKS"; then jp_signal "$pid" KILL; waitgone 100 || exit 8; fi
-fi
-rm -f "$PIDF" "$PIDF.start" "$PIDF.tmp"`
-	_, err := s.Exec(ctx, script(body, "PIDF", pidfile, "SIG", opts.Signal, "TICKS", ticks, "LPAT", "jepsen-launch "+ereQuote(pidfile)+"( |$)"))
-	if ce, ok := errors.AsType[*control.CommandError](err); ok && ce.Exit == 8 {
-		return fmt.Errorf("node %s: stop daemon (pidfile %s): %w", s.Node(), pidfile, ErrStillRunning)
+	_, err := s.Exec(ctx, script("stop-daemon.sh", pidfile, opts.Signal, ticks, "jepsen-launch "+ereQuote(pidfile)+"( |$)"))
+	if exitCode(err) == ExitStillRunning {
+		return fmt.Errorf("stop daemon (pidfile %s): %w: %w", pidfile, ErrStillRunning, err)
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("stop daemon (pidfile %s): %w", pidfile, err)
+	}
+	return nil
 }
 
 // Grepkill sends sig (default "KILL") to every process whose full command
@@ -280,9 +229,9 @@ func Grepkill(ctx context.Context, s *control.Session, pattern, sig string) (int
 	if err := checkSig(s, sig); err != nil {
 		return 0, err
 	}
-	out, err := s.Exec(ctx, script(`jp_pkill "$SIG" "$PAT"`, "PAT", pattern, "SIG", sig))
+	out, err := s.Exec(ctx, script("grepkill.sh", sig, pattern))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("grepkill %q: %w", pattern, err)
 	}
 	n, _ := strconv.Atoi(out)
 	return n, nil

@@ -2,7 +2,6 @@ package cu
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -27,10 +26,7 @@ func WriteFile(ctx context.Context, s *control.Session, path string, content []b
 	if opts.Mode == 0 {
 		opts.Mode = 0o644
 	}
-	body := `mkdir -p "$(dirname "$P")"
-t="$P.tmp.$$"
-cat > "$t" && chmod "$MODE" "$t" && { [ -z "$OWNER" ] || chown "$OWNER" "$t"; } && mv -f "$t" "$P" || { rm -f "$t"; exit 1; }`
-	_, err := s.ExecIn(ctx, content, script(body, "P", path, "MODE", fmt.Sprintf("%o", opts.Mode.Perm()), "OWNER", opts.Owner))
+	_, err := s.ExecIn(ctx, content, script("write-file.sh", path, fmt.Sprintf("%o", opts.Mode.Perm()), opts.Owner))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -40,11 +36,17 @@ cat > "$t" && chmod "$MODE" "$t" && { [ -z "$OWNER" ] || chown "$OWNER" "$t"; } 
 // Exists reports whether path exists on the node (Jepsen's exists?).
 // Unlike Jepsen's, a transport failure is an error, never "missing".
 func Exists(ctx context.Context, s *control.Session, path string) (bool, error) {
-	out, err := s.Exec(ctx, control.Raw(`if [ -e `+control.Escape(path)+` ] || [ -L `+control.Escape(path)+` ]; then echo yes; else echo no; fi`))
-	if err != nil {
-		return false, err
+	_, err := s.Exec(ctx, "test", "-e", path, control.Or, "test", "-L", path)
+	switch exitCode(err) {
+	case -1:
+		if err != nil {
+			return false, fmt.Errorf("exists %s: %w", path, err)
+		}
+		return true, nil
+	case 1:
+		return false, nil
 	}
-	return out == "yes", nil
+	return false, fmt.Errorf("exists %s: %w", path, err)
 }
 
 // Ls lists the names in dir on the node, sorted, without "." and ".."
@@ -72,7 +74,7 @@ func Ls(ctx context.Context, s *control.Session, dir string) ([]string, error) {
 // returns its path (Jepsen's tmp-file!).
 func TmpFile(ctx context.Context, s *control.Session, ext string) (string, error) {
 	if strings.ContainsAny(ext, "/ \n") {
-		return "", fmt.Errorf("%w: extension %q", control.ErrInvalidArg, ext)
+		return "", nodeErr(s, "tmp file: %w: extension %q", control.ErrInvalidArg, ext)
 	}
 	return s.Exec(ctx, "mkdir", "-p", TmpDirBase, control.And, "mktemp", "-p", TmpDirBase, "--suffix="+ext, "tmp.XXXXXXXXXX")
 }
@@ -87,17 +89,11 @@ func TmpDir(ctx context.Context, s *control.Session) (string, error) {
 // (Jepsen's ensure-user!). It reports whether it created one.
 func EnsureUser(ctx context.Context, s *control.Session, name string) (bool, error) {
 	if name == "" || strings.ContainsAny(name, ":/ \n") || strings.HasPrefix(name, "-") {
-		return false, fmt.Errorf("%w: user name %q", control.ErrInvalidArg, name)
+		return false, nodeErr(s, "ensure user: %w: user name %q", control.ErrInvalidArg, name)
 	}
 	out, err := s.Exec(ctx, control.Raw(`if id -u `+control.Escape(name)+` >/dev/null 2>&1; then echo exists; else useradd -m -s /bin/sh `+control.Escape(name)+` && echo created; fi`))
 	if err != nil {
 		return false, err
 	}
 	return out == "created", nil
-}
-
-// isExit reports whether err is a command that exited with code.
-func isExit(err error, code int) bool {
-	ce, ok := errors.AsType[*control.CommandError](err)
-	return ok && ce.Exit == code
 }

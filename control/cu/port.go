@@ -10,56 +10,58 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 )
 
-// AwaitOpts configure AwaitTCPPort.
+// AwaitOpts configure Await and AwaitTCPPort.
 type AwaitOpts struct {
-	// Host to connect to, from the node; default "localhost".
+	// Host to connect to, from the node, for AwaitTCPPort; default
+	// "localhost".
 	Host string
 	// Interval between tries; default 100 ms.
 	Interval time.Duration
-	// Pidfile, when set, names the daemon that should open the port: if it
-	// dies while we wait, AwaitTCPPort fails at once with ErrDaemonDied.
+	// Pidfile, when set, names the daemon that should become ready: if it
+	// dies while we wait, the wait fails at once with ErrDaemonDied.
 	Pidfile string
-	// Logfile, with Pidfile, is the daemon's log, whose tail the error
+	// Logfile, with Pidfile, is the daemon's log, whose end the error
 	// carries.
 	Logfile string
 }
 
-// AwaitTCPPort waits until a TCP connection to port succeeds from the
-// node (Jepsen's await-tcp-port). The context's deadline bounds the wait
-// (Jepsen's default is 60 s; set one). The loop runs on the node, so a
+// Await runs probe (an argv command; sh -c for a pipeline) on the node
+// every opts.Interval until it exits 0: the one "wait until ready, or
+// until the daemon died" loop, used by AwaitTCPPort, tcpdump and etcd. The
+// context's deadline bounds the wait; the loop runs on the node, so a
 // wait costs one round trip. If opts.Pidfile's daemon dies meanwhile it
-// fails at once with ErrDaemonDied and the tail of opts.Logfile, instead of
-// waiting out the deadline.
-func AwaitTCPPort(ctx context.Context, s *control.Session, port int, opts AwaitOpts) error {
-	if port <= 0 || port > 65535 {
-		return fmt.Errorf("%w: port %d", control.ErrInvalidArg, port)
-	}
-	if opts.Host == "" {
-		opts.Host = "localhost"
+// fails at once with ErrDaemonDied and the end of opts.Logfile, instead of
+// waiting out the deadline. what names the wait in errors ("etcd
+// healthy").
+func Await(ctx context.Context, s *control.Session, what string, opts AwaitOpts, probe ...string) error {
+	if len(probe) == 0 {
+		return nodeErr(s, "await %s: %w: no probe", what, control.ErrInvalidArg)
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = 100 * time.Millisecond
 	}
-	body := identity + `while :; do
-  if command -v nc >/dev/null 2>&1; then nc -z -w 1 "$HOST" "$PORT" 2>/dev/null && exit 0
-  else bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$PORT" 2>/dev/null && exit 0; fi
-  if [ -n "$PIDF" ] && ! running; then exit 9; fi
-  sleep "$IVL"
-done`
-	_, err := s.Exec(ctx, script(body, "PIDF", opts.Pidfile, "HOST", opts.Host, "PORT", strconv.Itoa(port),
-		"IVL", strconv.FormatFloat(opts.Interval.Seconds(), 'f', 3, 64)))
-	if err == nil {
+	args := append([]string{opts.Pidfile, opts.Logfile, strconv.FormatFloat(opts.Interval.Seconds(), 'f', 3, 64), "0", "--"}, probe...)
+	_, err := s.Exec(ctx, script("await.sh", args...))
+	switch {
+	case err == nil:
 		return nil
+	case exitCode(err) == ExitDied:
+		return fmt.Errorf("waiting for %s: %w (pidfile %s): %w", what, ErrDaemonDied, opts.Pidfile, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("waiting for %s: not ready before the deadline: %w", what, err)
 	}
-	if isExit(err, 9) {
-		tail := ""
-		if opts.Logfile != "" {
-			tail = "; log " + opts.Logfile + " ends: " + logTail(ctx, s, opts.Logfile)
-		}
-		return fmt.Errorf("node %s: waiting for %s:%d: %w (pidfile %s)%s", s.Node(), opts.Host, port, ErrDaemonDied, opts.Pidfile, tail)
+	return fmt.Errorf("waiting for %s: %w", what, err)
+}
+
+// AwaitTCPPort waits until a TCP connection to port succeeds from the
+// node (Jepsen's await-tcp-port); see Await. Set a deadline on ctx
+// (Jepsen's default is 60 s).
+func AwaitTCPPort(ctx context.Context, s *control.Session, port int, opts AwaitOpts) error {
+	if port <= 0 || port > 65535 {
+		return nodeErr(s, "await port: %w: port %d", control.ErrInvalidArg, port)
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("node %s: %s:%d did not open before the deadline: %w", s.Node(), opts.Host, port, err)
+	if opts.Host == "" {
+		opts.Host = "localhost"
 	}
-	return err
+	return Await(ctx, s, fmt.Sprintf("%s:%d", opts.Host, port), opts, "jp_tcp", opts.Host, strconv.Itoa(port))
 }

@@ -77,6 +77,9 @@ type worker struct {
 
 func (w *wrapper) Unwrap() db.DB { return w.inner }
 
+// Name is the inner DB's, marked as watched.
+func (w *wrapper) Name() string { return db.Name(w.inner) + " (watchdog)" }
+
 // Setup sets the inner DB up, then starts the node's worker.
 func (w *wrapper) Setup(ctx context.Context, t *jepsen.Test, node string) error {
 	if err := w.inner.Setup(ctx, t, node); err != nil {

@@ -75,6 +75,9 @@ func New(opts Options) *DB {
 	return &DB{opts: opts}
 }
 
+// Name is "etcd".
+func (d *DB) Name() string { return "etcd" }
+
 var (
 	_ db.DB       = (*DB)(nil)
 	_ db.Kill     = (*DB)(nil)
@@ -200,17 +203,11 @@ func (d *DB) Start(ctx context.Context, t *jepsen.Test, node string) error {
 }
 
 // awaitHealthy asks the member's /health on the node itself until it says
-// true.
+// true, failing at once if the member dies.
 func awaitHealthy(ctx context.Context, t *jepsen.Test, node string) error {
-	s := t.Session(node)
-	body := `while :; do
-  out=$(curl -s -m 2 http://127.0.0.1:2379/health 2>/dev/null) || out=
-  case "$out" in *'"health":"true"'*) exit 0;; esac
-  p=$(cat ` + Pidfile + ` 2>/dev/null) && kill -0 "$p" 2>/dev/null || { echo "etcd exited: $(tail -n 3 ` + Logfile + `)" >&2; exit 9; }
-  sleep 0.2
-done`
-	_, err := s.Exec(ctx, control.Raw(body))
-	return err
+	probe := fmt.Sprintf(`curl -s -m 2 http://127.0.0.1:%d/health | grep -q '"health":"true"'`, ClientPort)
+	return cu.Await(ctx, t.Session(node), "etcd to be healthy", cu.AwaitOpts{Pidfile: Pidfile, Logfile: Logfile, Interval: 200 * time.Millisecond},
+		"sh", "-c", probe)
 }
 
 // Kill kills this node's member with SIGKILL (resuming it first if it was
