@@ -18,12 +18,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/store"
 )
 
@@ -34,10 +34,12 @@ type Body func(ctx context.Context, r *State) error
 // Nemesis injects faults beside the body. Run starts it with the body and
 // stops it (cancels its context) when the body returns; Recover then runs
 // on every path, also after errors and interrupts, before logs are
-// collected.
+// collected, and must undo only the faults in force. Both record what
+// they do through env, whose Dir is the run directory (for a record of the
+// faults in force that survives the control process).
 type Nemesis interface {
-	Run(ctx context.Context, t *jepsen.Test, run *store.Run, j *store.Journal) error
-	Recover(ctx context.Context, t *jepsen.Test, run *store.Run, j *store.Journal) error
+	Run(ctx context.Context, t *jepsen.Test, env event.Env) error
+	Recover(ctx context.Context, t *jepsen.Test, env event.Env) error
 }
 
 // Spec describes a run.
@@ -66,9 +68,11 @@ type Spec struct {
 	Progress io.Writer
 }
 
-// State is a run in progress, as the body and the nemesis see it.
+// State is a run in progress, as the body and the check see it.
 type State struct {
-	setUp   bool // the DB cycle succeeded
+	setUp bool // the DB cycle succeeded
+	// Test is the run's test: the caller's, logging to the run's
+	// jepsen.log too.
 	Test    *jepsen.Test
 	DB      db.DB
 	Store   *store.Run
@@ -76,10 +80,14 @@ type State struct {
 	Log     *slog.Logger
 }
 
-// Event records a lifecycle event in the journal.
-func (r *State) Event(kind, node string, start time.Time, err error, targets ...string) {
-	r.Journal.Record(store.Event{Kind: kind, Node: node, Start: start, End: time.Now(), Targets: targets}, err)
+// Event records an event of kind on node (or the whole run) that started
+// at start and ends now.
+func (r *State) Event(kind event.Kind, node string, start time.Time, err error) {
+	r.Journal.Record(event.New(kind, node, start, err))
 }
+
+// env is what the nemesis gets.
+func (r *State) env() event.Env { return event.Env{Recorder: r.Journal, Dir: r.Store.Dir} }
 
 // Result is what a run left behind.
 type Result struct {
@@ -89,19 +97,32 @@ type Result struct {
 }
 
 // ErrInterrupted is wrapped by the error of a run whose context was
-// cancelled (by SIGINT or SIGTERM in the CLI).
+// cancelled (by SIGINT or SIGTERM in the CLI), whenever that happened:
+// during the body or during cleanup.
 var ErrInterrupted = errors.New("run interrupted")
 
 // Run performs the run and returns where its results are. The error is
 // the run's own (setup, body, nemesis, or the interruption), joined with
-// cleanup errors; it is non-nil whenever anything failed.
+// cleanup errors; it is non-nil whenever anything failed. A context
+// cancelled at any point, also during cleanup (which goes on), makes the
+// error match ErrInterrupted.
+//
+// A panic in the body, the check, the nemesis or a DB method becomes an
+// error (a *control.PanicError), its stack goes to jepsen.log, and the
+// cleanup runs as on any other error.
+//
+// The caller's Test is not changed: the run logs through a clone of it
+// (Test.WithLog) that shares its connections, and it ends by closing them
+// (Test.Disconnect), so the Test stays usable afterwards.
 func Run(ctx context.Context, spec Spec) (*Result, error) {
 	if spec.Test == nil || spec.DB == nil {
 		return nil, errors.New("core: a run needs a Test and a DB")
 	}
-	t := spec.Test
+	if err := spec.Test.Validate(); err != nil {
+		return nil, fmt.Errorf("core: %w", err)
+	}
 	start := time.Now()
-	sr, err := store.NewRun(spec.StoreDir, t.Name, start)
+	sr, err := store.NewRun(spec.StoreDir, spec.Test.Name, start)
 	if err != nil {
 		return nil, err
 	}
@@ -112,13 +133,11 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 	}
 	defer logf.Close()
 	handlers := []slog.Handler{slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})}
-	if t.Log != nil {
-		handlers = append(handlers, t.Log.Handler())
+	if spec.Test.Log != nil {
+		handlers = append(handlers, spec.Test.Log.Handler())
 	}
 	log := slog.New(slog.NewMultiHandler(handlers...))
-	prevLog := t.Log
-	t.Log = log
-	defer func() { t.Log = prevLog }()
+	t := spec.Test.WithLog(log)
 	j, err := store.OpenJournal(sr.Path("journal.jsonl"))
 	if err != nil {
 		return res, err
@@ -131,24 +150,41 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 			fmt.Fprintf(spec.Progress, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
 		}
 	}
-	log.Info("run starting", "test", t.Name, "nodes", t.Nodes, "dir", sr.Dir)
+	log.Info("run starting", "test", t.Name, "db", db.Name(spec.DB), "nodes", t.Nodes, "dir", sr.Dir)
 
 	runErr := r.main(ctx, spec, progress)
+	cleanupErr := r.cleanup(ctx, spec, res, progress)
 	if ctx.Err() != nil {
 		runErr = errors.Join(fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx)), runErr)
 	}
-	cleanupErr := r.cleanup(ctx, spec, res, progress)
 	if err := store.WriteTimelineFile(res.Timeline, fmt.Sprintf("%s %s", t.Name, store.FormatStart(start)), j.Events(), t.Nodes); err != nil {
 		cleanupErr = errors.Join(cleanupErr, err)
 	}
 	_ = sr.UpdateLinks()
 	err = errors.Join(runErr, cleanupErr)
 	if err != nil {
-		log.Error("run failed", "err", err)
+		logError(log, logf, "run failed", err)
 	} else {
 		log.Info("run complete")
 	}
 	return res, err
+}
+
+// logError logs err, then writes to the log file, as plain text, what
+// its message leaves out: each panic's stack and each failed command's
+// whole script and stderr.
+func logError(log *slog.Logger, w io.Writer, msg string, err error) {
+	log.Error(msg, "err", err)
+	control.Walk(err, func(e error) {
+		switch e := e.(type) {
+		case *control.PanicError:
+			fmt.Fprintf(w, "--- %s\n%s\n--- end of stack\n", e.Error(), e.Stack)
+		case *control.CommandError:
+			if e.Script != "" {
+				fmt.Fprintf(w, "--- node %s: %s exited %d; the command was:\n%s\n--- stderr:\n%s\n--- end\n", e.Node, e.Cmd, e.Exit, e.Script, e.Stderr)
+			}
+		}
+	})
 }
 
 // main connects, cycles and runs the body and nemesis.
@@ -157,7 +193,7 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 	progress("connecting to %d nodes", len(t.Nodes))
 	s := time.Now()
 	err := t.Connect(ctx)
-	r.Event("connect", "", s, err)
+	r.Event(event.Connect, "", s, err)
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
@@ -165,13 +201,11 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 	if db.CapabilitiesOf(spec.DB).Primary != nil {
 		steps += ", setup-primary"
 	}
-	progress("setting up the DB (%s)", steps)
+	progress("setting up %s (%s)", db.Name(spec.DB), steps)
 	keep := store.KeepLogs(t, spec.DB, func(try int) string { return r.Store.Path(fmt.Sprintf("cycle-try-%d", try)) },
 		store.CollectOpts{PerNode: spec.LogTimeout})
 	err = db.CycleWith(ctx, t, spec.DB, db.CycleOptions{
-		Observe: func(e db.Event) {
-			r.Journal.Record(store.Event{Kind: e.Phase, Node: e.Node, Try: e.Try, Start: e.Start, End: e.End}, e.Err)
-		},
+		Recorder: r.Journal,
 		OnFailedTry: func(ctx context.Context, try int, cause error) error {
 			progress("setup try %d failed; keeping its logs before retrying: %v", try, cause)
 			return keep(ctx, try, cause)
@@ -180,14 +214,14 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 	if err != nil {
 		return err
 	}
-	progress("DB is up on %d nodes", len(t.Nodes))
+	progress("%s is up on %d nodes", db.Name(spec.DB), len(t.Nodes))
 	r.setUp = true
 	bodyCtx, stopNemesis := context.WithCancel(ctx)
 	defer stopNemesis()
 	nemDone := make(chan error, 1)
 	if spec.Nemesis != nil {
 		go func() {
-			nemDone <- safely("nemesis", func() error { return spec.Nemesis.Run(bodyCtx, t, r.Store, r.Journal) })
+			nemDone <- control.CatchPanic("nemesis", func() error { return spec.Nemesis.Run(bodyCtx, t, r.env()) })
 		}()
 	} else {
 		nemDone <- nil
@@ -196,13 +230,14 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 	if spec.Body != nil {
 		progress("running the body")
 		s := time.Now()
-		bodyErr = safely("body", func() error { return spec.Body(bodyCtx, r) })
-		r.Event("body", "", s, bodyErr)
+		bodyErr = control.CatchPanic("body", func() error { return spec.Body(bodyCtx, r) })
+		r.Event(event.Body, "", s, bodyErr)
 	}
 	stopNemesis()
 	nemErr := <-nemDone
 	if errors.Is(nemErr, context.Canceled) && ctx.Err() == nil {
-		nemErr = nil // stopped because the body ended
+		// Stopped because the body ended; keep what else it reports.
+		nemErr = withoutCanceled(nemErr)
 	}
 	if bodyErr != nil {
 		bodyErr = fmt.Errorf("body: %w", bodyErr)
@@ -213,32 +248,38 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 	return errors.Join(bodyErr, nemErr)
 }
 
-// onAll runs op on every node, waiting for all, and journals each node's
-// outcome as an event of kind.
-func (r *State) onAll(ctx context.Context, kind string, op func(context.Context, *jepsen.Test, string) error) error {
-	_, err := control.OnNodes(ctx, r.Test.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (struct{}, error) {
-		s := time.Now()
-		err := op(ctx, r.Test, node)
-		r.Event(kind, node, s, err)
-		return struct{}{}, err
-	})
+// withoutCanceled drops context.Canceled from a joined error.
+func withoutCanceled(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var rest []error
+		for _, e := range j.Unwrap() {
+			if !errors.Is(e, context.Canceled) {
+				rest = append(rest, e)
+			}
+		}
+		return errors.Join(rest...)
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
 	return err
 }
 
-// safely runs f, turning a panic into an error so that the cleanup still
-// runs: a crashing workload must not leave the nodes dirty.
-func safely(what string, f func() error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%s panicked: %v\n%s", what, p, debug.Stack())
-		}
-	}()
-	return f()
+// onAll runs op on every node, waiting for all, and records each node's
+// outcome as an event of kind.
+func (r *State) onAll(ctx context.Context, kind event.Kind, op db.NodeFunc) error {
+	return control.Each(ctx, r.Test.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) error {
+		s := time.Now()
+		err := op(ctx, r.Test, node)
+		r.Event(kind, node, s, err)
+		return err
+	})
 }
 
-// cleanup recovers faults, kills (so files stop changing), collects logs,
-// tears down and closes sessions. It runs on every path, with its own
-// deadline, whatever happened to ctx.
+// cleanup recovers faults, checks, kills (so files stop changing),
+// collects logs, tears down and closes the connections. It runs on every
+// path, with its own deadline, whatever happened to ctx: an interrupt
+// does not stop it (the CLI's second interrupt abandons it).
 func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress func(string, ...any)) error {
 	timeout := spec.CleanupTimeout
 	if timeout <= 0 {
@@ -251,8 +292,8 @@ func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress fu
 	if spec.Nemesis != nil {
 		progress("recovering from faults")
 		s := time.Now()
-		err := spec.Nemesis.Recover(cctx, t, r.Store, r.Journal)
-		r.Event("recover", "", s, err)
+		err := control.CatchPanic("nemesis recovery", func() error { return spec.Nemesis.Recover(cctx, t, r.env()) })
+		r.Event(event.Recover, "", s, err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("recovering faults: %w", err))
 		}
@@ -260,8 +301,8 @@ func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress fu
 	if spec.Check != nil && r.setUp {
 		progress("checking the DB after recovery")
 		s := time.Now()
-		err := spec.Check(cctx, r)
-		r.Event("check", "", s, err)
+		err := control.CatchPanic("check", func() error { return spec.Check(cctx, r) })
+		r.Event(event.Check, "", s, err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("final check: %w", err))
 		}
@@ -269,16 +310,13 @@ func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress fu
 	caps := db.CapabilitiesOf(spec.DB)
 	if caps.Kill != nil && !spec.LeaveDBRunning {
 		progress("killing the DB before collecting logs")
-		if err := r.onAll(cctx, "kill", caps.Kill.Kill); err != nil {
+		if err := r.onAll(cctx, event.Kill, caps.Kill.Kill); err != nil {
 			errs = append(errs, fmt.Errorf("killing before log collection: %w", err))
 		}
 	}
 	if caps.LogFiles != nil {
 		progress("collecting logs")
-		m, err := store.CollectLogs(cctx, t, spec.DB, r.Store.Dir, store.CollectOpts{PerNode: spec.LogTimeout,
-			Observe: func(node string, s, e time.Time, err error) {
-				r.Journal.Record(store.Event{Kind: "log-fetch", Node: node, Start: s, End: e}, err)
-			}})
+		m, err := store.CollectLogs(cctx, t, spec.DB, r.Store.Dir, store.CollectOpts{PerNode: spec.LogTimeout, Recorder: r.Journal})
 		res.Manifest = m
 		if m != nil {
 			if werr := m.Write(r.Store.Path("manifest.json")); werr != nil {
@@ -291,14 +329,14 @@ func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress fu
 	}
 	if !spec.LeaveDBRunning {
 		progress("tearing down the DB")
-		if err := r.onAll(cctx, "teardown", spec.DB.Teardown); err != nil {
+		if err := r.onAll(cctx, event.Teardown, spec.DB.Teardown); err != nil {
 			errs = append(errs, fmt.Errorf("final teardown: %w", err))
 		}
 	} else {
 		progress("leaving the DB running (--leave-db-running)")
 	}
-	if err := t.Close(); err != nil {
-		r.Log.Warn("closing sessions", "err", err)
+	if err := t.Disconnect(); err != nil {
+		r.Log.Warn("closing connections", "err", err)
 	}
 	return errors.Join(errs...)
 }

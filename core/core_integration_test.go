@@ -15,6 +15,7 @@ import (
 	"github.com/go-jepsen/jepsen/control/cu"
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
 	"github.com/go-jepsen/jepsen/store"
 )
@@ -133,14 +134,14 @@ func TestRunLayoutManifestJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	count := map[string]int{}
+	count := map[event.Kind]int{}
 	for _, e := range evs {
 		count[e.Kind]++
 		if !e.OK {
 			t.Errorf("failed event %+v", e)
 		}
 	}
-	for kind, want := range map[string]int{"connect": 1, "cycle-try": 1, "setup": 3, "teardown": 6, "body": 1, "kill": 3, "log-fetch": 3} {
+	for kind, want := range map[event.Kind]int{event.Connect: 1, event.CycleTry: 1, event.Setup: 3, event.Teardown: 6, event.Body: 1, event.Kill: 3, event.LogFetch: 3} {
 		if count[kind] != want {
 			t.Errorf("journal has %d %s events, want %d (%v)", count[kind], kind, want, count)
 		}
@@ -280,7 +281,7 @@ func TestRunKeepsFailedTryLogs(t *testing.T) {
 	evs, _ := store.ReadJournal(filepath.Join(res.Dir, "journal.jsonl"))
 	tries := 0
 	for _, e := range evs {
-		if e.Kind == "cycle-try" {
+		if e.Kind == event.CycleTry {
 			tries++
 		}
 	}

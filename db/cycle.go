@@ -9,30 +9,12 @@ import (
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/event"
 )
 
 // CycleTries is how many times Cycle tries to set up the DB, as Jepsen's
 // cycle-tries.
 const CycleTries = 3
-
-// Phases of a cycle, for CycleError and Event.
-const (
-	PhaseTeardown     = "teardown"
-	PhaseSetup        = "setup"
-	PhaseSetupPrimary = "setup-primary"
-	PhaseKeepLogs     = "keep-logs"
-	PhaseTry          = "cycle-try"
-)
-
-// Event is one step of a cycle as it happened, for journals.
-type Event struct {
-	Phase string // a Phase constant
-	Node  string // "" for a whole-cycle event
-	Try   int    // 1-based
-	Start time.Time
-	End   time.Time
-	Err   error
-}
 
 // CycleOptions tune Cycle. The zero value is Jepsen's behaviour.
 type CycleOptions struct {
@@ -44,14 +26,15 @@ type CycleOptions struct {
 	// Observe but does not stop the retry. store.KeepLogs gives one that
 	// fetches every node's logs in one stream per node.
 	OnFailedTry func(ctx context.Context, try int, cause error) error
-	// Observe, when set, receives every step as it ends. It must be safe
-	// for concurrent calls.
-	Observe func(Event)
+	// Recorder, when set, receives every step as it ends: an event of
+	// kind Teardown, Setup or SetupPrimary per node, KeepLogs, and
+	// CycleTry per try.
+	Recorder event.Recorder
 }
 
 // CycleError is why a cycle failed: the phase, the try, the node(s).
 type CycleError struct {
-	Phase string
+	Phase event.Kind // event.Teardown, event.Setup or event.SetupPrimary
 	Try   int
 	Tries int
 	// Err is a *control.NodesError naming each failed node.
@@ -95,25 +78,30 @@ func Cycle(ctx context.Context, t *jepsen.Test, d DB) error {
 
 // CycleWith is Cycle with options.
 func CycleWith(ctx context.Context, t *jepsen.Test, d DB, opts CycleOptions) error {
+	if err := t.Validate(); err != nil {
+		return fmt.Errorf("db cycle: %w", err)
+	}
 	tries := opts.Tries
 	if tries <= 0 {
 		tries = CycleTries
 	}
-	observe := opts.Observe
-	if observe == nil {
-		observe = func(Event) {}
+	rec := opts.Recorder
+	if rec == nil {
+		rec = event.Discard
 	}
 	log := t.Logger()
 	var earlier []error
 	for try := 1; ; try++ {
 		tryStart := time.Now()
-		err := cycleOnce(ctx, t, d, try, tries, observe)
-		observe(Event{Phase: PhaseTry, Try: try, Start: tryStart, End: time.Now(), Err: err})
+		err := cycleOnce(ctx, t, d, try, tries, rec)
+		e := event.New(event.CycleTry, "", tryStart, err)
+		e.Try = try
+		rec.Record(e)
 		if err == nil {
 			return nil
 		}
 		ce := err.(*CycleError)
-		if ce.Phase == PhaseTeardown || !onlySetupFailed(ce.Err) || ctx.Err() != nil {
+		if ce.Phase == event.Teardown || !onlySetupFailed(ce.Err) || ctx.Err() != nil {
 			return err
 		}
 		if try >= tries {
@@ -124,8 +112,10 @@ func CycleWith(ctx context.Context, t *jepsen.Test, d DB, opts CycleOptions) err
 		log.Warn("unable to set up database; retrying", "try", try, "of", tries, "err", err)
 		if opts.OnFailedTry != nil {
 			s := time.Now()
-			kerr := opts.OnFailedTry(ctx, try, err)
-			observe(Event{Phase: PhaseKeepLogs, Try: try, Start: s, End: time.Now(), Err: kerr})
+			kerr := control.CatchPanic("keeping the failed try's logs", func() error { return opts.OnFailedTry(ctx, try, err) })
+			e := event.New(event.KeepLogs, "", s, kerr)
+			e.Try = try
+			rec.Record(e)
 			if kerr != nil {
 				log.Warn("keeping the failed try's logs failed", "try", try, "err", kerr)
 			}
@@ -148,31 +138,33 @@ func onlySetupFailed(err error) bool {
 	return true
 }
 
-func cycleOnce(ctx context.Context, t *jepsen.Test, d DB, try, tries int, observe func(Event)) error {
-	fail := func(phase string, err error) error {
+func cycleOnce(ctx context.Context, t *jepsen.Test, d DB, try, tries int, rec event.Recorder) error {
+	fail := func(phase event.Kind, err error) error {
 		return &CycleError{Phase: phase, Try: try, Tries: tries, Err: err}
 	}
-	step := func(phase string, f func(context.Context, *jepsen.Test, string) error) func(context.Context, string) (struct{}, error) {
-		return func(ctx context.Context, node string) (struct{}, error) {
+	step := func(kind event.Kind, f NodeFunc) func(context.Context, string) error {
+		return func(ctx context.Context, node string) error {
 			s := time.Now()
 			err := f(ctx, t, node)
-			observe(Event{Phase: phase, Node: node, Try: try, Start: s, End: time.Now(), Err: err})
-			return struct{}{}, err
+			e := event.New(kind, node, s, err)
+			e.Try = try
+			rec.Record(e)
+			return err
 		}
 	}
 	log := t.Logger()
-	log.Info("tearing down DB", "try", try)
-	if _, err := control.OnNodes(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, step(PhaseTeardown, d.Teardown)); err != nil {
-		return fail(PhaseTeardown, err)
+	log.Info("tearing down DB", "db", Name(d), "try", try)
+	if err := control.Each(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, step(event.Teardown, d.Teardown)); err != nil {
+		return fail(event.Teardown, err)
 	}
-	log.Info("setting up DB", "try", try)
-	if _, err := control.OnNodes(ctx, t.Nodes, control.Fanout{Mode: control.FailFast}, step(PhaseSetup, d.Setup)); err != nil {
-		return fail(PhaseSetup, err)
+	log.Info("setting up DB", "db", Name(d), "try", try)
+	if err := control.Each(ctx, t.Nodes, control.Fanout{Mode: control.FailFast}, step(event.Setup, d.Setup)); err != nil {
+		return fail(event.Setup, err)
 	}
 	if p, ok := d.(Primary); ok && len(t.Nodes) > 0 {
 		log.Info("setting up primary", "node", t.Primary())
-		if _, err := control.OnNodes(ctx, t.Nodes[:1], control.Fanout{Mode: control.FailFast}, step(PhaseSetupPrimary, p.SetupPrimary)); err != nil {
-			return fail(PhaseSetupPrimary, err)
+		if err := control.Each(ctx, t.Nodes[:1], control.Fanout{Mode: control.FailFast}, step(event.SetupPrimary, p.SetupPrimary)); err != nil {
+			return fail(event.SetupPrimary, err)
 		}
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
 	"github.com/go-jepsen/jepsen/store"
 )
@@ -120,7 +121,7 @@ func sandboxTest(t *testing.T) *jepsen.Test {
 	return tt
 }
 
-type event struct {
+type marker struct {
 	ts   int64
 	node string
 	what string
@@ -128,8 +129,8 @@ type event struct {
 
 // readMarkers collects every node's markers, ordered by time (the nodes
 // share the host's clock).
-func readMarkers(t *testing.T, tt *jepsen.Test) []event {
-	var evs []event
+func readMarkers(t *testing.T, tt *jepsen.Test) []marker {
+	var evs []marker
 	for _, n := range tt.Nodes {
 		out, err := tt.Session(n).Exec(context.Background(), control.Raw("cat "+markers+" 2>/dev/null || true"))
 		if err != nil {
@@ -141,7 +142,7 @@ func readMarkers(t *testing.T, tt *jepsen.Test) []event {
 				continue
 			}
 			ts, _ := strconv.ParseInt(f[0], 10, 64)
-			evs = append(evs, event{ts, n, f[1]})
+			evs = append(evs, marker{ts, n, f[1]})
 		}
 	}
 	sort.Slice(evs, func(i, j int) bool { return evs[i].ts < evs[j].ts })
@@ -151,7 +152,7 @@ func readMarkers(t *testing.T, tt *jepsen.Test) []event {
 // shape compresses the ordered events into phase runs: T for teardown,
 // S for setup, P for setup-primary. "TSP" means every teardown finished
 // before any setup began, and SetupPrimary came after all setups.
-func shape(evs []event) string {
+func shape(evs []marker) string {
 	var b strings.Builder
 	last := byte(0)
 	for _, e := range evs {
@@ -164,7 +165,7 @@ func shape(evs []event) string {
 	return b.String()
 }
 
-func count(evs []event, what, node string) int {
+func count(evs []marker, what, node string) int {
 	n := 0
 	for _, e := range evs {
 		if e.what == what && (node == "" || e.node == node) {
@@ -197,18 +198,18 @@ func TestCycleRetriesExhausted(t *testing.T) {
 	d := primaryDB{&markerDB{failNode: "n2", failTimes: 99}}
 	var tries []int
 	var mu sync.Mutex
-	err := db.CycleWith(context.Background(), tt, d, db.CycleOptions{Observe: func(e db.Event) {
-		if e.Phase == db.PhaseTry {
+	err := db.CycleWith(context.Background(), tt, d, db.CycleOptions{Recorder: event.Func(func(e event.Event) {
+		if e.Kind == event.CycleTry {
 			mu.Lock()
 			tries = append(tries, e.Try)
 			mu.Unlock()
 		}
-	}})
+	})})
 	if !errors.Is(err, db.ErrSetupFailed) {
 		t.Fatalf("got %v", err)
 	}
 	ce, ok := errors.AsType[*db.CycleError](err)
-	if !ok || ce.Try != 3 || ce.Phase != db.PhaseSetup || len(ce.Earlier) != 2 || !strings.Contains(err.Error(), "n2") {
+	if !ok || ce.Try != 3 || ce.Phase != event.Setup || len(ce.Earlier) != 2 || !strings.Contains(err.Error(), "n2") {
 		t.Fatalf("got %v", err)
 	}
 	evs := readMarkers(t, tt)
@@ -255,7 +256,7 @@ func TestCycleDoesNotRetryOtherErrors(t *testing.T) {
 	d := &markerDB{failNode: "n3", failTimes: 99, failErr: boom}
 	err := db.Cycle(context.Background(), tt, d)
 	ce, ok := errors.AsType[*db.CycleError](err)
-	if !errors.Is(err, boom) || !ok || ce.Try != 1 || ce.Phase != db.PhaseSetup {
+	if !errors.Is(err, boom) || !ok || ce.Try != 1 || ce.Phase != event.Setup {
 		t.Fatalf("got %v", err)
 	}
 	if got := shape(readMarkers(t, tt)); got != "TS" {
@@ -268,7 +269,7 @@ func TestCycleDoesNotRetryTeardownErrors(t *testing.T) {
 	d := &markerDB{teardownErr: "n3"}
 	err := db.Cycle(context.Background(), tt, d)
 	ce, ok := errors.AsType[*db.CycleError](err)
-	if !ok || ce.Phase != db.PhaseTeardown || ce.Try != 1 || !strings.Contains(err.Error(), "n3") {
+	if !ok || ce.Phase != event.Teardown || ce.Try != 1 || !strings.Contains(err.Error(), "n3") {
 		t.Fatalf("got %v", err)
 	}
 	if _, ok := errors.AsType[*control.CommandError](err); !ok {

@@ -41,6 +41,10 @@ type DB interface {
 	Teardown(ctx context.Context, t *jepsen.Test, node string) error
 }
 
+// NodeFunc is the shape of every per-node DB operation: Setup, Teardown,
+// Start, Kill, Pause, Resume, SetupPrimary.
+type NodeFunc func(ctx context.Context, t *jepsen.Test, node string) error
+
 // Kill is the optional capability to start and forcibly kill the
 // database's processes. Start must succeed on a node where the database
 // already runs (the nemesis starts all nodes after killing some).

@@ -19,6 +19,7 @@ import (
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/db/watchdog"
+	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
 	"github.com/go-jepsen/jepsen/internal/testdaemon"
 	"github.com/go-jepsen/jepsen/nemesis"
@@ -49,16 +50,16 @@ func child() {
 		fmt.Println("child:", err)
 		os.Exit(1)
 	}
-	run := &store.Run{Dir: os.Getenv("RUN_DIR")}
-	j, _ := store.OpenJournal(filepath.Join(run.Dir, "journal.jsonl"))
-	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []string{os.Getenv("NEMESIS_CHILD")}, Interval: time.Second, Targets: []nemesis.Target{{Kind: nemesis.All}}})
+	dir := os.Getenv("RUN_DIR")
+	j, _ := store.OpenJournal(filepath.Join(dir, "journal.jsonl"))
+	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []event.Fault{event.Fault(os.Getenv("NEMESIS_CHILD"))}, Interval: time.Second, Targets: []nemesis.Target{{Kind: nemesis.All}}})
 	if err != nil {
 		fmt.Println("child:", err)
 		os.Exit(1)
 	}
 	// Recovery would come 1 s after the fault; the parent kills us
 	// first.
-	n.Run(context.Background(), t, run, j)
+	n.Run(context.Background(), t, event.Env{Recorder: j, Dir: dir})
 }
 
 func newTest(t *testing.T) *jepsen.Test {
@@ -132,21 +133,22 @@ func watch(addr string, stop <-chan struct{}) <-chan watched {
 func TestScheduleStopsAndRestores(t *testing.T) {
 	tt := newTest(t)
 	setupEcho(t, tt)
-	for _, fault := range []string{nemesis.Kill, nemesis.Pause} {
-		t.Run(fault, func(t *testing.T) {
-			n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []string{fault}, Interval: 700 * time.Millisecond,
+	for _, fault := range []event.Fault{event.FaultKill, event.FaultPause} {
+		t.Run(string(fault), func(t *testing.T) {
+			n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []event.Fault{fault}, Interval: 700 * time.Millisecond,
 				Targets: []nemesis.Target{{Kind: nemesis.All}}, Duration: 2 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
-			run := &store.Run{Dir: t.TempDir()}
-			j, _ := store.OpenJournal(filepath.Join(run.Dir, "j"))
+			dir := t.TempDir()
+			j, _ := store.OpenJournal(filepath.Join(dir, "j"))
+			env := event.Env{Recorder: j, Dir: dir}
 			stop := make(chan struct{})
 			seen := watch(addrs(t)[0], stop)
-			if err := n.Run(context.Background(), tt, run, j); err != nil {
+			if err := n.Run(context.Background(), tt, env); err != nil {
 				t.Fatal(err)
 			}
-			if err := n.Recover(context.Background(), tt, run, j); err != nil {
+			if err := n.Recover(context.Background(), tt, env); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -157,15 +159,15 @@ func TestScheduleStopsAndRestores(t *testing.T) {
 			if !strings.Contains(got.transitions, "DU") || !strings.HasSuffix(got.transitions, "U") || got.longestDown < 400*time.Millisecond {
 				t.Fatalf("n1 went %q (down for %v at most), want down for a while, then up", got.transitions, got.longestDown)
 			}
-			kinds := map[string]int{}
+			kinds := map[event.Kind]int{}
 			for _, e := range j.Events() {
 				kinds[e.Kind]++
-				if e.Kind == "nemesis" && len(e.Targets) != 3 {
+				if e.Kind == event.Nemesis && (len(e.Nodes) != 3 || e.Fault != fault || e.Target != "all") {
 					t.Fatalf("fault event without its targets: %+v", e)
 				}
 			}
-			want := map[string]string{nemesis.Kill: "start", nemesis.Pause: "resume"}[fault]
-			if kinds[fault] < 3 || kinds[want] < 3 || kinds["nemesis"] < 1 {
+			want := map[event.Fault]event.Kind{event.FaultKill: event.Start, event.FaultPause: event.Resume}[fault]
+			if kinds[event.Kind(fault)] < 3 || kinds[want] < 3 || kinds[event.Nemesis] < 1 {
 				t.Fatalf("journal kinds %v", kinds)
 			}
 			for _, a := range addrs(t) {
@@ -180,7 +182,7 @@ func TestScheduleStopsAndRestores(t *testing.T) {
 // A run cancelled in the middle of a pause leaves nothing paused or dead.
 func TestRunCancelledMidPause(t *testing.T) {
 	tt := newTest(t)
-	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []string{nemesis.Pause, nemesis.Kill}, Interval: 300 * time.Millisecond,
+	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []event.Fault{event.FaultPause, event.FaultKill}, Interval: 300 * time.Millisecond,
 		Targets: []nemesis.Target{{Kind: nemesis.All}}, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
@@ -234,11 +236,11 @@ func TestRecoverAfterControlCrash(t *testing.T) {
 	tt := newTest(t)
 	setupEcho(t, tt)
 	self, _ := os.Executable()
-	for _, fault := range []string{nemesis.Pause, nemesis.Kill} {
-		t.Run(fault, func(t *testing.T) {
+	for _, fault := range []event.Fault{event.FaultPause, event.FaultKill} {
+		t.Run(string(fault), func(t *testing.T) {
 			dir := t.TempDir()
 			cmd := exec.Command(self, "-test.run=^$")
-			cmd.Env = append(os.Environ(), "NEMESIS_CHILD="+fault, "NODES_FILE="+info.NodesFile(), "RUN_DIR="+dir)
+			cmd.Env = append(os.Environ(), "NEMESIS_CHILD="+string(fault), "NODES_FILE="+info.NodesFile(), "RUN_DIR="+dir)
 			out, _ := cmd.StdoutPipe()
 			cmd.Stderr = cmd.Stdout
 			if err := cmd.Start(); err != nil {
@@ -251,7 +253,7 @@ func TestRecoverAfterControlCrash(t *testing.T) {
 				evs, _ := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
 				n := 0
 				for _, e := range evs {
-					if e.Kind == fault {
+					if e.Kind == event.Kind(fault) {
 						n++
 					}
 				}

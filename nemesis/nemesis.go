@@ -8,32 +8,53 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
-	"github.com/go-jepsen/jepsen/store"
-)
-
-// Faults.
-const (
-	Kill  = "kill"
-	Pause = "pause"
+	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/internal/atomicfile"
 )
 
 // DefaultInterval is the time between nemesis operations, as Jepsen's
 // default-interval.
 const DefaultInterval = 10 * time.Second
 
+// ParseFaults reads a fault list as the CLI takes it: names joined by
+// commas ("kill,pause"), "both" for kill and pause (the CLI's old
+// spelling), or "none" for no faults.
+func ParseFaults(s string) ([]event.Fault, error) {
+	switch s {
+	case "", "none":
+		return nil, nil
+	case "both":
+		return []event.Fault{event.FaultKill, event.FaultPause}, nil
+	}
+	var out []event.Fault
+	for _, f := range strings.Split(s, ",") {
+		f := event.Fault(strings.TrimSpace(f))
+		switch f {
+		case event.FaultKill, event.FaultPause:
+		default:
+			return nil, fmt.Errorf("unknown fault %q (want kill, pause, both or none)", f)
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
 // Options configure a DB nemesis.
 type Options struct {
-	// Faults to inject: Kill, Pause, or both.
-	Faults []string
+	// Faults to inject: event.FaultKill, event.FaultPause, or both.
+	Faults []event.Fault
 	// Interval between operations (a fault, then its recovery, then the
-	// next fault); default DefaultInterval.
+	// next fault); default DefaultInterval. Negative is an error.
 	Interval time.Duration
 	// Targets to choose from for each fault; default DefaultTargets.
 	Targets []Target
@@ -46,11 +67,15 @@ type Options struct {
 
 // DBNemesis kills and starts, pauses and resumes a DB's processes on a
 // schedule: a fault on some nodes, then start-all or resume-all, and so
-// on (Jepsen's flip-flop of db-generators; the enabled faults take turns). Final recovery (resume
-// all, then start all) is Recover, which core.Run calls on every path.
-// What is paused or killed is written to faults.json in the run directory
-// before the fault is applied, so RecoverFile can undo it after the
-// control process died.
+// on (Jepsen's flip-flop of db-generators). The enabled faults take turns
+// (Jepsen mixes them at random, which can leave one out of a short run);
+// targets are random. Every decision is recorded as an event, also a
+// fault that found no node to target.
+//
+// What is paused or killed is written to faults.json in the run
+// directory, synced, before the fault is applied, so RecoverFile can undo
+// it after the control process died. Final recovery is Recover, which
+// core.Run calls on every path, and which undoes only the faults in force.
 type DBNemesis struct {
 	d    db.DB
 	opts Options
@@ -64,21 +89,24 @@ type DBNemesis struct {
 // New builds a nemesis for d. A fault d cannot do (kill without db.Kill,
 // pause without db.Pause, a primaries target without db.Primary) is
 // refused here, before any run starts; the error matches
-// db.ErrUnsupported.
+// db.ErrUnsupported. Use CheckTargets to check node lists against a test.
 func New(d db.DB, opts Options) (*DBNemesis, error) {
 	if len(opts.Faults) == 0 {
 		return nil, errors.New("nemesis: no faults given (want kill, pause or both)")
+	}
+	if opts.Interval < 0 {
+		return nil, fmt.Errorf("nemesis: interval %s is negative", opts.Interval)
 	}
 	n := &DBNemesis{d: d, opts: opts}
 	caps := db.CapabilitiesOf(d)
 	for _, f := range opts.Faults {
 		switch f {
-		case Kill:
+		case event.FaultKill:
 			if err := db.Require(d, db.CapKill); err != nil {
 				return nil, fmt.Errorf("nemesis fault kill: %w", err)
 			}
 			n.kill = caps.Kill
-		case Pause:
+		case event.FaultPause:
 			if err := db.Require(d, db.CapPause); err != nil {
 				return nil, fmt.Errorf("nemesis fault pause: %w", err)
 			}
@@ -87,13 +115,16 @@ func New(d db.DB, opts Options) (*DBNemesis, error) {
 			return nil, fmt.Errorf("nemesis: unknown fault %q (want kill or pause)", f)
 		}
 	}
-	if n.opts.Interval <= 0 {
+	if n.opts.Interval == 0 {
 		n.opts.Interval = DefaultInterval
 	}
 	if len(n.opts.Targets) == 0 {
 		n.opts.Targets = DefaultTargets(d)
 	}
 	for _, tg := range n.opts.Targets {
+		if err := tg.Check(nil); err != nil {
+			return nil, fmt.Errorf("nemesis: %w", err)
+		}
 		if tg.Kind == Primaries {
 			if err := db.Require(d, db.CapPrimary); err != nil {
 				return nil, fmt.Errorf("nemesis target primaries: %w", err)
@@ -101,6 +132,17 @@ func New(d db.DB, opts Options) (*DBNemesis, error) {
 		}
 	}
 	return n, nil
+}
+
+// CheckTargets refuses targets that name nodes the test does not have, or
+// that can never pick a node of it: before the run, not at every fault.
+func (n *DBNemesis) CheckTargets(t *jepsen.Test) error {
+	for _, tg := range n.opts.Targets {
+		if err := tg.Check(t.Nodes); err != nil {
+			return fmt.Errorf("nemesis: %w", err)
+		}
+	}
+	return nil
 }
 
 // Record is what faults are in force, per node, as written to faults.json.
@@ -120,7 +162,7 @@ type NodeFault struct {
 // RecordFile is the name of the fault record in a run directory.
 const RecordFile = "faults.json"
 
-// Active lists nodes with a fault in force.
+// Active lists nodes with a fault in force, in order.
 func (r *Record) Active() []string {
 	var out []string
 	for n, f := range r.Faults {
@@ -128,11 +170,27 @@ func (r *Record) Active() []string {
 			out = append(out, n)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
-func (n *DBNemesis) mark(path string, t *jepsen.Test, nodes []string, f func(*NodeFault)) error {
+// with lists the nodes whose flag is set.
+func (r *Record) with(flag func(*NodeFault) *bool) []string {
+	var out []string
+	for _, node := range r.Active() {
+		if *flag(r.Faults[node]) {
+			out = append(out, node)
+		}
+	}
+	return out
+}
+
+func paused(f *NodeFault) *bool { return &f.Paused }
+func killed(f *NodeFault) *bool { return &f.Killed }
+
+// mark sets or clears a flag for nodes and writes the record (synced)
+// to dir before returning: a fault is recorded before it is applied.
+func (n *DBNemesis) mark(dir string, t *jepsen.Test, nodes []string, flag func(*NodeFault) *bool, v bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.rec == nil {
@@ -144,10 +202,20 @@ func (n *DBNemesis) mark(path string, t *jepsen.Test, nodes []string, f func(*No
 			nf = &NodeFault{}
 			n.rec.Faults[node] = nf
 		}
-		f(nf)
+		*flag(nf) = v
 	}
 	n.rec.Updated = time.Now()
-	return writeRecord(path, n.rec)
+	return writeRecord(filepath.Join(dir, RecordFile), n.rec)
+}
+
+// inForce returns the nodes whose flag is set in the in-memory record.
+func (n *DBNemesis) inForce(flag func(*NodeFault) *bool) []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.rec == nil {
+		return nil
+	}
+	return n.rec.with(flag)
 }
 
 func writeRecord(path string, r *Record) error {
@@ -155,25 +223,7 @@ func writeRecord(path string, r *Record) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	// Synced before the fault happens: the record must survive a crash
-	// of this process right after.
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, append(b, '\n'), 0o644)
 }
 
 // ReadRecord reads a fault record.
@@ -192,10 +242,12 @@ func ReadRecord(path string) (*Record, error) {
 	return &r, nil
 }
 
-// Run runs the schedule until ctx ends or Duration passes. Faults whose
-// application fails on some node are journaled and the schedule goes on.
-// It returns ctx's error when ctx ended (core.Run expects that).
-func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, run *store.Run, j *store.Journal) error {
+// Run runs the schedule until ctx ends or Duration passes. A fault whose
+// application fails on some node is recorded and the schedule goes on;
+// at the end, Run returns an error counting the failed attempts, so that
+// a run whose faults did not happen is not reported as fine. It returns
+// ctx's error when ctx ended (core.Run expects that).
+func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) error {
 	seed := n.opts.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
@@ -207,106 +259,146 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, run *store.Run, j *
 		ctx, cancel = context.WithTimeout(ctx, n.opts.Duration)
 		defer cancel()
 	}
-	path := filepath.Join(run.Dir, RecordFile)
-	active := ""
-	// Faults take turns, from a random first one, so that every enabled
-	// fault happens within a few intervals (Jepsen mixes them at random,
-	// which can leave one out of a short run); targets are random.
+	var active event.Fault
+	failed, attempts := 0, 0
 	next := rng.IntN(len(n.opts.Faults))
 	for {
 		select {
 		case <-ctx.Done():
-			if n.opts.Duration > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil
+			var err error
+			if failed > 0 {
+				err = fmt.Errorf("%d of %d fault attempts failed (see the journal)", failed, attempts)
 			}
-			return ctx.Err()
+			if n.opts.Duration > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return err
+			}
+			return errors.Join(ctx.Err(), err)
 		case <-time.After(n.opts.Interval):
 		}
 		switch active {
-		case Kill:
-			n.startAll(ctx, t, path, j)
+		case event.FaultKill:
+			n.undo(ctx, t, env, event.Start, killed, t.Nodes)
 			active = ""
-		case Pause:
-			n.resumeAll(ctx, t, path, j)
+			continue
+		case event.FaultPause:
+			n.undo(ctx, t, env, event.Resume, paused, t.Nodes)
 			active = ""
-		default:
-			fault := n.opts.Faults[next%len(n.opts.Faults)]
-			next++
-			tg := n.opts.Targets[rng.IntN(len(n.opts.Targets))]
-			nodes, err := tg.Pick(ctx, t, n.d, rng)
-			if err != nil {
-				j.Record(store.Event{Kind: "nemesis", Start: time.Now(), End: time.Now(), Detail: fault + " " + tg.String()}, err)
-				continue
-			}
-			if len(nodes) == 0 {
-				continue
-			}
-			n.apply(ctx, t, path, j, fault, tg, nodes)
-			active = fault
+			continue
 		}
+		fault := n.opts.Faults[next%len(n.opts.Faults)]
+		next++
+		tg, nodes, err := n.pick(ctx, t, rng)
+		decision := event.Event{Kind: event.Nemesis, Fault: fault, Target: tg.String(), Nodes: nodes, Start: time.Now()}
+		if err != nil || len(nodes) == 0 {
+			decision.Detail = "no node to target"
+			if err == nil {
+				decision.Detail += " (every target picked none of " + strings.Join(t.Nodes, ",") + ")"
+			}
+			decision.End = time.Now()
+			env.Record(decision.WithErr(err))
+			t.Logger().Info("nemesis: no node to target", "fault", fault, "err", err)
+			continue
+		}
+		attempts++
+		if err := n.apply(ctx, t, env, fault, nodes); err != nil {
+			failed++
+			decision.End = time.Now()
+			env.Record(decision.WithErr(err))
+			if ctx.Err() != nil {
+				continue
+			}
+		} else {
+			decision.End = time.Now()
+			env.Record(decision.WithErr(nil))
+		}
+		t.Logger().Info("nemesis", "fault", fault, "target", tg.String(), "nodes", nodes, "err", err)
+		active = fault
 	}
 }
 
-// apply marks the fault on disk, then applies it on each node.
-func (n *DBNemesis) apply(ctx context.Context, t *jepsen.Test, path string, j *store.Journal, fault string, tg Target, nodes []string) {
-	start := time.Now()
-	err := n.mark(path, t, nodes, func(f *NodeFault) {
-		if fault == Kill {
-			f.Killed = true
-		} else {
-			f.Paused = true
+// pick chooses a target and resolves it, trying the other targets in
+// random order when the first picks no node (minority-third of 3, say).
+func (n *DBNemesis) pick(ctx context.Context, t *jepsen.Test, rng *rand.Rand) (Target, []string, error) {
+	var lastErr error
+	var last Target
+	for _, i := range rng.Perm(len(n.opts.Targets)) {
+		tg := n.opts.Targets[i]
+		nodes, err := tg.Pick(ctx, t, n.d, rng)
+		if err == nil && len(nodes) > 0 {
+			return tg, nodes, nil
 		}
-	})
-	if err == nil {
-		var op func(context.Context, *jepsen.Test, string) error
-		if fault == Kill {
-			op = n.kill.Kill
-		} else {
-			op = n.paus.Pause
-		}
-		err = n.onNodes(ctx, t, j, fault, nodes, op)
+		last, lastErr = tg, err
 	}
-	j.Record(store.Event{Kind: "nemesis", Start: start, End: time.Now(), Targets: nodes, Detail: fault + " " + tg.String()}, err)
-	t.Logger().Info("nemesis", "fault", fault, "target", tg.String(), "nodes", nodes, "err", err)
+	return last, nil, lastErr
 }
 
-// onNodes runs op on nodes, journaling each node's outcome.
-func (n *DBNemesis) onNodes(ctx context.Context, t *jepsen.Test, j *store.Journal, kind string, nodes []string, op func(context.Context, *jepsen.Test, string) error) error {
-	_, err := control.OnNodes(ctx, nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (struct{}, error) {
+// apply records the fault on disk, then applies it on each node.
+func (n *DBNemesis) apply(ctx context.Context, t *jepsen.Test, env event.Env, fault event.Fault, nodes []string) error {
+	var kind event.Kind
+	var op db.NodeFunc
+	var flag func(*NodeFault) *bool
+	if fault == event.FaultKill {
+		kind, op, flag = event.Kill, n.kill.Kill, killed
+	} else {
+		kind, op, flag = event.Pause, n.paus.Pause, paused
+	}
+	if err := n.mark(env.Dir, t, nodes, flag, true); err != nil {
+		return fmt.Errorf("recording the fault before applying it: %w", err)
+	}
+	return onNodes(ctx, t, env, kind, fault, nodes, op)
+}
+
+// onNodes runs op on nodes, recording each node's outcome.
+func onNodes(ctx context.Context, t *jepsen.Test, env event.Env, kind event.Kind, fault event.Fault, nodes []string, op db.NodeFunc) error {
+	return control.Each(ctx, nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) error {
 		s := time.Now()
 		err := op(ctx, t, node)
-		j.Record(store.Event{Kind: kind, Node: node, Start: s, End: time.Now(), Targets: nodes}, err)
-		return struct{}{}, err
+		e := event.New(kind, node, s, err)
+		e.Fault, e.Nodes = fault, nodes
+		env.Record(e)
+		return err
 	})
-	return err
 }
 
-func (n *DBNemesis) startAll(ctx context.Context, t *jepsen.Test, path string, j *store.Journal) error {
-	err := n.onNodes(ctx, t, j, "start", t.Nodes, n.kill.Start)
-	if err == nil {
-		err = n.mark(path, t, t.Nodes, func(f *NodeFault) { f.Killed = false })
+// undo starts (after kills) or resumes (after pauses) nodes, and clears
+// the fault in the record for those that came back.
+func (n *DBNemesis) undo(ctx context.Context, t *jepsen.Test, env event.Env, kind event.Kind, flag func(*NodeFault) *bool, nodes []string) error {
+	var op db.NodeFunc
+	var fault event.Fault
+	if kind == event.Start {
+		op, fault = n.kill.Start, event.FaultKill
+	} else {
+		op, fault = n.paus.Resume, event.FaultPause
+	}
+	err := onNodes(ctx, t, env, kind, fault, nodes, op)
+	done := nodes
+	if ne, ok := errors.AsType[*control.NodesError](err); ok {
+		done = slices.DeleteFunc(slices.Clone(nodes), func(x string) bool { return slices.Contains(ne.Nodes(), x) })
+	} else if err != nil {
+		done = nil
+	}
+	if merr := n.mark(env.Dir, t, done, flag, false); merr != nil {
+		err = errors.Join(err, merr)
 	}
 	return err
 }
 
-func (n *DBNemesis) resumeAll(ctx context.Context, t *jepsen.Test, path string, j *store.Journal) error {
-	err := n.onNodes(ctx, t, j, "resume", t.Nodes, n.paus.Resume)
-	if err == nil {
-		err = n.mark(path, t, t.Nodes, func(f *NodeFault) { f.Paused = false })
-	}
-	return err
-}
-
-// Recover resumes every node, then starts every node (Jepsen's final
-// generators), whatever the schedule was doing; both are idempotent.
-func (n *DBNemesis) Recover(ctx context.Context, t *jepsen.Test, run *store.Run, j *store.Journal) error {
-	path := filepath.Join(run.Dir, RecordFile)
+// Recover undoes the faults in force, and only those: it resumes the
+// paused nodes, then starts the killed ones (Jepsen's final generators,
+// restricted to what this nemesis did). A run that never got to a fault
+// has nothing to recover, so recovery never starts a DB that was never
+// set up.
+func (n *DBNemesis) Recover(ctx context.Context, t *jepsen.Test, env event.Env) error {
 	var errs []error
 	if n.paus != nil {
-		errs = append(errs, n.resumeAll(ctx, t, path, j))
+		if nodes := n.inForce(paused); len(nodes) > 0 {
+			errs = append(errs, n.undo(ctx, t, env, event.Resume, paused, nodes))
+		}
 	}
 	if n.kill != nil {
-		errs = append(errs, n.startAll(ctx, t, path, j))
+		if nodes := n.inForce(killed); len(nodes) > 0 {
+			errs = append(errs, n.undo(ctx, t, env, event.Start, killed, nodes))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -315,40 +407,33 @@ func (n *DBNemesis) Recover(ctx context.Context, t *jepsen.Test, run *store.Run,
 // the process that applied them died: it resumes paused nodes, then starts
 // killed ones, and rewrites the record. It is what `jepsen recover` runs.
 // A node whose fault is recorded but no longer in force is harmless:
-// resume and start are idempotent.
+// resume and start are idempotent. A node whose undo failed stays
+// recorded, so recovering again retries just those.
 func RecoverFile(ctx context.Context, t *jepsen.Test, d db.DB, path string) (*Record, error) {
 	rec, err := ReadRecord(path)
 	if err != nil {
 		return nil, err
 	}
 	caps := db.CapabilitiesOf(d)
-	type nodeOp = func(context.Context, *jepsen.Test, string) error
-	var resume, start nodeOp
+	var resume, start db.NodeFunc
 	if caps.Pause != nil {
 		resume = caps.Pause.Resume
 	}
 	if caps.Kill != nil {
 		start = caps.Kill.Start
 	}
-	// Resume before start, as the final generators do. A node whose undo
-	// failed stays recorded, so recovering again retries just those.
 	steps := []struct {
 		fault string
 		flag  func(*NodeFault) *bool
 		need  db.Capability
-		undo  nodeOp
+		undo  db.NodeFunc
 	}{
-		{"paused", func(f *NodeFault) *bool { return &f.Paused }, db.CapPause, resume},
-		{"killed", func(f *NodeFault) *bool { return &f.Killed }, db.CapKill, start},
+		{"paused", paused, db.CapPause, resume},
+		{"killed", killed, db.CapKill, start},
 	}
 	var errs []error
 	for _, st := range steps {
-		var nodes []string
-		for _, node := range rec.Active() {
-			if *st.flag(rec.Faults[node]) {
-				nodes = append(nodes, node)
-			}
-		}
+		nodes := rec.with(st.flag)
 		if len(nodes) == 0 {
 			continue
 		}
@@ -356,8 +441,8 @@ func RecoverFile(ctx context.Context, t *jepsen.Test, d db.DB, path string) (*Re
 			errs = append(errs, fmt.Errorf("nodes %v are %s but %w", nodes, st.fault, db.Require(d, st.need)))
 			continue
 		}
-		_, err := control.OnNodes(ctx, nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) (struct{}, error) {
-			return struct{}{}, st.undo(ctx, t, node)
+		err := control.Each(ctx, nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) error {
+			return st.undo(ctx, t, node)
 		})
 		failed := map[string]bool{}
 		if ne, ok := errors.AsType[*control.NodesError](err); ok {

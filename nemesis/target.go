@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/go-jepsen/jepsen"
@@ -17,33 +18,36 @@ import (
 
 // Target chooses nodes for a fault, as Jepsen's db-nodes specs.
 type Target struct {
-	// Kind is one of the Target constants, or "list" for Nodes.
-	Kind  string
+	// Kind is one of the TargetKind constants; List takes Nodes.
+	Kind  TargetKind
 	Nodes []string
 }
+
+// TargetKind is a kind of target spec.
+type TargetKind string
 
 // Target kinds.
 const (
 	// Random: a random non-empty subset (Jepsen's nil spec).
-	Random = "random"
+	Random TargetKind = "random"
 	// One: one random node.
-	One = "one"
+	One TargetKind = "one"
 	// Minority: MajorityOf(n)-1 random nodes. For an even n that is n/2,
 	// half the cluster and not a strict minority, as in Jepsen; for n=1 it
 	// is no node.
-	Minority = "minority"
+	Minority TargetKind = "minority"
 	// Majority: MajorityOf(n) = floor(n/2)+1 random nodes.
-	Majority = "majority"
+	Majority TargetKind = "majority"
 	// MinorityThird: floor((n-1)/3) random nodes, the most a BFT system
 	// tolerates.
-	MinorityThird = "minority-third"
+	MinorityThird TargetKind = "minority-third"
 	// Primaries: a random non-empty subset of the DB's current primaries
 	// (needs db.Primary); none when it reports none.
-	Primaries = "primaries"
+	Primaries TargetKind = "primaries"
 	// All nodes.
-	All = "all"
+	All TargetKind = "all"
 	// List: exactly Nodes.
-	List = "list"
+	List TargetKind = "list"
 )
 
 // MajorityOf is floor(n/2)+1, as Jepsen's util/majority.
@@ -51,9 +55,9 @@ func MajorityOf(n int) int { return n/2 + 1 }
 
 // ParseTarget reads a spec: a kind name, or a comma-separated node list.
 func ParseTarget(s string) (Target, error) {
-	switch s {
+	switch k := TargetKind(s); k {
 	case Random, One, Minority, Majority, MinorityThird, Primaries, All:
-		return Target{Kind: s}, nil
+		return Target{Kind: k}, nil
 	}
 	nodes, err := control.ParseNodeList(s)
 	if err != nil {
@@ -66,7 +70,32 @@ func (tg Target) String() string {
 	if tg.Kind == List {
 		return strings.Join(tg.Nodes, ",")
 	}
-	return tg.Kind
+	return string(tg.Kind)
+}
+
+// Check refuses a target that cannot work: an unknown kind, an empty
+// node list, or, given the test's nodes, a list naming a node the test
+// does not have.
+func (tg Target) Check(nodes []string) error {
+	switch tg.Kind {
+	case Random, One, Minority, Majority, MinorityThird, Primaries, All:
+		return nil
+	case List:
+		if len(tg.Nodes) == 0 {
+			return fmt.Errorf("target: an empty node list")
+		}
+		if nodes == nil {
+			return nil
+		}
+		for _, x := range tg.Nodes {
+			if !slices.Contains(nodes, x) {
+				return fmt.Errorf("target %s: %w: %q is not one of the nodes %s (kinds: random, one, minority, majority, minority-third, primaries, all)",
+					tg, control.ErrUnknownNode, x, strings.Join(nodes, ","))
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown target kind %q", tg.Kind)
 }
 
 // DefaultTargets are Jepsen's node-specs: every kind, with primaries only
@@ -123,7 +152,11 @@ func (tg Target) Pick(ctx context.Context, t *jepsen.Test, d db.DB, rng *rand.Ra
 		if len(ps) == 0 {
 			return nil, nil
 		}
-		return subset(ordered(t, ps), 1+rng.IntN(len(ps)), rng), nil
+		ps = slices.DeleteFunc(slices.Clone(t.Nodes), func(n string) bool { return !slices.Contains(ps, n) })
+		if len(ps) == 0 {
+			return nil, nil
+		}
+		return subset(ps, 1+rng.IntN(len(ps)), rng), nil
 	default:
 		return nil, fmt.Errorf("unknown target kind %q", tg.Kind)
 	}
@@ -141,19 +174,6 @@ func subset(nodes []string, k int, rng *rand.Rand) []string {
 	for i, n := range nodes {
 		if pick[i] {
 			out = append(out, n)
-		}
-	}
-	return out
-}
-
-func ordered(t *jepsen.Test, ps []string) []string {
-	var out []string
-	for _, n := range t.Nodes {
-		for _, p := range ps {
-			if p == n {
-				out = append(out, n)
-				break
-			}
 		}
 	}
 	return out

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/local"
 	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/internal/localdb"
 )
 
 type primDB struct{ ps []string }
@@ -31,7 +35,7 @@ func TestTargetCounts(t *testing.T) {
 		}
 		tt, _ := jepsen.New("t", nodes, local.Remote{}, control.Options{})
 		d := primDB{ps: nodes[:1]}
-		want := map[string]int{One: 1, Minority: n / 2, Majority: n/2 + 1, MinorityThird: (n - 1) / 3, All: n, Primaries: 1}
+		want := map[TargetKind]int{One: 1, Minority: n / 2, Majority: n/2 + 1, MinorityThird: (n - 1) / 3, All: n, Primaries: 1}
 		for kind, w := range want {
 			for range 20 {
 				got, err := Target{Kind: kind}.Pick(context.Background(), tt, d, rng)
@@ -67,7 +71,7 @@ func TestTargetCounts(t *testing.T) {
 func TestParseTarget(t *testing.T) {
 	for _, s := range []string{"one", "minority", "majority", "minority-third", "primaries", "all", "random"} {
 		tg, err := ParseTarget(s)
-		if err != nil || tg.Kind != s {
+		if err != nil || string(tg.Kind) != s {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}
@@ -82,20 +86,45 @@ func TestParseTarget(t *testing.T) {
 	if _, err := ParseTarget("n1;rm"); err == nil {
 		t.Fatal("bad list accepted")
 	}
+	// A list naming a node the test lacks is refused by Check, before
+	// any run.
+	if err := tg.Check(tt.Nodes); !errors.Is(err, control.ErrUnknownNode) || !strings.Contains(err.Error(), `"n3" is not one of the nodes n1,n2`) {
+		t.Fatalf("check: %v", err)
+	}
+	bogus, _ := ParseTarget("bogus")
+	n, _ := New(localdb.New(t.TempDir()), Options{Faults: []event.Fault{event.FaultKill}, Targets: []Target{bogus}})
+	if err := n.CheckTargets(tt); err == nil {
+		t.Fatal("target bogus accepted for nodes n1,n2")
+	}
+}
+
+func TestParseFaults(t *testing.T) {
+	for in, want := range map[string]string{"kill": "[kill]", "kill,pause": "[kill pause]", "both": "[kill pause]", "none": "[]", "pause,pause": "[pause]"} {
+		got, err := ParseFaults(in)
+		if err != nil || fmt.Sprint(got) != want {
+			t.Errorf("%q: %v %v", in, got, err)
+		}
+	}
+	if _, err := ParseFaults("kill,explode"); err == nil {
+		t.Fatal("unknown fault accepted")
+	}
+	if _, err := New(db.Noop, Options{Faults: []event.Fault{event.FaultKill}, Interval: -time.Second}); err == nil {
+		t.Fatal("negative interval accepted")
+	}
 }
 
 func TestNewRefusesUnsupportedFaults(t *testing.T) {
-	if _, err := New(db.Noop, Options{Faults: []string{Kill}}); !errors.Is(err, db.ErrUnsupported) {
+	if _, err := New(db.Noop, Options{Faults: []event.Fault{event.FaultKill}}); !errors.Is(err, db.ErrUnsupported) {
 		t.Fatalf("kill on noop: %v", err)
 	}
-	if _, err := New(db.Noop, Options{Faults: []string{Pause}}); !errors.Is(err, errors.ErrUnsupported) {
+	if _, err := New(db.Noop, Options{Faults: []event.Fault{event.FaultPause}}); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("pause on noop: %v", err)
 	}
 	// A wrapper does not make a DB killable.
-	if _, err := New(db.MapTest(func(t *jepsen.Test) *jepsen.Test { return t }, db.Noop), Options{Faults: []string{Kill}}); !errors.Is(err, db.ErrUnsupported) {
+	if _, err := New(db.MapTest(func(t *jepsen.Test) *jepsen.Test { return t }, db.Noop), Options{Faults: []event.Fault{event.FaultKill}}); !errors.Is(err, db.ErrUnsupported) {
 		t.Fatalf("kill on wrapped noop: %v", err)
 	}
-	if _, err := New(db.Noop, Options{Faults: []string{"explode"}}); err == nil {
+	if _, err := New(db.Noop, Options{Faults: []event.Fault{"explode"}}); err == nil {
 		t.Fatal("unknown fault accepted")
 	}
 	if _, err := New(db.Noop, Options{}); err == nil {

@@ -50,6 +50,21 @@ func TestHostnames(t *testing.T) {
 	}
 }
 
+// Status needs only the sandbox's name: addresses come from its own
+// state, not from the default subnet.
+func TestStatusByNameOnly(t *testing.T) {
+	info := env.Get(t)
+	st, err := sandbox.Status(context.Background(), sandbox.Config{Name: env.Config.Name})
+	if err != nil || len(st.Nodes) != len(info.Nodes) {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	for i, n := range st.Nodes {
+		if n.Addr != info.Nodes[i].Addr || !n.Running || !n.SSH {
+			t.Fatalf("status of %s: %+v, want address %s, running, SSH", n.Name, n, info.Nodes[i].Addr)
+		}
+	}
+}
+
 func TestFilesArePrivate(t *testing.T) {
 	info := env.Get(t)
 	for _, path := range []string{"/opt/sbt-iso", "/var/lib/sbt-iso", "/root/sbt-iso", "/tmp/sbt-iso", "/etc/sbt-iso"} {

@@ -299,6 +299,14 @@ func Status(ctx context.Context, c Config) (*Info, error) {
 	if err != nil || st == nil {
 		return &Info{Plan: p}, err
 	}
+	// The sandbox's own subnet, not the default: Status needs only the
+	// name.
+	if st.Subnet != "" && st.Subnet != p.Subnet {
+		c.Subnet = st.Subnet
+		if p, err = NewPlan(c); err != nil {
+			return nil, err
+		}
+	}
 	return &Info{Plan: p, Nodes: statusOf(ctx, p, st, true)}, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/go-jepsen/jepsen/internal/atomicfile"
 )
 
 // state is what the sandbox remembers between calls: enough to find and
@@ -99,9 +101,5 @@ func (n *nodeState) alive() bool {
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, data, mode)
 }

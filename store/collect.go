@@ -22,6 +22,7 @@ import (
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/event"
 )
 
 // File statuses in a manifest.
@@ -77,8 +78,8 @@ func (m *Manifest) Node(node string) *NodeEntry {
 type CollectOpts struct {
 	// PerNode bounds each node's collection; default 5 minutes.
 	PerNode time.Duration
-	// Observe, when set, gets each node's start and end (for the journal).
-	Observe func(node string, start, end time.Time, err error)
+	// Recorder, when set, gets a LogFetch event per node.
+	Recorder event.Recorder
 	// Compression of the transfer: CompressFast (the default, gzip -1),
 	// CompressBest (gzip -6, for slow links) or CompressNone (for fast
 	// links, where compressing costs more CPU than it saves time).
@@ -147,8 +148,8 @@ func CollectLogs(ctx context.Context, t *jepsen.Test, d db.DB, dir string, opts 
 		start := time.Now()
 		entry, err := collectNode(ctx, t, d, node, filepath.Join(dir, node), opts.Compression)
 		entry.Duration = time.Since(start).Round(time.Millisecond).String()
-		if opts.Observe != nil {
-			opts.Observe(node, start, time.Now(), err)
+		if opts.Recorder != nil {
+			opts.Recorder.Record(event.New(event.LogFetch, node, start, err))
 		}
 		mu.Lock()
 		for i, n := range t.Nodes {

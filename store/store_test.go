@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/event"
 )
 
 func TestFormatStart(t *testing.T) {
@@ -102,8 +103,8 @@ func TestJournalAndTimeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
-	j.Record(Event{Kind: "setup", Node: "n1", Start: t0, End: t0.Add(time.Second)}, nil)
-	j.Record(Event{Kind: "kill", Node: "n2", Start: t0.Add(time.Second), End: t0.Add(2 * time.Second), Targets: []string{"n2"}}, errors.New("boom <&>"))
+	j.Record(event.Event{Kind: event.Setup, Node: "n1", Start: t0, End: t0.Add(time.Second), OK: true})
+	j.Record(event.Event{Kind: event.Kill, Node: "n2", Start: t0.Add(time.Second), End: t0.Add(2 * time.Second), Nodes: []string{"n2"}}.WithErr(errors.New("boom <&>")))
 	j.Close()
 	evs, err := ReadJournal(filepath.Join(dir, "journal.jsonl"))
 	if err != nil || len(evs) != 2 || evs[1].OK || evs[1].Err != "boom <&>" {
@@ -123,5 +124,33 @@ func TestJournalAndTimeline(t *testing.T) {
 	WriteTimeline(&b, "empty", nil, nil)
 	if !strings.Contains(b.String(), "no events") {
 		t.Fatal(b.String())
+	}
+	// A killed run's journal ends in a cut line: what came before is
+	// read, and the error says so.
+	f, _ := os.OpenFile(filepath.Join(dir, "journal.jsonl"), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"kind":"setup","node":"n3","sta`)
+	f.Close()
+	evs, err = ReadJournal(filepath.Join(dir, "journal.jsonl"))
+	var te *TruncatedError
+	if len(evs) != 2 || !errors.As(err, &te) || te.Line != 3 {
+		t.Fatalf("truncated journal: %d events, %v", len(evs), err)
+	}
+}
+
+// Every kind of event has its own colour on the timeline.
+func TestTimelineColoursEveryKind(t *testing.T) {
+	kinds := []event.Kind{event.Connect, event.CycleTry, event.Teardown, event.Setup, event.SetupPrimary, event.KeepLogs, event.Body,
+		event.Check, event.Nemesis, event.Kill, event.Start, event.Pause, event.Resume, event.Partition, event.Heal, event.Recover,
+		event.LogFetch, event.Client}
+	seen := map[string]event.Kind{}
+	for _, k := range kinds {
+		c, ok := kindColors[k]
+		if !ok {
+			t.Errorf("no colour for %s", k)
+		}
+		if other, dup := seen[c]; dup {
+			t.Errorf("%s and %s share %s", k, other, c)
+		}
+		seen[c] = k
 	}
 }

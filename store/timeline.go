@@ -5,33 +5,38 @@ import (
 	"html"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/go-jepsen/jepsen/event"
 )
 
 // nemesisLane is the timeline lane of the nemesis's own decisions.
 const nemesisLane = "\x00nemesis"
 
-// kindColors are the timeline's colours per event kind.
-var kindColors = map[string]string{
-	"cycle-try": "#dddddd", "teardown": "#9e9e9e", "setup": "#4caf50", "setup-primary": "#2e7d32",
-	"keep-logs": "#8d6e63", "kill": "#e53935", "start": "#1e88e5", "pause": "#fb8c00", "resume": "#8e24aa",
-	"log-fetch": "#00897b", "nemesis": "#fdd835", "recover": "#5e35b1", "body": "#b0bec5", "connect": "#90caf9",
+// kindColors are the timeline's colours per event kind; every kind has
+// one (a test checks).
+var kindColors = map[event.Kind]string{
+	event.CycleTry: "#dddddd", event.Teardown: "#9e9e9e", event.Setup: "#4caf50", event.SetupPrimary: "#2e7d32",
+	event.KeepLogs: "#8d6e63", event.Kill: "#e53935", event.Start: "#1e88e5", event.Pause: "#fb8c00", event.Resume: "#8e24aa",
+	event.LogFetch: "#00897b", event.Nemesis: "#fdd835", event.Recover: "#5e35b1", event.Body: "#b0bec5", event.Connect: "#90caf9",
+	event.Check: "#26a69a", event.Partition: "#6d4c41", event.Heal: "#a1887f", event.Client: "#cfd8dc",
 }
 
 // WriteTimeline draws events as an SVG: one lane per node (and one for
 // run-wide events, one for the nemesis's decisions), time across, a box per event coloured by kind,
 // outlined in red when it failed; hovering a box shows its details.
-func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) error {
+func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []string) error {
 	if len(events) == 0 {
 		_, err := fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40"><text x="10" y="25">%s: no events</text></svg>`, html.EscapeString(title))
 		return err
 	}
 	t0, t1 := events[0].Start, events[0].End
 	lanes := map[string]bool{}
-	laneOf := func(e Event) string {
-		if e.Kind == "nemesis" && e.Node == "" {
+	laneOf := func(e event.Event) string {
+		if e.Kind == event.Nemesis && e.Node == "" {
 			return nemesisLane
 		}
 		return e.Node
@@ -102,8 +107,17 @@ func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) er
 			stroke = ` stroke="#b71c1c" stroke-width="2"`
 		}
 		tip := fmt.Sprintf("%s %s try %d: %s .. %s (%s)", e.Kind, e.Node, e.Try, e.Start.Format("15:04:05.000"), e.End.Format("15:04:05.000"), e.End.Sub(e.Start).Round(time.Millisecond))
-		if len(e.Targets) > 0 {
-			tip += " targets " + strings.Join(e.Targets, ",")
+		if e.Fault != "" {
+			tip += " fault " + string(e.Fault)
+		}
+		if e.Target != "" {
+			tip += " target " + e.Target
+		}
+		if len(e.Nodes) > 0 {
+			tip += " nodes " + strings.Join(e.Nodes, ",")
+		}
+		if e.Detail != "" {
+			tip += " (" + e.Detail + ")"
 		}
 		if e.Err != "" {
 			tip += " ERROR: " + e.Err
@@ -118,15 +132,15 @@ func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) er
 			tx, axisY, tx, axisY+5, tx, axisY+18, (span * time.Duration(i) / 10).Round(100*time.Millisecond))
 	}
 	// Legend.
-	kinds := map[string]bool{}
+	kinds := map[event.Kind]bool{}
 	for _, e := range events {
 		kinds[e.Kind] = true
 	}
-	var ks []string
+	var ks []event.Kind
 	for k := range kinds {
 		ks = append(ks, k)
 	}
-	sort.Strings(ks)
+	slices.Sort(ks)
 	lx, ly := left, axisY+28
 	for _, k := range ks {
 		if lx+14+8*float64(len(k)) > left+width {
@@ -136,7 +150,7 @@ func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) er
 		if c == "" {
 			c = "#607d8b"
 		}
-		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.1f">%s</text>`+"\n", lx, ly, c, lx+14, ly+9, html.EscapeString(k))
+		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.1f">%s</text>`+"\n", lx, ly, c, lx+14, ly+9, html.EscapeString(string(k)))
 		lx += 14 + 8*float64(len(k)) + 16
 	}
 	b.WriteString("</svg>\n")
@@ -145,7 +159,7 @@ func WriteTimeline(w io.Writer, title string, events []Event, nodes []string) er
 }
 
 // WriteTimelineFile writes the SVG to path.
-func WriteTimelineFile(path, title string, events []Event, nodes []string) error {
+func WriteTimelineFile(path, title string, events []event.Event, nodes []string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err

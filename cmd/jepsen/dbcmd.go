@@ -13,7 +13,6 @@ import (
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
-	"github.com/go-jepsen/jepsen/dbs/etcd"
 	"github.com/go-jepsen/jepsen/nemesis"
 	"github.com/go-jepsen/jepsen/store"
 )
@@ -27,7 +26,7 @@ type dbOpts struct {
 
 func dbFlags(fs *flag.FlagSet) *dbOpts {
 	o := &dbOpts{}
-	fs.StringVar(&o.name, "db", "etcd", "database: etcd or noop")
+	fs.StringVar(&o.name, "db", "etcd", "database: "+dbNames())
 	fs.BoolVar(&o.tcpdump, "tcpdump", false, "also capture the DB's traffic with tcpdump on every node")
 	fs.StringVar(&o.archive, "archive", "", "etcd archive: URL or file (default: pack this machine's /usr/bin/etcd)")
 	return o
@@ -35,21 +34,16 @@ func dbFlags(fs *flag.FlagSet) *dbOpts {
 
 // build returns the DB the flags name.
 func (o *dbOpts) build() (db.DB, error) {
-	var d db.DB
-	switch o.name {
-	case "etcd":
-		d = etcd.New(etcd.Options{Archive: o.archive})
-	case "noop":
-		d = db.Noop
-	default:
-		return nil, usagef("--db %q: unknown database; choose etcd or noop", o.name)
+	k, err := lookupDB(o.name)
+	if err != nil {
+		return nil, err
+	}
+	d, err := k.build(o)
+	if err != nil {
+		return nil, err
 	}
 	if o.tcpdump {
-		ports := []int{}
-		if o.name == "etcd" {
-			ports = []int{etcd.ClientPort, etcd.PeerPort}
-		}
-		tcp, err := db.Tcpdump(db.TcpdumpOpts{Ports: ports})
+		tcp, err := db.Tcpdump(db.TcpdumpOpts{Ports: k.ports})
 		if err != nil {
 			return nil, err
 		}
@@ -104,6 +98,9 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer t.Close()
+	if err := tg.Check(t.Nodes); err != nil {
+		return usagef("--target: %v", err)
+	}
 	if err := connect(ctx, t, stdout); err != nil {
 		return err
 	}
@@ -121,7 +118,7 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	case "start", "kill", "pause", "resume":
 		caps := db.CapabilitiesOf(d)
-		var op func(context.Context, *jepsen.Test, string) error
+		var op db.NodeFunc
 		switch {
 		case (action == "start" || action == "kill") && caps.Kill == nil:
 			return usagef("db %s: %v", action, db.Require(d, db.CapKill))
@@ -181,11 +178,10 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func onAll(ctx context.Context, t *jepsen.Test, nodes []string, op func(context.Context, *jepsen.Test, string) error) error {
-	_, err := control.OnNodes(ctx, nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, n string) (struct{}, error) {
-		return struct{}{}, op(ctx, t, n)
+func onAll(ctx context.Context, t *jepsen.Test, nodes []string, op db.NodeFunc) error {
+	return control.Each(ctx, nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, n string) error {
+		return op(ctx, t, n)
 	})
-	return err
 }
 
 // connect opens every node's connection up front, so an unreachable node

@@ -15,6 +15,7 @@ import (
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
+	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
 	"github.com/go-jepsen/jepsen/sandbox"
 	"github.com/go-jepsen/jepsen/store"
@@ -84,25 +85,25 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kinds := map[string]int{}
+	kinds := map[event.Kind]int{}
 	var lastFault, lastRecovery time.Time
 	for _, e := range evs {
 		kinds[e.Kind]++
 		switch e.Kind {
-		case "kill", "pause":
-			if e.End.After(lastFault) && e.Kind == "pause" {
+		case event.Kill, event.Pause:
+			if e.End.After(lastFault) && e.Kind == event.Pause {
 				lastFault = e.End
 			}
-		case "resume":
+		case event.Resume:
 			lastRecovery = e.End
-		case "check":
+		case event.Check:
 			if !e.OK {
 				t.Errorf("final health check failed: %s", e.Err)
 			}
 		}
 	}
 	// Kills during the run, then the kill before log collection (5).
-	if kinds["kill"] <= 5 || kinds["pause"] == 0 || kinds["start"] == 0 || kinds["resume"] == 0 || kinds["check"] != 1 {
+	if kinds[event.Kill] <= 5 || kinds[event.Pause] == 0 || kinds[event.Start] == 0 || kinds[event.Resume] == 0 || kinds[event.Check] != 1 {
 		t.Fatalf("journal kinds %v", kinds)
 	}
 	if lastRecovery.Before(lastFault) {
@@ -172,7 +173,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		evs, _ := store.ReadJournal(filepath.Join(kstore, "etcd", "latest", "journal.jsonl"))
 		paused := 0
 		for _, e := range evs {
-			if e.Kind == "pause" && e.OK {
+			if e.Kind == event.Pause && e.OK {
 				paused++
 			}
 		}

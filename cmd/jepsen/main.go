@@ -10,14 +10,22 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/go-jepsen/jepsen/core"
 )
 
 func main() {
 	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// exitUsage is the exit status for bad input; 1 is for failures.
-const exitUsage = 2
+// Exit statuses: 0 success, 1 a failure (the run or a command failed),
+// 2 bad input (nothing ran on a node), 130 interrupted (SIGINT or
+// SIGTERM; cleanup ran).
+const (
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
 
 // usageError marks an error as the user's to fix (exit status 2).
 type usageError struct{ msg string }
@@ -51,11 +59,17 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "jepsen: %v\n", err)
 	if _, ok := errors.AsType[*usageError](err); ok {
+		fmt.Fprintf(stderr, "jepsen: %v\n", err)
 		return exitUsage
 	}
-	return 1
+	// A failure's error may span lines (one per failed node); the first
+	// line is "jepsen: " and the whole error is in jepsen.log.
+	fmt.Fprintf(stderr, "jepsen: %v\n", err)
+	if errors.Is(err, core.ErrInterrupted) || ctx.Err() != nil {
+		return exitInterrupted
+	}
+	return exitFailure
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {

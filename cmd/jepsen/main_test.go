@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-jepsen/jepsen/event"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -22,6 +23,12 @@ func run(args ...string) (int, string, string) {
 
 func TestCLIHelpAndBadInput(t *testing.T) {
 	keyless := filepath.Join(t.TempDir(), "nokey")
+	key := filepath.Join(t.TempDir(), "id")
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, _ := ssh.MarshalPrivateKey(priv, "")
+	os.WriteFile(key, pem.EncodeToMemory(block), 0o600)
+	runWithoutFaults := t.TempDir()
+	os.WriteFile(filepath.Join(runWithoutFaults, "journal.jsonl"), []byte(`{"kind":"connect","ok":false}`+"\n"), 0o644)
 	tests := []struct {
 		name string
 		args []string
@@ -48,7 +55,20 @@ func TestCLIHelpAndBadInput(t *testing.T) {
 		{"bad time limit", []string{"run", "--db", "noop", "--nodes", "n1", "--time-limit", "-1s"}, 2, "--time-limit"},
 		{"pcap usage", []string{"pcap"}, 2, "pcap summary"},
 		{"pcap missing file", []string{"pcap", "summary", "/nonexistent.pcap"}, 1, "no such file"},
-		{"recover without record", []string{"recover", "--run", t.TempDir()}, 2, "no fault record"},
+		{"recover without a run", []string{"recover", "--run", t.TempDir()}, 2, "no run at"},
+		{"recover after a run without faults", []string{"recover", "--run", runWithoutFaults}, 0, "nothing to recover"},
+		{"targets naming no node", []string{"run", "--db", "etcd", "--nodes", "n1,n2", "--ssh-private-key", key, "--targets", "bogus"}, 2, `"bogus" is not one of the nodes n1,n2`},
+		{"faults both", []string{"run", "--db", "etcd", "--nodes", "n1", "--ssh-private-key", key, "--faults", "both", "--targets", "n9"}, 2, `"n9" is not one of the nodes`},
+		{"interval zero", []string{"run", "--db", "etcd", "--nodes", "n1", "--interval", "0"}, 2, "--interval 0s: must be positive"},
+		{"interval negative", []string{"run", "--db", "etcd", "--nodes", "n1", "--interval", "-1s"}, 2, "--interval -1s: must be positive"},
+		{"nodes file without end", []string{"run", "--db", "noop", "--faults", "none", "--nodes-file", "/dev/zero"}, 2, "larger than 1048576 bytes"},
+		{"sandbox zero nodes", []string{"sandbox", "up", "-n", "0"}, 2, "node count 0"},
+		{"sandbox negative nodes", []string{"sandbox", "up", "-n", "-1"}, 2, "node count -1"},
+		{"sandbox bad subnet", []string{"sandbox", "up", "--subnet", "x/16"}, 2, `subnet "x/16"`},
+		{"sandbox bad name", []string{"sandbox", "up", "--name", "a;b"}, 2, `name "a;b"`},
+		{"bool flag with a separate value", []string{"exec", "--nodes", "n1", "--strict-host-key-checking", "false", "--", "uptime"}, 2, "write --strict-host-key-checking=false"},
+		{"bool flag with a separate value in run", []string{"run", "--leave-db-running", "true"}, 2, "write --leave-db-running=true"},
+		{"targets without faults", []string{"run", "--db", "noop", "--faults", "none", "--targets", "one", "--nodes", "n1"}, 2, "--targets without --faults"},
 		{"exec without command", []string{"exec", "--nodes", "n1"}, 2, "give a shell command"},
 		{"bad concurrency", []string{"run", "--db", "noop", "--faults", "none", "--nodes", "n1", "--concurrency", "0"}, 2, "--concurrency"},
 	}
@@ -132,5 +152,25 @@ func TestParseConcurrency(t *testing.T) {
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("%q: %d %v", tc.in, got, err)
 		}
+	}
+}
+
+// The summary counts faults that happened, apart from failed attempts and
+// faults that found no node.
+func TestFaultSummary(t *testing.T) {
+	evs := []event.Event{
+		{Kind: event.Nemesis, Fault: event.FaultKill, Nodes: []string{"n1"}, OK: true},
+		{Kind: event.Kill, Node: "n1", OK: true},
+		{Kind: event.Nemesis, Fault: event.FaultPause, Nodes: []string{"n1", "n2"}, OK: true},
+		{Kind: event.Nemesis, Fault: event.FaultKill, Nodes: []string{"n2"}, OK: true},
+		{Kind: event.Nemesis, Fault: event.FaultPause, Nodes: []string{"n3"}, Err: "pause refused"},
+		{Kind: event.Nemesis, Fault: event.FaultPause, Detail: "no node to target", OK: true},
+	}
+	want := "2 kills, 1 pause, each followed by recovery; 1 fault attempt failed; 1 found no node to target"
+	if got := faultSummary(evs); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if got := faultSummary(nil); got != "none" {
+		t.Fatalf("no faults: %q", got)
 	}
 }

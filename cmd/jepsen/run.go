@@ -2,22 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-jepsen/jepsen/core"
-	"github.com/go-jepsen/jepsen/db"
-	"github.com/go-jepsen/jepsen/dbs/etcd"
+	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/nemesis"
 	"github.com/go-jepsen/jepsen/store"
 )
@@ -37,14 +33,14 @@ type runOpts struct {
 
 func runFlags(fs *flag.FlagSet) *runOpts {
 	o := &runOpts{}
-	fs.StringVar(&o.faults, "faults", "kill,pause", "faults to inject: kill, pause, both, or none")
+	fs.StringVar(&o.faults, "faults", "kill,pause", "faults to inject: kill, pause, kill,pause (or both), or none")
 	fs.DurationVar(&o.timeLimit, "time-limit", 60*time.Second, "how long the workload runs")
 	fs.DurationVar(&o.interval, "interval", nemesis.DefaultInterval, "time between nemesis operations")
 	fs.BoolVar(&o.leaveDBRunning, "leave-db-running", false, "do not kill or tear down the DB at the end")
 	fs.StringVar(&o.storeDir, "store", store.DefaultBase, "store directory")
 	fs.StringVar(&o.name, "test-name", "", "test name (default: the DB's name)")
 	fs.Uint64Var(&o.seed, "seed", 0, "nemesis random seed (0: random)")
-	fs.StringVar(&o.targets, "targets", "", "fault target specs joined by '+', e.g. one+majority (default: all of Jepsen's)")
+	fs.StringVar(&o.targets, "targets", "", "fault target specs joined by '+', e.g. one+majority, or a node list n1,n2 (default: all of Jepsen's)")
 	fs.StringVar(&o.concurrency, "concurrency", "1n", "client workers: a number, or Nn for N per node (Jepsen's notation)")
 	return o
 }
@@ -64,22 +60,34 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return err
 }
 
-// runTest runs a test and prints its summary. The result is nil when the
-// run did not start.
+// runTest checks every input, runs a test and prints its summary. The
+// result is nil when the run did not start. Bad input is refused before
+// anything runs on a node.
 func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout io.Writer) (_ *core.Result, err error) {
 	if ro.timeLimit <= 0 {
-		return nil, usagef("--time-limit must be positive")
+		return nil, usagef("--time-limit %s: must be positive", ro.timeLimit)
+	}
+	if ro.interval <= 0 {
+		return nil, usagef("--interval %s: must be positive", ro.interval)
 	}
 	if _, err := parseConcurrency(ro.concurrency, 1); err != nil {
+		return nil, err
+	}
+	kind, err := lookupDB(do.name)
+	if err != nil {
 		return nil, err
 	}
 	d, err := do.build()
 	if err != nil {
 		return nil, err
 	}
-	var nem core.Nemesis
-	if ro.faults != "" && ro.faults != "none" {
-		opts := nemesis.Options{Faults: strings.Split(ro.faults, ","), Interval: ro.interval, Seed: ro.seed}
+	faults, err := nemesis.ParseFaults(ro.faults)
+	if err != nil {
+		return nil, usagef("--faults: %v", err)
+	}
+	var nem *nemesis.DBNemesis
+	if len(faults) > 0 {
+		opts := nemesis.Options{Faults: faults, Interval: ro.interval, Seed: ro.seed}
 		if ro.targets != "" {
 			for _, s := range strings.Split(ro.targets, "+") {
 				tg, err := nemesis.ParseTarget(s)
@@ -89,11 +97,11 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 				opts.Targets = append(opts.Targets, tg)
 			}
 		}
-		n, err := nemesis.New(d, opts)
-		if err != nil {
+		if nem, err = nemesis.New(d, opts); err != nil {
 			return nil, usagef("--faults: %v", err)
 		}
-		nem = n
+	} else if ro.targets != "" {
+		return nil, usagef("--targets without --faults")
 	}
 	name := ro.name
 	if name == "" {
@@ -104,6 +112,15 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 		return nil, err
 	}
 	defer t.Close()
+	if nem != nil {
+		if err := nem.CheckTargets(t); err != nil {
+			return nil, usagef("--targets: %v", err)
+		}
+	}
+	workers, err := parseConcurrency(ro.concurrency, len(t.Nodes))
+	if err != nil {
+		return nil, err
+	}
 	// Faults an earlier run of this test left in force (its control
 	// process died) are undone first.
 	if rec := filepath.Join(ro.storeDir, name, "latest", nemesis.RecordFile); fileExists(rec) {
@@ -114,17 +131,15 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 			}
 		}
 	}
-	workers, err := parseConcurrency(ro.concurrency, len(t.Nodes))
-	if err != nil {
-		return nil, err
+	spec := core.Spec{Test: t, DB: d, LeaveDBRunning: ro.leaveDBRunning, StoreDir: ro.storeDir, Progress: stdout}
+	if nem != nil {
+		spec.Nemesis = nem
 	}
-	w := &workload{workers: workers}
-	spec := core.Spec{Test: t, DB: d, Nemesis: nem, LeaveDBRunning: ro.leaveDBRunning, StoreDir: ro.storeDir, Progress: stdout}
-	if _, ok := db.Unwrap(d).(*etcd.DB); ok || do.name == "etcd" {
-		spec.Body = func(ctx context.Context, r *core.State) error { return w.run(ctx, r, ro.timeLimit, stdout) }
-		spec.Check = func(ctx context.Context, r *core.State) error { return w.check(ctx, r, stdout) }
+	var wl workload
+	if kind.workload != nil {
+		wl = kind.workload(ro, workers, stdout)
 	} else {
-		spec.Body = func(ctx context.Context, r *core.State) error {
+		wl.body = func(ctx context.Context, r *core.State) error {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -133,161 +148,39 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "run %q: %s on %d nodes, faults %s every %s, for %s\n", name, do.name, len(t.Nodes), ro.faults, ro.interval, ro.timeLimit)
+	spec.Body, spec.Check = wl.body, wl.check
+	faultText := "no faults"
+	if nem != nil {
+		faultText = fmt.Sprintf("faults %s every %s", joinFaults(faults), ro.interval)
+	}
+	fmt.Fprintf(stdout, "run %q: %s on %d nodes, %s, for %s\n", name, do.name, len(t.Nodes), faultText, ro.timeLimit)
 	res, err := core.Run(ctx, spec)
-	summarize(stdout, res, w, err)
+	summarize(stdout, res, wl, err)
 	return res, err
 }
 
-// workload is a small etcd client: each worker writes and reads its own
-// key in a loop through one node (workers are spread over the nodes in
-// turn), and every operation's outcome is counted per second.
-type workload struct {
-	workers int
-	mu      sync.Mutex
-	counts  map[int64]*second
-	start   time.Time
-	ok      int
-	failed  int
+func joinFaults(fs []event.Fault) string {
+	s := make([]string, len(fs))
+	for i, f := range fs {
+		s[i] = string(f)
+	}
+	return strings.Join(s, ",")
 }
 
-type second struct {
-	OK     int `json:"ok"`
-	Failed int `json:"failed"`
-}
-
-func (w *workload) note(err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	sec := int64(time.Since(w.start) / time.Second)
-	c := w.counts[sec]
-	if c == nil {
-		c = &second{}
-		w.counts[sec] = c
-	}
-	if err == nil {
-		c.OK++
-		w.ok++
-	} else {
-		c.Failed++
-		w.failed++
-	}
-}
-
-func (w *workload) run(ctx context.Context, r *core.State, limit time.Duration, stdout io.Writer) error {
-	w.counts = map[int64]*second{}
-	w.start = time.Now()
-	c := etcd.NewClient(r.Test, time.Second)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	var wg sync.WaitGroup
-	for wk := range w.workers {
-		node := r.Test.Nodes[wk%len(r.Test.Nodes)]
-		wg.Go(func() {
-			for i := 0; ctx.Err() == nil; i++ {
-				key := fmt.Sprintf("jepsen-%d", wk)
-				err := c.Put(ctx, node, key, fmt.Sprint(i))
-				if ctx.Err() != nil {
-					return
-				}
-				w.note(err)
-				if err == nil {
-					_, _, err = c.Get(ctx, node, key)
-					if ctx.Err() != nil {
-						return
-					}
-					w.note(err)
-				}
-				if err != nil {
-					time.Sleep(50 * time.Millisecond)
-				}
-			}
-		})
-	}
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	for {
-		select {
-		case <-done:
-			err := w.save(r)
-			if ctx.Err() == context.DeadlineExceeded {
-				return err
-			}
-			return errors.Join(ctx.Err(), err)
-		case <-tick.C:
-			w.mu.Lock()
-			fmt.Fprintf(stdout, "[client +%.0fs] %d ok, %d failed so far\n", time.Since(w.start).Seconds(), w.ok, w.failed)
-			w.mu.Unlock()
-		}
-	}
-}
-
-// save writes client.json: counts per second since the workload began.
-func (w *workload) save(r *core.State) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	type row struct {
-		Second int64 `json:"second"`
-		second
-	}
-	var rows []row
-	for s, c := range w.counts {
-		rows = append(rows, row{s, *c})
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Second < rows[j].Second })
-	b, err := json.MarshalIndent(map[string]any{"start": w.start, "ok": w.ok, "failed": w.failed, "per_second": rows}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(r.Store.Path("client.json"), append(b, '\n'), 0o644)
-}
-
-// check waits (up to 30 s) until every member says the cluster is
-// healthy, after the nemesis recovered.
-func (w *workload) check(ctx context.Context, r *core.State, stdout io.Writer) error {
-	c := etcd.NewClient(r.Test, 2*time.Second)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		var sick []string
-		for _, n := range r.Test.Nodes {
-			if !c.Healthy(ctx, n) {
-				sick = append(sick, n)
-			}
-		}
-		if len(sick) == 0 {
-			fmt.Fprintf(stdout, "[check] etcd is healthy on every node\n")
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("etcd not healthy on %s after recovery", strings.Join(sick, ", "))
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
-func summarize(w io.Writer, res *core.Result, wl *workload, err error) {
+// summarize prints what the run did: the workload's numbers, the faults
+// that happened (failed attempts apart), each node's logs, and the
+// result.
+func summarize(w io.Writer, res *core.Result, wl workload, err error) {
 	fmt.Fprintln(w, "\n== summary ==")
 	if res == nil {
 		fmt.Fprintf(w, "the run did not start: %v\n", err)
 		return
 	}
-	if wl.counts != nil {
-		fmt.Fprintf(w, "client: %d operations ok, %d failed (per second in client.json)\n", wl.ok, wl.failed)
+	if wl.summary != nil {
+		wl.summary(w)
 	}
 	if evs, jerr := store.ReadJournal(filepath.Join(res.Dir, "journal.jsonl")); jerr == nil {
-		kinds := map[string]int{}
-		for _, e := range evs {
-			if e.Kind == "nemesis" {
-				kinds[e.Detail[:strings.IndexByte(e.Detail+" ", ' ')]]++
-			}
-		}
-		fmt.Fprintf(w, "faults: %s, %s, each followed by recovery\n", plural(kinds["kill"], "kill"), plural(kinds["pause"], "pause"))
+		fmt.Fprintf(w, "faults: %s\n", faultSummary(evs))
 	}
 	if res.Manifest != nil {
 		for _, n := range res.Manifest.Nodes {
@@ -298,12 +191,54 @@ func summarize(w io.Writer, res *core.Result, wl *workload, err error) {
 			fmt.Fprintf(w, "  %s: %s\n", n.Node, state)
 		}
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, core.ErrInterrupted):
+		fmt.Fprintf(w, "result: FAILED (interrupted): %v\n", err)
+	case err != nil:
 		fmt.Fprintf(w, "result: FAILED: %v\n", err)
-	} else {
+	default:
 		fmt.Fprintln(w, "result: ok")
 	}
 	fmt.Fprintf(w, "store:    %s\ntimeline: %s\n", res.Dir, res.Timeline)
+}
+
+// faultSummary counts the nemesis's decisions by fault: those that
+// happened, and apart from them those that failed or found no node.
+func faultSummary(evs []event.Event) string {
+	done := map[event.Fault]int{}
+	failed, none := 0, 0
+	var order []event.Fault
+	for _, e := range evs {
+		if e.Kind != event.Nemesis {
+			continue
+		}
+		switch {
+		case len(e.Nodes) == 0:
+			none++
+		case !e.OK:
+			failed++
+		default:
+			if done[e.Fault] == 0 {
+				order = append(order, e.Fault)
+			}
+			done[e.Fault]++
+		}
+	}
+	var parts []string
+	for _, f := range order {
+		parts = append(parts, plural(done[f], string(f)))
+	}
+	out := "none"
+	if len(parts) > 0 {
+		out = strings.Join(parts, ", ") + ", each followed by recovery"
+	}
+	if failed > 0 {
+		out += fmt.Sprintf("; %s failed", plural(failed, "fault attempt"))
+	}
+	if none > 0 {
+		out += fmt.Sprintf("; %d found no node to target", none)
+	}
+	return out
 }
 
 func cmdRecover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -315,27 +250,38 @@ func cmdRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usagef("recover: unexpected argument %q", fs.Arg(0))
+	}
 	dir := *runDir
 	if dir == "" {
-		dir = latestRun(*storeDir)
+		dir = filepath.Join(*storeDir, "latest")
 	}
 	path := filepath.Join(dir, nemesis.RecordFile)
 	if _, err := os.Stat(path); err != nil {
-		return usagef("recover: no fault record at %s (give --run DIR)", path)
+		if _, jerr := os.Stat(filepath.Join(dir, "journal.jsonl")); jerr == nil {
+			fmt.Fprintf(stdout, "nothing to recover: the run in %s applied no fault\n", dir)
+			return nil
+		}
+		return usagef("recover: no run at %s (no %s and no journal.jsonl; give --run DIR)", dir, nemesis.RecordFile)
 	}
 	d, err := do.build()
 	if err != nil {
 		return err
+	}
+	rec, err := nemesis.ReadRecord(path)
+	if err != nil {
+		return err
+	}
+	if len(rec.Active()) == 0 {
+		fmt.Fprintf(stdout, "nothing to recover: no fault in force per %s\n", path)
+		return nil
 	}
 	t, err := cf.test(ctx, do.name)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	rec, err := nemesis.ReadRecord(path)
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(stdout, "faults in force per %s: %v\n", path, rec.Active())
 	rec, err = nemesis.RecoverFile(ctx, t, d, path)
 	if err != nil {
@@ -348,6 +294,9 @@ func cmdRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func plural(n int, word string) string {
 	if n == 1 {
 		return "1 " + word
+	}
+	if strings.HasSuffix(word, "s") || strings.HasSuffix(word, "sh") {
+		return fmt.Sprintf("%d %ses", n, word)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
 }

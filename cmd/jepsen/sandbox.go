@@ -18,19 +18,6 @@ func sandboxFlags(fs *flag.FlagSet) *sandbox.Config {
 	return &c
 }
 
-// parseFlags parses args into fs, turning flag errors into usage errors;
-// -h prints the flags and ends the command successfully.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (help bool, err error) {
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return true, nil
-		}
-		return false, usagef("%s: %v", fs.Name(), err)
-	}
-	return false, nil
-}
-
 func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usagef("sandbox: want up, down or status")
@@ -52,6 +39,14 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if fs.NArg() > 0 {
 		return usagef("sandbox %s: unexpected argument %q", sub, fs.Arg(0))
+	}
+	if _, err := sandbox.NewPlan(*cfg); err != nil {
+		return usagef("%v", err)
+	}
+	if sub == "up" {
+		if err := sandbox.CheckCount(n); err != nil {
+			return usagef("-n: %v", err)
+		}
 	}
 	switch sub {
 	case "up":

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
 )
 
@@ -107,7 +108,13 @@ func (w *wrapper) loop(ctx context.Context, wk *worker, t *jepsen.Test, node str
 			return
 		case <-tick.C:
 		}
-		w.step(ctx, wk, t, node)
+		// A panic in the user's Running or Start must not end the
+		// process: it is logged with its stack, and the worker goes on.
+		if err := control.CatchPanic("watchdog", func() error { w.step(ctx, wk, t, node); return nil }); err != nil {
+			if pe, ok := errors.AsType[*control.PanicError](err); ok {
+				t.Logger().Error("watchdog: panic", "node", node, "err", err, "stack", string(pe.Stack))
+			}
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/dbs/etcd"
+	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
 )
 
@@ -110,11 +111,11 @@ func TestEtcdSetupFailedIsRetried(t *testing.T) {
 	ctx := context.Background()
 	d := etcd.New(etcd.Options{HealthTimeout: time.Millisecond})
 	tries := 0
-	err := db.CycleWith(ctx, tt, d, db.CycleOptions{Observe: func(e db.Event) {
-		if e.Phase == db.PhaseTry {
+	err := db.CycleWith(ctx, tt, d, db.CycleOptions{Recorder: event.Func(func(e event.Event) {
+		if e.Kind == event.CycleTry {
 			tries++
 		}
-	}})
+	})})
 	defer func() {
 		for _, n := range tt.Nodes {
 			d.Teardown(ctx, tt, n)

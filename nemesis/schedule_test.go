@@ -1,0 +1,168 @@
+package nemesis
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/internal/localdb"
+)
+
+// These tests run the schedule on control/local, without root: the
+// nodes are directories and the DB a real daemon per node.
+
+func setUp(t *testing.T, nodes ...string) (*localdb.DB, event.Env, *event.Log) {
+	t.Helper()
+	d := localdb.New(t.TempDir())
+	tt := localdb.Test("sched", nodes...)
+	if err := db.Cycle(context.Background(), tt, d); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			d.Teardown(context.Background(), tt, n)
+		}
+	})
+	log := &event.Log{}
+	return d, event.Env{Recorder: log, Dir: t.TempDir()}, log
+}
+
+func decisions(log *event.Log) []event.Event {
+	var out []event.Event
+	for _, e := range log.Events() {
+		if e.Kind == event.Nemesis {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// With kill and pause enabled the faults really take turns, and a target
+// that picks no node (minority-third of 3) does not cost a fault its
+// turn: another target is tried.
+func TestScheduleTakesTurns(t *testing.T) {
+	d, env, log := setUp(t, "n1", "n2", "n3")
+	tt := localdb.Test("sched", "n1", "n2", "n3")
+	n, err := New(d, Options{Faults: []event.Fault{event.FaultKill, event.FaultPause}, Interval: 60 * time.Millisecond,
+		Targets: []Target{{Kind: MinorityThird}, {Kind: One}}, Duration: 1500 * time.Millisecond, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(context.Background(), tt, env); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Recover(context.Background(), tt, env); err != nil {
+		t.Fatal(err)
+	}
+	ds := decisions(log)
+	if len(ds) < 4 {
+		t.Fatalf("only %d decisions in 1.5 s: %+v", len(ds), ds)
+	}
+	for i, e := range ds {
+		if !e.OK || len(e.Nodes) != 1 || e.Target != "one" {
+			t.Fatalf("decision %d: %+v", i, e)
+		}
+		if i > 0 && e.Fault == ds[i-1].Fault {
+			t.Fatalf("faults did not take turns: %d and %d are both %s", i-1, i, e.Fault)
+		}
+	}
+	for _, node := range tt.Nodes {
+		if st, err := d.State(context.Background(), tt, node); st != "running" || err != nil {
+			t.Fatalf("%s after recovery: %s %v", node, st, err)
+		}
+	}
+}
+
+// A fault that finds no node to target is recorded, with why.
+func TestScheduleRecordsNoNodeToTarget(t *testing.T) {
+	d, env, log := setUp(t, "n1", "n2", "n3")
+	tt := localdb.Test("sched", "n1", "n2", "n3")
+	n, err := New(d, Options{Faults: []event.Fault{event.FaultPause}, Interval: 50 * time.Millisecond,
+		Targets: []Target{{Kind: MinorityThird}}, Duration: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(context.Background(), tt, env); err != nil {
+		t.Fatal(err)
+	}
+	ds := decisions(log)
+	if len(ds) < 2 {
+		t.Fatalf("decisions: %+v", ds)
+	}
+	for _, e := range ds {
+		if len(e.Nodes) != 0 || !strings.Contains(e.Detail, "no node to target") || e.Fault != event.FaultPause {
+			t.Fatalf("decision %+v", e)
+		}
+	}
+	if slices.ContainsFunc(d.Calls(), func(c string) bool { return strings.HasPrefix(c, "pause") }) {
+		t.Fatalf("paused something: %v", d.Calls())
+	}
+}
+
+// Fault attempts that fail are recorded as failed and make Run fail at
+// the end; the schedule goes on meanwhile.
+func TestScheduleFailedAttemptsFailTheRun(t *testing.T) {
+	d, env, log := setUp(t, "n1", "n2")
+	tt := localdb.Test("sched", "n1", "n2")
+	d.Hook = func(ctx context.Context, step, node string) error {
+		if step == "kill" && node == "n2" {
+			return errors.New("kill refused")
+		}
+		return nil
+	}
+	n, err := New(d, Options{Faults: []event.Fault{event.FaultKill}, Interval: 50 * time.Millisecond,
+		Targets: []Target{{Kind: All}}, Duration: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Run(context.Background(), tt, env)
+	if err == nil || !strings.Contains(err.Error(), "fault attempts failed") {
+		t.Fatalf("run: %v", err)
+	}
+	ds := decisions(log)
+	if len(ds) < 2 || ds[0].OK || !strings.Contains(ds[0].Err, "kill refused") {
+		t.Fatalf("decisions %+v", ds)
+	}
+	n.Recover(context.Background(), tt, env)
+}
+
+// Recovery undoes the faults in force and nothing else: a nemesis that
+// never applied a fault starts nothing (a run interrupted during setup
+// must not start the DB where it was never installed).
+func TestRecoverUndoesOnlyFaultsInForce(t *testing.T) {
+	d := localdb.New(t.TempDir())
+	tt := localdb.Test("sched", "n1", "n2", "n3")
+	n, err := New(d, Options{Faults: []event.Fault{event.FaultKill, event.FaultPause}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := event.Env{Recorder: &event.Log{}, Dir: t.TempDir()}
+	if err := n.Recover(context.Background(), tt, env); err != nil {
+		t.Fatal(err)
+	}
+	if calls := d.Calls(); len(calls) != 0 {
+		t.Fatalf("recovery with no fault in force did %v", calls)
+	}
+	// One node killed and left so: recovery starts that node only.
+	d2, env2, _ := setUp(t, "n1", "n2", "n3")
+	n2, _ := New(d2, Options{Faults: []event.Fault{event.FaultKill}})
+	if err := n2.apply(context.Background(), tt, env2, event.FaultKill, []string{"n2"}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(d2.Calls())
+	if err := n2.Recover(context.Background(), tt, env2); err != nil {
+		t.Fatal(err)
+	}
+	if got := d2.Calls()[before:]; !slices.Equal(got, []string{"start n2"}) {
+		t.Fatalf("recovery did %v, want start n2 only", got)
+	}
+	rec, err := ReadRecord(env2.Dir + "/" + RecordFile)
+	if err != nil || len(rec.Active()) != 0 {
+		t.Fatalf("record after recovery: %+v %v", rec, err)
+	}
+}
