@@ -19,7 +19,8 @@ fi
 # example database. Installed on the host, because nodes share the host's
 # /usr (read-only inside a node).
 pkgs=(openssh-server openssh-client iproute2 iptables tcpdump etcd-server etcd-client
-	iputils-ping netcat-openbsd psmisc procps sudo util-linux mount tar gzip coreutils curl wget unzip)
+	iputils-ping netcat-openbsd psmisc procps sudo util-linux mount tar gzip coreutils curl wget unzip
+	shellcheck)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
