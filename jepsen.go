@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 
 	"github.com/go-jepsen/jepsen/control"
@@ -128,14 +129,7 @@ func (t *Test) Primary() string {
 }
 
 // Has reports whether node is one of the test's nodes.
-func (t *Test) Has(node string) bool {
-	for _, n := range t.Nodes {
-		if n == node {
-			return true
-		}
-	}
-	return false
-}
+func (t *Test) Has(node string) bool { return slices.Contains(t.Nodes, node) }
 
 // Client returns the node's connection manager, creating it (without
 // connecting) on first use. An unknown node is control.ErrUnknownNode.

@@ -205,7 +205,7 @@ func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Re
 		conn, gen, err := c.get(ctx)
 		if err != nil {
 			last = err
-			if te, ok := err.(*TransportError); ok && te.retryable() {
+			if te, ok := errors.AsType[*TransportError](err); ok && te.retryable() {
 				continue
 			}
 			return err
@@ -222,12 +222,12 @@ func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Re
 		if err == nil {
 			return nil
 		}
-		if _, ok := err.(*ExitStatus); ok {
+		if _, ok := errors.AsType[*ExitStatus](err); ok {
 			return err
 		}
 		err = c.fill(err)
 		last = err
-		te := err.(*TransportError)
+		te, _ := errors.AsType[*TransportError](err)
 		if te.Op == OpLost {
 			c.drop(gen)
 		}

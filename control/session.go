@@ -157,7 +157,7 @@ func (s *Session) runLine(ctx context.Context, line, display string, cmd Cmd) (R
 	token := newToken()
 	wrapped, stdinPrefix := s.wrap(ctx, line, token)
 	var outBuf, errBuf bytes.Buffer
-	var errTail tailBuffer
+	var errTail headTail
 	stdout, stderr := cmd.Stdout, cmd.Stderr
 	if stdout == nil {
 		stdout = &outBuf
@@ -336,17 +336,34 @@ func (c *Client) loginUser() string {
 	return "root"
 }
 
-// tailBuffer keeps the last tailMax bytes written to it.
-type tailBuffer struct{ b []byte }
-
-const tailMax = 16 << 10
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > tailMax {
-		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
-	}
-	return len(p), nil
+// headTail keeps the first and the last headTailMax/2 bytes written to
+// it, as os/exec's prefixSuffixSaver does for ExitError.Stderr: the start
+// of a failing command's stderr often says what went wrong, its end where.
+type headTail struct {
+	head, tail []byte
+	skipped    int64
 }
 
-func (t *tailBuffer) String() string { return string(t.b) }
+const headTailMax = 32 << 10
+
+func (h *headTail) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := headTailMax/2 - len(h.head); room > 0 {
+		k := min(room, len(p))
+		h.head = append(h.head, p[:k]...)
+		p = p[k:]
+	}
+	h.tail = append(h.tail, p...)
+	if over := len(h.tail) - headTailMax/2; over > 0 {
+		h.skipped += int64(over)
+		h.tail = append(h.tail[:0], h.tail[over:]...)
+	}
+	return n, nil
+}
+
+func (h *headTail) String() string {
+	if h.skipped == 0 {
+		return string(h.head) + string(h.tail)
+	}
+	return fmt.Sprintf("%s\n... omitting %d bytes ...\n%s", h.head, h.skipped, h.tail)
+}

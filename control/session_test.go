@@ -171,3 +171,20 @@ func TestLocalCommandErrorKeepsStreamedStderr(t *testing.T) {
 		t.Fatalf("got %#v, streamed %q", err, streamed.String())
 	}
 }
+
+// A failing command whose stderr the caller streams still carries the
+// start and the end of that stderr in its CommandError.
+func TestCommandErrorKeepsHeadAndTailOfStderr(t *testing.T) {
+	s := localSession(t)
+	var sink strings.Builder
+	_, err := s.Run(context.Background(), control.Cmd{Args: []any{control.Raw(
+		`echo first-line >&2; head -c 100000 /dev/zero | tr '\0' x >&2; echo; echo last-line >&2; exit 3`)}, Stderr: &sink})
+	ce, ok := errors.AsType[*control.CommandError](err)
+	if !ok || !strings.HasPrefix(ce.Stderr, "first-line") || !strings.HasSuffix(strings.TrimSpace(ce.Stderr), "last-line") ||
+		!strings.Contains(ce.Stderr, "omitting") || len(ce.Stderr) > 40<<10 {
+		t.Fatalf("got %v with %d bytes of stderr", err, len(ce.Stderr))
+	}
+	if sink.Len() < 100000 {
+		t.Fatalf("the caller got %d bytes", sink.Len())
+	}
+}

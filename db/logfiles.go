@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
 )
 
 // ErrLogFiles is matched by every error about a DB's log file list.
@@ -25,11 +26,11 @@ func LogFilesMap(ctx context.Context, d DB, t *jepsen.Test, node string) (map[st
 	}
 	files, err := l.LogFiles(ctx, t, node)
 	if err != nil {
-		return nil, fmt.Errorf("node %s: log files: %w", node, err)
+		return nil, &control.NodeError{Node: node, Err: fmt.Errorf("log files: %w", err)}
 	}
 	m, err := ResolveLogFiles(files)
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", node, err)
+		return nil, &control.NodeError{Node: node, Err: err}
 	}
 	return m, nil
 }
@@ -67,7 +68,7 @@ func ResolveLogFiles(files []LogFile) (map[string]string, error) {
 			continue
 		}
 		if f.Local == "" {
-			if _, ok := out[r]; !ok && !contains(unnamed, r) {
+			if _, ok := out[r]; !ok && !slices.Contains(unnamed, r) {
 				unnamed = append(unnamed, r)
 			}
 			continue
@@ -99,12 +100,12 @@ func ResolveLogFiles(files []LogFile) (map[string]string, error) {
 	}
 	for l, rs := range byLocal {
 		if len(rs) > 1 {
-			sort.Strings(rs)
+			slices.Sort(rs)
 			problems = append(problems, fmt.Sprintf("local name %q is used by %s", l, strings.Join(rs, " and ")))
 		}
 	}
 	if len(problems) > 0 {
-		sort.Strings(problems)
+		slices.Sort(problems)
 		return nil, fmt.Errorf("%w: %s", ErrLogFiles, strings.Join(problems, "; "))
 	}
 	return out, nil
@@ -164,21 +165,12 @@ func checkLocal(l string) error {
 	return nil
 }
 
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // SortedLogFiles returns the map's pairs ordered by local name.
 func SortedLogFiles(m map[string]string) []LogFile {
 	out := make([]LogFile, 0, len(m))
 	for r, l := range m {
 		out = append(out, LogFile{Remote: r, Local: l})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Local < out[j].Local })
+	slices.SortFunc(out, func(a, b LogFile) int { return strings.Compare(a.Local, b.Local) })
 	return out
 }

@@ -1,3 +1,7 @@
+// Package nemesis injects DB faults, Jepsen's nemesis.combined db
+// nemesis: kill and start, pause and resume, on nodes chosen by a target
+// spec, on a schedule, with recovery that always runs and a record on disk
+// that survives the control process.
 package nemesis
 
 import (

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -48,7 +49,9 @@ func checkHost() error {
 	for _, r := range requiredPrograms {
 		if _, err := lookPath(r.prog); err != nil {
 			missing = append(missing, r.prog)
-			pkgs = appendUnique(pkgs, r.pkg)
+			if !slices.Contains(pkgs, r.pkg) {
+				pkgs = append(pkgs, r.pkg)
+			}
 		}
 	}
 	if len(missing) > 0 {
@@ -71,15 +74,6 @@ func lookPath(prog string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: not found", prog)
-}
-
-func appendUnique(s []string, v string) []string {
-	for _, x := range s {
-		if x == v {
-			return s
-		}
-	}
-	return append(s, v)
 }
 
 // checkSubnetFree refuses a subnet that overlaps an address or a route the
@@ -164,14 +158,14 @@ func parseRoutes(data []byte) []route {
 	return out
 }
 
-// CommandError is a host command the sandbox ran that failed.
-type CommandError struct {
+// HostError is a command the sandbox ran on the host that failed.
+type HostError struct {
 	Args   []string
 	Output string
 	Err    error
 }
 
-func (e *CommandError) Error() string {
+func (e *HostError) Error() string {
 	out := strings.TrimSpace(e.Output)
 	if out != "" {
 		out = ": " + out
@@ -179,13 +173,13 @@ func (e *CommandError) Error() string {
 	return fmt.Sprintf("sandbox: %s: %v%s", strings.Join(e.Args, " "), e.Err, out)
 }
 
-func (e *CommandError) Unwrap() error { return e.Err }
+func (e *HostError) Unwrap() error { return e.Err }
 
 // run runs a host command and returns its combined output.
 func run(ctx context.Context, stdin string, args ...string) (string, error) {
 	path, err := lookPath(args[0])
 	if err != nil {
-		return "", &CommandError{Args: args, Err: err}
+		return "", &HostError{Args: args, Err: err}
 	}
 	cmd := exec.CommandContext(ctx, path, args[1:]...)
 	var out bytes.Buffer
@@ -194,7 +188,7 @@ func run(ctx context.Context, stdin string, args ...string) (string, error) {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
 	if err := cmd.Run(); err != nil {
-		return out.String(), &CommandError{Args: args, Output: out.String(), Err: err}
+		return out.String(), &HostError{Args: args, Output: out.String(), Err: err}
 	}
 	return out.String(), nil
 }

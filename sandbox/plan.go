@@ -1,25 +1,3 @@
-// Package sandbox runs N real nodes on one Linux box: each node n1..nN is
-// a set of Linux namespaces (network, mount, UTS, IPC, PID) with its own
-// address, hostname, private copy-on-write view of /etc, /var, /opt, /home,
-// /srv and /usr/local, private /root, /tmp, /run, /var/log, and a real
-// OpenSSH sshd as its PID 1. The host reaches the nodes over SSH with key
-// authentication and strict host-key checking, through a bridge that lives
-// in its own "switch" namespace so the host's firewall never sees node
-// traffic.
-//
-// The sandbox leaves the host untouched except for one veth interface
-// (the host's address on the sandbox network) and its state directory;
-// Down removes both. It changes no host file: names resolve through the
-// nodes file it writes (for the control layer) and through each node's
-// private /etc/hosts (for databases inside the nodes).
-//
-// Everything that starts or stops a process does so by PID, checked
-// against the process start time, never by name: the host sees every
-// node's processes.
-//
-// Up, Down and Status need root. Calls on the same sandbox are serialised
-// with a lock, so concurrent callers (two test binaries, say) wait for each
-// other; sandboxes with different names and subnets are independent.
 package sandbox
 
 import (

@@ -1,3 +1,25 @@
+// Package sandbox runs N real nodes on one Linux box: each node n1..nN is
+// a set of Linux namespaces (network, mount, UTS, IPC, PID) with its own
+// address, hostname, private copy-on-write view of /etc, /var, /opt, /home,
+// /srv and /usr/local, private /root, /tmp, /run, /var/log, and a real
+// OpenSSH sshd as its PID 1. The host reaches the nodes over SSH with key
+// authentication and strict host-key checking, through a bridge that lives
+// in its own "switch" namespace so the host's firewall never sees node
+// traffic.
+//
+// The sandbox leaves the host untouched except for one veth interface
+// (the host's address on the sandbox network) and its state directory;
+// Down removes both. It changes no host file: names resolve through the
+// nodes file it writes (for the control layer) and through each node's
+// private /etc/hosts (for databases inside the nodes).
+//
+// Everything that starts or stops a process does so by PID, checked
+// against the process start time, never by name: the host sees every
+// node's processes.
+//
+// Up, Down and Status need root. Calls on the same sandbox are serialised
+// with a lock, so concurrent callers (two test binaries, say) wait for each
+// other; sandboxes with different names and subnets are independent.
 package sandbox
 
 import (
@@ -22,6 +44,7 @@ import (
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+	"golang.org/x/sync/errgroup"
 )
 
 // netnsMarker says a sandbox created /run/netns (and its mount). It is
@@ -192,14 +215,13 @@ func Up(ctx context.Context, c Config, n int) (*Info, error) {
 	if err := writeClientFiles(p, n, hostKeys); err != nil {
 		return nil, err
 	}
-	// Every node's sshd, new or old, must answer before Up returns.
-	var wg sync.WaitGroup
-	errs := make([]error, n)
+	// Every node's sshd, new or old, must answer before Up returns; the
+	// first that does not ends the wait for the others.
+	g, gctx := errgroup.WithContext(ctx)
 	for i := 1; i <= n; i++ {
-		wg.Go(func() { errs[i-1] = awaitSSH(ctx, p, p.Node(i), st.node(p.Node(i).Name)) })
+		g.Go(func() error { return awaitSSH(gctx, p, p.Node(i), st.node(p.Node(i).Name)) })
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	info.Nodes = statusOf(ctx, p, st, false)

@@ -26,7 +26,7 @@ func ControlIP(ctx context.Context, s *control.Session) (netip.Addr, error) {
 	}
 	a, err := netip.ParseAddr(f[0])
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("node %s: SSH_CLIENT %q: %w", s.Node(), out, err)
+		return netip.Addr{}, &control.NodeError{Node: s.Node(), Err: fmt.Errorf("control ip: SSH_CLIENT %q: %w", out, err)}
 	}
 	return a.Unmap(), nil
 }
@@ -36,7 +36,7 @@ func ControlIP(ctx context.Context, s *control.Session) (netip.Addr, error) {
 func IP(ctx context.Context, s *control.Session, host string) (netip.Addr, error) {
 	out, err := s.Exec(ctx, "getent", "ahostsv4", host)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("node %s: resolving %s: %w", s.Node(), host, err)
+		return netip.Addr{}, fmt.Errorf("resolving %s: %w", host, err)
 	}
 	for _, l := range strings.Split(out, "\n") {
 		if f := strings.Fields(l); len(f) > 0 {
@@ -45,5 +45,5 @@ func IP(ctx context.Context, s *control.Session, host string) (netip.Addr, error
 			}
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("node %s: %s has no IPv4 address", s.Node(), host)
+	return netip.Addr{}, &control.NodeError{Node: s.Node(), Err: fmt.Errorf("%s has no IPv4 address", host)}
 }

@@ -54,7 +54,9 @@ func silence(t *testing.T, node string) func() {
 	host(t, "ip", "netns", "exec", netns(node), "iptables", "-I", "INPUT", "-s", src, "-j", "DROP")
 	var once sync.Once
 	undo := func() {
-		once.Do(func() { exec.Command("ip", "netns", "exec", netns(node), "iptables", "-D", "INPUT", "-s", src, "-j", "DROP").Run() })
+		once.Do(func() {
+			exec.Command("ip", "netns", "exec", netns(node), "iptables", "-D", "INPUT", "-s", src, "-j", "DROP").Run()
+		})
 	}
 	t.Cleanup(undo)
 	return undo
