@@ -223,3 +223,14 @@ func TestTcpdumpFilterExpr(t *testing.T) {
 		t.Fatalf("tcpdump capabilities %s", got)
 	}
 }
+
+// Setup's readiness probe, on tcpdump 4.99's real stderr: it matches a
+// capture that listens, and not one whose filter was refused.
+func TestTcpdumpReadyProbeOnRecordedLogs(t *testing.T) {
+	for file, ready := range map[string]bool{"tcpdump.log": true, "tcpdump-bad-filter.log": false} {
+		err := exec.Command("grep", "-q", "listening on", filepath.Join("testdata", file)).Run()
+		if (err == nil) != ready {
+			t.Errorf("%s: probe says ready=%t, want %t", file, err == nil, ready)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -182,4 +183,25 @@ func FuzzSummarize(f *testing.F) {
 			t.Fatalf("flows and non-IP hold %d packets of %d", n, s.Packets)
 		}
 	})
+}
+
+// A capture recorded by the real tcpdump on a sandbox node (-i any, so
+// LINUX_SLL2): four clients' requests to etcd's client port.
+func TestSummarizeRecordedCapture(t *testing.T) {
+	s, err := SummarizeFile(filepath.Join("testdata", "etcd.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LinkType != "Linux SLL2" || s.Packets != 70 || s.SYN != 4 || s.SYNACK != 4 || s.RST != 0 || s.Truncated || s.NonIP != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	to2379 := 0
+	for _, f := range s.Flows {
+		if f.DstPort == 2379 {
+			to2379++
+		}
+	}
+	if to2379 != 5 {
+		t.Fatalf("%d flows to port 2379, want 5 (4 clients and etcd's own gateway)", to2379)
+	}
 }

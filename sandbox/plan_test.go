@@ -3,6 +3,8 @@ package sandbox
 import (
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -244,4 +246,26 @@ func FuzzParseRoutes(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Lines recorded from this kernel's /proc: a node's sshd, a process whose
+// name holds ") " and " (", and a stopped one.
+func TestParseProcStatRecorded(t *testing.T) {
+	for file, want := range map[string]struct {
+		start uint64
+		st    byte
+	}{
+		"proc-stat-sshd.txt":    {257027, 'S'},
+		"proc-stat-parens.txt":  {260153, 'S'},
+		"proc-stat-stopped.txt": {260203, 'T'},
+	} {
+		b, err := os.ReadFile(filepath.Join("testdata", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, st, err := parseProcStat(string(b))
+		if err != nil || start != want.start || st != want.st {
+			t.Errorf("%s: %d %c %v, want %d %c", file, start, st, err, want.start, want.st)
+		}
+	}
 }

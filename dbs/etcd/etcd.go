@@ -279,7 +279,7 @@ func (d *DB) Primaries(ctx context.Context, t *jepsen.Test) ([]string, error) {
 			continue
 		}
 		answered++
-		if st.Header.MemberID != "" && st.Header.MemberID == st.Leader {
+		if st.IsLeader() {
 			out = append(out, t.Nodes[i])
 		}
 	}
@@ -298,6 +298,10 @@ type Status struct {
 	RaftTerm  string `json:"raftTerm"`
 	RaftIndex string `json:"raftIndex"`
 }
+
+// IsLeader reports whether the member that answered is the leader it
+// names.
+func (st *Status) IsLeader() bool { return st.Header.MemberID != "" && st.Header.MemberID == st.Leader }
 
 // Client talks to etcd's JSON gateway (/v3/...) over plain net/http.
 type Client struct {

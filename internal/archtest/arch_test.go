@@ -1,0 +1,56 @@
+package archtest
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/go-jepsen/jepsen"
+
+// deps returns the module's packages that pkg depends on, directly or not.
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", mod+pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	var ours []string
+	for _, l := range strings.Fields(string(out)) {
+		if strings.HasPrefix(l, mod) {
+			ours = append(ours, strings.TrimPrefix(l, mod))
+		}
+	}
+	return ours
+}
+
+func TestImportRules(t *testing.T) {
+	rules := []struct {
+		pkg    string
+		banned []string
+	}{
+		// The root package: control and nothing else of ours, no transport.
+		{"", []string{"/control/ssh", "/control/local", "/db", "/store", "/core", "/nemesis", "/event"}},
+		{"/control", []string{""}},
+		{"/event", []string{"", "/control"}},
+		// Fault injection does not persist: it emits events.
+		{"/nemesis", []string{"/store", "/core"}},
+		{"/db", []string{"/store", "/core", "/nemesis", "/control/ssh"}},
+		{"/store", []string{"/core", "/nemesis"}},
+		{"/dbs/etcd", []string{"/core", "/store", "/nemesis", "/control/ssh"}},
+		{"/core", []string{"/nemesis", "/dbs/etcd", "/control/ssh", "/sandbox"}},
+	}
+	for _, r := range rules {
+		d := deps(t, r.pkg)
+		for _, b := range r.banned {
+			if slices.Contains(d, b) {
+				name := r.pkg
+				if name == "" {
+					name = "the root package"
+				}
+				t.Errorf("%s depends on %q", name, mod+b)
+			}
+		}
+	}
+}
