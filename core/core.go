@@ -268,12 +268,7 @@ func withoutCanceled(err error) error {
 // onAll runs op on every node, waiting for all, and records each node's
 // outcome as an event of kind.
 func (r *State) onAll(ctx context.Context, kind event.Kind, op db.NodeFunc) error {
-	return control.Each(ctx, r.Test.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) error {
-		s := time.Now()
-		err := op(ctx, r.Test, node)
-		r.Event(kind, node, s, err)
-		return err
-	})
+	return db.EachNode(ctx, r.Test, r.Test.Nodes, control.Fanout{Mode: control.WaitAll}, kind, op, r.Journal, nil)
 }
 
 // cleanup recovers faults, checks, kills (so files stop changing),

@@ -142,28 +142,19 @@ func cycleOnce(ctx context.Context, t *jepsen.Test, d DB, try, tries int, rec ev
 	fail := func(phase event.Kind, err error) error {
 		return &CycleError{Phase: phase, Try: try, Tries: tries, Err: err}
 	}
-	step := func(kind event.Kind, f NodeFunc) func(context.Context, string) error {
-		return func(ctx context.Context, node string) error {
-			s := time.Now()
-			err := f(ctx, t, node)
-			e := event.New(kind, node, s, err)
-			e.Try = try
-			rec.Record(e)
-			return err
-		}
-	}
+	tag := func(e *event.Event) { e.Try = try }
 	log := t.Logger()
 	log.Info("tearing down DB", "db", Name(d), "try", try)
-	if err := control.Each(ctx, t.Nodes, control.Fanout{Mode: control.WaitAll}, step(event.Teardown, d.Teardown)); err != nil {
+	if err := EachNode(ctx, t, t.Nodes, control.Fanout{Mode: control.WaitAll}, event.Teardown, d.Teardown, rec, tag); err != nil {
 		return fail(event.Teardown, err)
 	}
 	log.Info("setting up DB", "db", Name(d), "try", try)
-	if err := control.Each(ctx, t.Nodes, control.Fanout{Mode: control.FailFast}, step(event.Setup, d.Setup)); err != nil {
+	if err := EachNode(ctx, t, t.Nodes, control.Fanout{Mode: control.FailFast}, event.Setup, d.Setup, rec, tag); err != nil {
 		return fail(event.Setup, err)
 	}
 	if p, ok := d.(Primary); ok && len(t.Nodes) > 0 {
 		log.Info("setting up primary", "node", t.Primary())
-		if err := control.Each(ctx, t.Nodes[:1], control.Fanout{Mode: control.FailFast}, step(event.SetupPrimary, p.SetupPrimary)); err != nil {
+		if err := EachNode(ctx, t, t.Nodes[:1], control.Fanout{Mode: control.FailFast}, event.SetupPrimary, p.SetupPrimary, rec, tag); err != nil {
 			return fail(event.SetupPrimary, err)
 		}
 	}

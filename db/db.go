@@ -25,8 +25,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/event"
 )
 
 // DB sets up and tears down a database on one node. Cycle calls each
@@ -224,4 +227,25 @@ func Unwrap(d DB) DB {
 		}
 		d = inner
 	}
+}
+
+// EachNode runs op on nodes, all at once as fan says (control.Each), and
+// records each node's outcome as an event of kind; tag, when set, fills
+// in more of each event before it is recorded (the fault it belongs to,
+// the try). It is the one "do this on every node and journal it" helper
+// of the cycle, the nemesis, core.Run and the CLI.
+func EachNode(ctx context.Context, t *jepsen.Test, nodes []string, fan control.Fanout, kind event.Kind, op NodeFunc, rec event.Recorder, tag func(*event.Event)) error {
+	if rec == nil {
+		rec = event.Discard
+	}
+	return control.Each(ctx, nodes, fan, func(ctx context.Context, node string) error {
+		s := time.Now()
+		err := op(ctx, t, node)
+		e := event.New(kind, node, s, err)
+		if tag != nil {
+			tag(&e)
+		}
+		rec.Record(e)
+		return err
+	})
 }

@@ -354,13 +354,8 @@ func (n *DBNemesis) apply(ctx context.Context, t *jepsen.Test, env event.Env, fa
 
 // onNodes runs op on nodes, recording each node's outcome.
 func onNodes(ctx context.Context, t *jepsen.Test, env event.Env, kind event.Kind, fault event.Fault, nodes []string, op db.NodeFunc) error {
-	return control.Each(ctx, nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) error {
-		s := time.Now()
-		err := op(ctx, t, node)
-		e := event.New(kind, node, s, err)
+	return db.EachNode(ctx, t, nodes, control.Fanout{Mode: control.WaitAll}, kind, op, env.Recorder, func(e *event.Event) {
 		e.Fault, e.Nodes = fault, nodes
-		env.Record(e)
-		return err
 	})
 }
 

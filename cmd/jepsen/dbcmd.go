@@ -179,9 +179,7 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func onAll(ctx context.Context, t *jepsen.Test, nodes []string, op db.NodeFunc) error {
-	return control.Each(ctx, nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, n string) error {
-		return op(ctx, t, n)
-	})
+	return db.EachNode(ctx, t, nodes, control.Fanout{Mode: control.WaitAll}, "", op, nil, nil)
 }
 
 // connect opens every node's connection up front, so an unreachable node
