@@ -21,9 +21,11 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/checker"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/history"
 	"github.com/go-jepsen/jepsen/store"
 )
 
@@ -54,6 +56,11 @@ type Spec struct {
 	// is killed and torn down: the place to assert the DB is healthy
 	// again. It runs only when the DB was set up.
 	Check Body
+	// Analyze, when set, judges what the run recorded (its history), after
+	// the teardown, as Jepsen's analyze!. It runs whenever the body ran,
+	// also after an error or an interrupt: a partial history still gets a
+	// verdict. Its result is the run's verdict (Result.Valid).
+	Analyze func(ctx context.Context, r *State) (checker.Validity, error)
 	// LeaveDBRunning skips the kill before log collection and the final
 	// teardown (Jepsen's --leave-db-running).
 	LeaveDBRunning bool
@@ -70,7 +77,8 @@ type Spec struct {
 
 // State is a run in progress, as the body and the check see it.
 type State struct {
-	setUp bool // the DB cycle succeeded
+	setUp   bool // the DB cycle succeeded
+	bodyRan bool
 	// Test is the run's test: the caller's, logging to the run's
 	// jepsen.log too.
 	Test    *jepsen.Test
@@ -94,6 +102,9 @@ type Result struct {
 	Dir      string          // the run directory
 	Manifest *store.Manifest // log collection, nil when it did not run
 	Timeline string          // path of timeline.svg
+	// Analyzed says Spec.Analyze ran and gave Valid, the verdict.
+	Analyzed bool
+	Valid    checker.Validity
 }
 
 // ErrInterrupted is wrapped by the error of a run whose context was
@@ -157,7 +168,29 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 	if ctx.Err() != nil {
 		runErr = errors.Join(fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx)), runErr)
 	}
-	if err := store.WriteTimelineFile(res.Timeline, fmt.Sprintf("%s %s", t.Name, store.FormatStart(start)), j.Events(), t.Nodes); err != nil {
+	if spec.Analyze != nil && r.bodyRan {
+		progress("checking the history")
+		s := time.Now()
+		var valid checker.Validity
+		err := control.CatchPanic("analysis", func() error {
+			var err error
+			valid, err = spec.Analyze(context.WithoutCancel(ctx), r)
+			return err
+		})
+		r.Event(event.Analyze, "", s, err)
+		if err != nil {
+			cleanupErr = errors.Join(cleanupErr, fmt.Errorf("analysis: %w", err))
+		} else {
+			res.Analyzed, res.Valid = true, valid
+		}
+	}
+	var clients []store.ClientBucket
+	if h, err := history.ReadFile(sr.Path(history.File)); len(h) > 0 {
+		clients = store.ClientBuckets(h, start, 200)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		log.Warn("reading the history for the timeline", "err", err)
+	}
+	if err := store.WriteTimelineFile(res.Timeline, fmt.Sprintf("%s %s", t.Name, store.FormatStart(start)), j.Events(), t.Nodes, clients); err != nil {
 		cleanupErr = errors.Join(cleanupErr, err)
 	}
 	_ = sr.UpdateLinks()
@@ -230,6 +263,7 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 	if spec.Body != nil {
 		progress("running the body")
 		s := time.Now()
+		r.bodyRan = true
 		bodyErr = control.CatchPanic("body", func() error { return spec.Body(bodyCtx, r) })
 		r.Event(event.Body, "", s, bodyErr)
 	}

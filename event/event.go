@@ -37,6 +37,7 @@ const (
 	Recover      Kind = "recover"       // undoing the faults in force
 	LogFetch     Kind = "log-fetch"     // collecting a node's logs
 	Client       Kind = "client"        // client operations of one node, summed up
+	Analyze      Kind = "analyze"       // checking the history
 )
 
 // Fault is a kind of fault a nemesis injects.

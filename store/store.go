@@ -33,6 +33,11 @@ func FormatStart(t time.Time) string {
 	return strings.ReplaceAll(t.UTC().Format(StartFormat), ":", "")
 }
 
+// ParseStart reads a run directory's name back into its start time.
+func ParseStart(name string) (time.Time, error) {
+	return time.Parse("20060102T150405.000Z0700", name)
+}
+
 var testNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$`)
 
 // ErrTestName is returned for a test name that cannot be a directory.

@@ -111,7 +111,7 @@ func TestJournalAndTimeline(t *testing.T) {
 		t.Fatalf("%+v %v", evs, err)
 	}
 	var b bytes.Buffer
-	if err := WriteTimeline(&b, "t <1>", evs, []string{"n1", "n2"}); err != nil {
+	if err := WriteTimeline(&b, "t <1>", evs, []string{"n1", "n2"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	svg := b.String()
@@ -121,7 +121,7 @@ func TestJournalAndTimeline(t *testing.T) {
 		}
 	}
 	b.Reset()
-	WriteTimeline(&b, "empty", nil, nil)
+	WriteTimeline(&b, "empty", nil, nil, nil)
 	if !strings.Contains(b.String(), "no events") {
 		t.Fatal(b.String())
 	}
@@ -141,7 +141,7 @@ func TestJournalAndTimeline(t *testing.T) {
 func TestTimelineColoursEveryKind(t *testing.T) {
 	kinds := []event.Kind{event.Connect, event.CycleTry, event.Teardown, event.Setup, event.SetupPrimary, event.KeepLogs, event.Body,
 		event.Check, event.Nemesis, event.Kill, event.Start, event.Pause, event.Resume, event.Partition, event.Heal, event.Recover,
-		event.LogFetch, event.Client}
+		event.LogFetch, event.Client, event.Analyze}
 	seen := map[string]event.Kind{}
 	for _, k := range kinds {
 		c, ok := kindColors[k]

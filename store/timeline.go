@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/history"
 )
 
 // nemesisLane is the timeline lane of the nemesis's own decisions.
@@ -22,13 +23,13 @@ var kindColors = map[event.Kind]string{
 	event.CycleTry: "#dddddd", event.Teardown: "#9e9e9e", event.Setup: "#4caf50", event.SetupPrimary: "#2e7d32",
 	event.KeepLogs: "#8d6e63", event.Kill: "#e53935", event.Start: "#1e88e5", event.Pause: "#fb8c00", event.Resume: "#8e24aa",
 	event.LogFetch: "#00897b", event.Nemesis: "#fdd835", event.Recover: "#5e35b1", event.Body: "#b0bec5", event.Connect: "#90caf9",
-	event.Check: "#26a69a", event.Partition: "#6d4c41", event.Heal: "#a1887f", event.Client: "#cfd8dc",
+	event.Check: "#26a69a", event.Partition: "#6d4c41", event.Heal: "#a1887f", event.Client: "#cfd8dc", event.Analyze: "#3949ab",
 }
 
 // WriteTimeline draws events as an SVG: one lane per node (and one for
 // run-wide events, one for the nemesis's decisions), time across, a box per event coloured by kind,
 // outlined in red when it failed; hovering a box shows its details.
-func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []string) error {
+func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []string, clients []ClientBucket) error {
 	if len(events) == 0 {
 		_, err := fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40"><text x="10" y="25">%s: no events</text></svg>`, html.EscapeString(title))
 		return err
@@ -42,6 +43,9 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 		return e.Node
 	}
 	hasNemesis := false
+	for _, c := range clients {
+		events = append(events, event.Event{Kind: event.Client, Node: c.Node, Start: c.Start, End: c.End, OK: true})
+	}
 	for _, e := range events {
 		if e.Start.Before(t0) {
 			t0 = e.Start
@@ -72,7 +76,11 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 	if span <= 0 {
 		span = time.Millisecond
 	}
-	const left, width, laneH, top = 90.0, 1100.0, 28.0, 40.0
+	const left, width, top = 90.0, 1100.0, 40.0
+	laneH, boxH := 28.0, 20.0
+	if len(clients) > 0 {
+		laneH = 38.0 // room for the client strip below the boxes
+	}
 	x := func(t time.Time) float64 { return left + width*float64(t.Sub(t0))/float64(span) }
 	height := top + laneH*float64(len(order)) + 80
 	var b strings.Builder
@@ -93,6 +101,9 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 		fmt.Fprintf(&b, `<text x="10" y="%.1f">%s</text>`+"\n", y+18, html.EscapeString(name))
 	}
 	for _, e := range events {
+		if e.Kind == event.Client {
+			continue // drawn as a strip below the lane
+		}
 		y := top + laneH*float64(lane[laneOf(e)]) + 4
 		x0, x1 := x(e.Start), x(e.End)
 		if x1-x0 < 2 {
@@ -122,8 +133,9 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 		if e.Err != "" {
 			tip += " ERROR: " + e.Err
 		}
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.0f" fill="%s" opacity="0.85"%s><title>%s</title></rect>`+"\n", x0, y, x1-x0, laneH-8, color, stroke, html.EscapeString(tip))
+		fmt.Fprintf(&b, `<rect class="event" x="%.1f" y="%.1f" width="%.1f" height="%.0f" fill="%s" opacity="0.85"%s><title>%s</title></rect>`+"\n", x0, y, x1-x0, boxH, color, stroke, html.EscapeString(tip))
 	}
+	drawClients(&b, clients, lane, x, top, laneH)
 	axisY := top + laneH*float64(len(order)) + 15
 	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#333"/>`+"\n", left, axisY, left+width, axisY)
 	for i := 0; i <= 10; i++ {
@@ -132,26 +144,33 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 			tx, axisY, tx, axisY+5, tx, axisY+18, (span * time.Duration(i) / 10).Round(100*time.Millisecond))
 	}
 	// Legend.
+	type item struct{ label, color string }
 	kinds := map[event.Kind]bool{}
 	for _, e := range events {
 		kinds[e.Kind] = true
 	}
-	var ks []event.Kind
+	var items []item
 	for k := range kinds {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	lx, ly := left, axisY+28
-	for _, k := range ks {
-		if lx+14+8*float64(len(k)) > left+width {
-			lx, ly = left, ly+16
+		if k == event.Client {
+			continue
 		}
 		c := kindColors[k]
 		if c == "" {
 			c = "#607d8b"
 		}
-		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.1f">%s</text>`+"\n", lx, ly, c, lx+14, ly+9, html.EscapeString(string(k)))
-		lx += 14 + 8*float64(len(k)) + 16
+		items = append(items, item{string(k), c})
+	}
+	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.label, b.label) })
+	if len(clients) > 0 {
+		items = append(items, item{"client ok", "#66bb6a"}, item{"client fail", "#e53935"}, item{"client unknown (info)", "#ffa726"})
+	}
+	lx, ly := left, axisY+28
+	for _, it := range items {
+		if lx+14+8*float64(len(it.label)) > left+width {
+			lx, ly = left, ly+16
+		}
+		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.1f">%s</text>`+"\n", lx, ly, it.color, lx+14, ly+9, html.EscapeString(it.label))
+		lx += 14 + 8*float64(len(it.label)) + 16
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
@@ -159,14 +178,113 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 }
 
 // WriteTimelineFile writes the SVG to path.
-func WriteTimelineFile(path, title string, events []event.Event, nodes []string) error {
+func WriteTimelineFile(path, title string, events []event.Event, nodes []string, clients []ClientBucket) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := WriteTimeline(f, title, events, nodes); err != nil {
+	if err := WriteTimeline(f, title, events, nodes, clients); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
+}
+
+// ClientBucket is one node's client operations that completed within one
+// slice of the run, by outcome.
+type ClientBucket struct {
+	Node             string
+	Start, End       time.Time
+	OK, Fail, Unsure int
+}
+
+// ClientBuckets sums a history's completions per node in n slices of the
+// time it spans (times are since runStart).
+func ClientBuckets(h []history.Op, runStart time.Time, n int) []ClientBucket {
+	if len(h) == 0 || n <= 0 {
+		return nil
+	}
+	first, last := h[0].Time, h[len(h)-1].Time
+	span := last - first
+	if span <= 0 {
+		span = time.Millisecond
+	}
+	width := span / time.Duration(n)
+	if width <= 0 {
+		width = time.Nanosecond
+	}
+	type key struct {
+		node string
+		i    int
+	}
+	sums := map[key]*ClientBucket{}
+	for _, o := range h {
+		if o.Type == history.Invoke {
+			continue
+		}
+		i := min(int((o.Time-first)/width), n-1)
+		k := key{o.Node, i}
+		c := sums[k]
+		if c == nil {
+			s := runStart.Add(first + time.Duration(i)*width)
+			c = &ClientBucket{Node: o.Node, Start: s, End: s.Add(width)}
+			sums[k] = c
+		}
+		switch o.Type {
+		case history.OK:
+			c.OK++
+		case history.Fail:
+			c.Fail++
+		default:
+			c.Unsure++
+		}
+	}
+	out := make([]ClientBucket, 0, len(sums))
+	for _, c := range sums {
+		out = append(out, *c)
+	}
+	slices.SortFunc(out, func(a, b ClientBucket) int {
+		if c := strings.Compare(a.Node, b.Node); c != 0 {
+			return c
+		}
+		return a.Start.Compare(b.Start)
+	})
+	return out
+}
+
+// drawClients draws each node's client operations as a strip of stacked
+// bars at the bottom of its lane: ok green, fail red, info (unknown)
+// orange, heights relative to the busiest slice.
+func drawClients(b *strings.Builder, clients []ClientBucket, lane map[string]int, x func(time.Time) float64, top, laneH float64) {
+	most := 0
+	for _, c := range clients {
+		most = max(most, c.OK+c.Fail+c.Unsure)
+	}
+	if most == 0 {
+		return
+	}
+	const stripH = 9.0
+	for _, c := range clients {
+		i, ok := lane[c.Node]
+		if !ok {
+			continue
+		}
+		base := top + laneH*float64(i+1) - 1
+		x0, x1 := x(c.Start), x(c.End)
+		w := max(x1-x0-0.5, 0.5)
+		y := base
+		for _, part := range []struct {
+			n     int
+			color string
+			what  string
+		}{{c.OK, "#66bb6a", "ok"}, {c.Fail, "#e53935", "fail"}, {c.Unsure, "#ffa726", "info"}} {
+			if part.n == 0 {
+				continue
+			}
+			h := stripH * float64(part.n) / float64(most)
+			y -= h
+			fmt.Fprintf(b, `<rect class="client-%s" x="%.1f" y="%.2f" width="%.1f" height="%.2f" fill="%s"><title>%s: %d %s operations %s..%s</title></rect>`+"\n",
+				part.what, x0, y, w, h, part.color, html.EscapeString(c.Node), part.n, part.what, c.Start.Format("15:04:05.0"), c.End.Format("15:04:05.0"))
+		}
+	}
 }

@@ -19,9 +19,10 @@ import (
 
 // dbOpts are the flags that choose a DB.
 type dbOpts struct {
-	name    string
-	tcpdump bool
-	archive string
+	name         string
+	tcpdump      bool
+	archive      string
+	serializable bool
 }
 
 func dbFlags(fs *flag.FlagSet) *dbOpts {
@@ -29,6 +30,7 @@ func dbFlags(fs *flag.FlagSet) *dbOpts {
 	fs.StringVar(&o.name, "db", "etcd", "database: "+dbNames())
 	fs.BoolVar(&o.tcpdump, "tcpdump", false, "also capture the DB's traffic with tcpdump on every node")
 	fs.StringVar(&o.archive, "archive", "", "etcd archive: URL or file (default: pack this machine's /usr/bin/etcd)")
+	fs.BoolVar(&o.serializable, "serializable-reads", false, "etcd: serializable reads, which a member answers alone and may be stale (default: linearizable)")
 	return o
 }
 

@@ -61,7 +61,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"result: ok", "timeline: ", "etcd is healthy on every node"} {
+	for _, want := range []string{"result: ok", "timeline: ", "etcd is healthy on every node", "verdict: valid: ", "verdict:  valid ("} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("demo output lacks %q", want)
 		}
@@ -70,7 +70,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"jepsen.log", "journal.jsonl", "timeline.svg", "manifest.json", "client.json", "faults.json"} {
+	for _, f := range []string{"jepsen.log", "journal.jsonl", "timeline.svg", "manifest.json", "client.json", "faults.json", "history.jsonl", "results.json"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("store lacks %s", f)
 		}
@@ -109,10 +109,21 @@ func TestDemoEndToEnd(t *testing.T) {
 	if lastRecovery.Before(lastFault) {
 		t.Fatal("the last pause was not followed by a resume")
 	}
-	var client struct{ OK, Failed int }
+	var client struct{ OK, Fail, Info int }
 	b, _ := os.ReadFile(filepath.Join(dir, "client.json"))
-	if err := json.Unmarshal(b, &client); err != nil || client.OK < 100 {
+	if err := json.Unmarshal(b, &client); err != nil || client.OK < 1000 {
 		t.Fatalf("etcd hardly answered: %+v %v", client, err)
+	}
+	var results struct {
+		Valid json.RawMessage
+		Ops   int
+	}
+	b, _ = os.ReadFile(filepath.Join(dir, "results.json"))
+	if err := json.Unmarshal(b, &results); err != nil || string(results.Valid) != "true" || results.Ops < client.OK {
+		t.Fatalf("results.json: %s %v", b, err)
+	}
+	if svg, _ := os.ReadFile(filepath.Join(dir, "timeline.svg")); !strings.Contains(string(svg), `class="client-ok"`) {
+		t.Fatal("the timeline shows no client operations")
 	}
 	if left := nodesClean(t); len(left) > 0 {
 		t.Fatalf("nodes not clean after the demo: %v", left)

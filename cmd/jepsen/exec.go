@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -64,19 +65,21 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		return err
 	}
 	defer func() {
-		if *keep {
-			return
+		if !*keep {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			fmt.Fprintln(stdout, "tearing the sandbox down...")
+			if derr := sandbox.Down(cctx, *cfg); derr != nil {
+				err = errors.Join(err, derr)
+			} else {
+				fmt.Fprintln(stdout, "sandbox down; nothing left behind on the host but the store")
+			}
 		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		fmt.Fprintln(stdout, "tearing the sandbox down...")
-		if derr := sandbox.Down(cctx, *cfg); derr != nil {
-			err = errors.Join(err, derr)
-		} else {
-			fmt.Fprintln(stdout, "sandbox down; nothing left behind on the host but the store")
-		}
-		// The last word: where the results are.
+		// The last word: the verdict, and where the results are.
 		if res != nil {
+			if res.Analyzed {
+				fmt.Fprintf(stdout, "\nverdict:  %s (%s)", res.Valid, filepath.Join(res.Dir, "results.json"))
+			}
 			fmt.Fprintf(stdout, "\nstore:    %s\ntimeline: %s\n", res.Dir, res.Timeline)
 		}
 	}()

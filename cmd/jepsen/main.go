@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/go-jepsen/jepsen/checker"
 	"github.com/go-jepsen/jepsen/core"
 )
 
@@ -18,12 +19,18 @@ func main() {
 	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// Exit statuses: 0 success, 1 a failure (the run or a command failed),
-// 2 bad input (nothing ran on a node), 130 interrupted (SIGINT or
-// SIGTERM; cleanup ran).
+// Exit statuses: 0 success (a valid history, when one was checked), 1 a
+// failure (the run or a command failed), 2 bad input (nothing ran on a
+// node), 3 the history is invalid, 4 its verdict is unknown (over the
+// check's budget), 130 interrupted (SIGINT or SIGTERM; cleanup ran). When
+// several hold, the first of 130, 3, 1, 4 wins: an interrupt says the
+// rest is partial, and an invalid history matters more than a failed
+// teardown.
 const (
 	exitFailure     = 1
 	exitUsage       = 2
+	exitInvalid     = 3
+	exitUnknown     = 4
 	exitInterrupted = 130
 )
 
@@ -44,6 +51,7 @@ Usage:
   jepsen db ACTION [flags]     cycle|teardown|start|kill|pause|resume|primaries|logs
   jepsen run [flags]           cycle the DB, run a client with faults, collect logs, tear down
   jepsen recover [flags]       undo the faults a crashed run left in force
+  jepsen check RUN_DIR         check a stored history again (valid, invalid or unknown)
   jepsen demo                  sandbox up, an etcd run with kill and pause faults, sandbox down
   jepsen pcap summary FILE     summarise a capture (--json for JSON)
 
@@ -68,6 +76,14 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "jepsen: %v\n", err)
 	if errors.Is(err, core.ErrInterrupted) || ctx.Err() != nil {
 		return exitInterrupted
+	}
+	if ve, ok := errors.AsType[*verdictError](err); ok {
+		if ve.valid == checker.Invalid {
+			return exitInvalid
+		}
+		if onlyVerdict(err) {
+			return exitUnknown
+		}
 	}
 	return exitFailure
 }
@@ -95,8 +111,24 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdRun(ctx, args[1:], stdout, stderr)
 	case "recover":
 		return cmdRecover(ctx, args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(ctx, args[1:], stdout, stderr)
 	}
 	return usagef("unknown command %q; run `jepsen help`", args[0])
+}
+
+// onlyVerdict reports whether err is a verdict and nothing else.
+func onlyVerdict(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if _, ok := e.(*verdictError); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	_, ok := err.(*verdictError)
+	return ok
 }
 
 func signalContext() (context.Context, func()) {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,4 +175,92 @@ func TestFaultSummary(t *testing.T) {
 	if got := faultSummary(nil); got != "none" {
 		t.Fatalf("no faults: %q", got)
 	}
+}
+
+// `jepsen check` re-checks a stored history: valid (0), a doctored one
+// invalid naming the key (3), one too hard for its budget unknown (4); a
+// missing or garbled history is one clear line (2), and a cut one is
+// checked up to its last whole line.
+func TestCheckCommand(t *testing.T) {
+	real, err := os.ReadFile("../../checker/testdata/etcd-real.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDir := func(history []byte) string {
+		d := filepath.Join(t.TempDir(), "20261127T071300.912Z")
+		os.MkdirAll(d, 0o755)
+		if history != nil {
+			os.WriteFile(filepath.Join(d, "history.jsonl"), history, 0o644)
+		}
+		return d
+	}
+	// One read changed to a value nothing wrote.
+	lines := strings.Split(string(real), "\n")
+	doctored := ""
+	for i, l := range lines {
+		if strings.Contains(l, `"type":"ok","process"`) && strings.Contains(l, `"f":"read"`) && !strings.Contains(l, `"value":null`) {
+			var o map[string]any
+			json.Unmarshal([]byte(l), &o)
+			doctored = o["key"].(string)
+			o["value"] = 99
+			b, _ := json.Marshal(o)
+			lines[i] = string(b)
+			break
+		}
+	}
+	tests := []struct {
+		name string
+		dir  string
+		args []string
+		code int
+		want string
+	}{
+		{"valid", runDir(real), nil, 0, "verdict: valid"},
+		{"doctored", runDir([]byte(strings.Join(lines, "\n"))), nil, 3, "INVALID: key " + doctored},
+		{"cut short", runDir(real[:len(real)-30]), nil, 0, "cut short (the run was killed while writing it); checked up to it"},
+		{"missing", runDir(nil), nil, 2, "has no history.jsonl"},
+		{"garbled", runDir([]byte(lines[0] + "\n{oops}\n" + lines[1] + "\n")), nil, 2, "history.jsonl:2: not a history event"},
+		{"bad budget", runDir(real), []string{"--budget", "0s"}, 2, "--budget 0s"},
+		{"over the budget", runDir(hardHistory(400)), []string{"--budget", "50ms"}, 4, "verdict: unknown"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := run(append(append([]string{"check"}, tc.args...), tc.dir)...)
+			if code != tc.code || !strings.Contains(out+errs, tc.want) {
+				t.Fatalf("exit %d (want %d), output lacks %q:\n%s%s", code, tc.code, tc.want, out, errs)
+			}
+			if code == 2 && strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+				t.Fatalf("not one line: %q", errs)
+			}
+			if code == 0 || code == 3 {
+				if _, err := os.Stat(filepath.Join(tc.dir, "results.json")); err != nil {
+					t.Fatal("no results.json")
+				}
+			}
+			if code == 3 {
+				if _, err := os.Stat(filepath.Join(tc.dir, "linearizability.html")); err != nil {
+					t.Fatal("no linearizability.html for an invalid key")
+				}
+			}
+		})
+	}
+}
+
+// hardHistory is one key with n writes that never returned and n reads
+// of random values: far more than 50 ms of checking.
+func hardHistory(n int) []byte {
+	var b strings.Builder
+	i := 0
+	line := func(typ string, p int, f string, v string, ns int) {
+		fmt.Fprintf(&b, `{"index":%d,"type":%q,"process":%d,"f":%q,"key":"hot","value":%s,"time":%d}`+"\n", i, typ, p, f, v, ns)
+		i++
+	}
+	for p := range n {
+		line("invoke", p, "write", fmt.Sprint(p%97), i*1000)
+	}
+	for p := n; p < 2*n; p++ {
+		line("invoke", p, "read", "null", i*1000)
+		line("ok", p, "read", fmt.Sprint((p*31)%97), i*1000)
+	}
+	return []byte(b.String())
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jepsen/jepsen/checker"
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/nemesis"
@@ -29,6 +30,7 @@ type runOpts struct {
 	seed           uint64
 	targets        string
 	concurrency    string
+	checkBudget    time.Duration
 }
 
 func runFlags(fs *flag.FlagSet) *runOpts {
@@ -41,7 +43,8 @@ func runFlags(fs *flag.FlagSet) *runOpts {
 	fs.StringVar(&o.name, "test-name", "", "test name (default: the DB's name)")
 	fs.Uint64Var(&o.seed, "seed", 0, "nemesis random seed (0: random)")
 	fs.StringVar(&o.targets, "targets", "", "fault target specs joined by '+', e.g. one+majority, or a node list n1,n2 (default: all of Jepsen's)")
-	fs.StringVar(&o.concurrency, "concurrency", "1n", "client workers: a number, or Nn for N per node (Jepsen's notation)")
+	fs.StringVar(&o.concurrency, "concurrency", "2n", "client workers: a number, or Nn for N per node (Jepsen's notation)")
+	fs.DurationVar(&o.checkBudget, "check-budget", 10*time.Second, "time budget per key of the linearizability check; a key over it is unknown")
 	return o
 }
 
@@ -136,8 +139,11 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 		spec.Nemesis = nem
 	}
 	var wl workload
+	if ro.checkBudget <= 0 {
+		return nil, usagef("--check-budget %s: must be positive", ro.checkBudget)
+	}
 	if kind.workload != nil {
-		wl = kind.workload(ro, workers, stdout)
+		wl = kind.workload(do, ro, workers, stdout)
 	} else {
 		wl.body = func(ctx context.Context, r *core.State) error {
 			select {
@@ -148,7 +154,7 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 			}
 		}
 	}
-	spec.Body, spec.Check = wl.body, wl.check
+	spec.Body, spec.Check, spec.Analyze = wl.body, wl.check, wl.analyze
 	faultText := "no faults"
 	if nem != nil {
 		faultText = fmt.Sprintf("faults %s every %s", joinFaults(faults), ro.interval)
@@ -156,6 +162,9 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 	fmt.Fprintf(stdout, "run %q: %s on %d nodes, %s, for %s\n", name, do.name, len(t.Nodes), faultText, ro.timeLimit)
 	res, err := core.Run(ctx, spec)
 	summarize(stdout, res, wl, err)
+	if res != nil && res.Analyzed && res.Valid != checker.Valid {
+		err = errors.Join(err, &verdictError{valid: res.Valid})
+	}
 	return res, err
 }
 
@@ -196,6 +205,10 @@ func summarize(w io.Writer, res *core.Result, wl workload, err error) {
 		fmt.Fprintf(w, "result: FAILED (interrupted): %v\n", err)
 	case err != nil:
 		fmt.Fprintf(w, "result: FAILED: %v\n", err)
+	case res.Analyzed && res.Valid == checker.Invalid:
+		fmt.Fprintln(w, "result: INVALID")
+	case res.Analyzed && res.Valid == checker.Unknown:
+		fmt.Fprintln(w, "result: unknown")
 	default:
 		fmt.Fprintln(w, "result: ok")
 	}

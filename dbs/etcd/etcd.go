@@ -14,11 +14,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -302,91 +300,3 @@ type Status struct {
 // IsLeader reports whether the member that answered is the leader it
 // names.
 func (st *Status) IsLeader() bool { return st.Header.MemberID != "" && st.Header.MemberID == st.Leader }
-
-// Client talks to etcd's JSON gateway (/v3/...) over plain net/http.
-type Client struct {
-	t    *jepsen.Test
-	http *http.Client
-}
-
-// NewClient returns a client whose every request is bounded by timeout.
-func NewClient(t *jepsen.Test, timeout time.Duration) *Client {
-	return &Client{t: t, http: &http.Client{Timeout: timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}}}
-}
-
-// Close closes the client's idle connections. SetupPrimary polls
-// Primaries every 200 ms, each with a new client: without this, every
-// poll would leave connections open to every node.
-func (c *Client) Close() { c.http.CloseIdleConnections() }
-
-func (c *Client) post(ctx context.Context, node, path string, in, out any) error {
-	b, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	url := "http://" + net.JoinHostPort(c.t.Addr(node), strconv.Itoa(ClientPort)) + path
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("etcd %s on %s: %s: %s", path, node, resp.Status, strings.TrimSpace(string(body)))
-	}
-	return json.Unmarshal(body, out)
-}
-
-// Status asks node's member for its status.
-func (c *Client) Status(ctx context.Context, node string) (*Status, error) {
-	var st Status
-	if err := c.post(ctx, node, "/v3/maintenance/status", struct{}{}, &st); err != nil {
-		return nil, err
-	}
-	return &st, nil
-}
-
-// Put writes key=value through node.
-func (c *Client) Put(ctx context.Context, node, key, value string) error {
-	var out map[string]any
-	return c.post(ctx, node, "/v3/kv/put", map[string]string{"key": b64(key), "value": b64(value)}, &out)
-}
-
-// Get reads key through node (a linearizable read); ok is false when the
-// key does not exist.
-func (c *Client) Get(ctx context.Context, node, key string) (value string, ok bool, err error) {
-	var out struct {
-		KVs []struct {
-			Value string `json:"value"`
-		} `json:"kvs"`
-	}
-	if err := c.post(ctx, node, "/v3/kv/range", map[string]string{"key": b64(key)}, &out); err != nil {
-		return "", false, err
-	}
-	if len(out.KVs) == 0 {
-		return "", false, nil
-	}
-	v, err := unb64(out.KVs[0].Value)
-	return v, true, err
-}
-
-// Healthy reports whether node's member says the cluster is healthy.
-func (c *Client) Healthy(ctx context.Context, node string) bool {
-	url := "http://" + net.JoinHostPort(c.t.Addr(node), strconv.Itoa(ClientPort)) + "/health"
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return strings.Contains(string(b), `"health":"true"`)
-}
