@@ -3,6 +3,7 @@ package nemesis_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/control/cu"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/db"
@@ -52,7 +54,9 @@ func child() {
 	}
 	dir := os.Getenv("RUN_DIR")
 	j, _ := store.OpenJournal(filepath.Join(dir, "journal.jsonl"))
-	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []event.Fault{event.Fault(os.Getenv("NEMESIS_CHILD"))}, Interval: time.Second, Targets: []nemesis.Target{{Kind: nemesis.All}}})
+	opts := nemesis.Options{Faults: []event.Fault{event.Fault(os.Getenv("NEMESIS_CHILD"))}, Interval: time.Second, Targets: []nemesis.Target{{Kind: nemesis.All}},
+		Partitions: []nemesis.Shape{nemesis.Halves}}
+	n, err := nemesis.New(testdaemon.EchoDB{}, opts)
 	if err != nil {
 		fmt.Println("child:", err)
 		os.Exit(1)
@@ -347,5 +351,146 @@ func TestWatchdog(t *testing.T) {
 	}
 	if err := testdaemon.Ping(a[1], 2*time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// reach reports whether from can open a TCP connection to to's test
+// daemon, from inside from.
+func reach(t *testing.T, tt *jepsen.Test, from, to string) bool {
+	t.Helper()
+	_, err := tt.Session(from).Exec(context.Background(), "nc", "-z", "-w", "1", to, testdaemon.Port)
+	if _, ok := errors.AsType[*control.CommandError](err); err != nil && !ok {
+		t.Fatalf("%s: %v", from, err)
+	}
+	return err == nil
+}
+
+// rulesLeft lists, per node, every firewall rule of go-jepsen's.
+func rulesLeft(t *testing.T, tt *jepsen.Test) []string {
+	t.Helper()
+	var out []string
+	for _, n := range tt.Nodes {
+		rules, err := cu.FirewallRules(context.Background(), tt.Session(n).Su())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rules {
+			out = append(out, n+": "+r)
+		}
+	}
+	return out
+}
+
+// During a partition the two sides cannot reach each other's DB port,
+// while the control node still runs commands on every node and reaches
+// every node's port; after the heal, and after RecoverFile (what `jepsen
+// recover` runs) for a partition whose control process died, no rule
+// go-jepsen added remains on any node.
+func TestPartitionCutsPeersNotControl(t *testing.T) {
+	tt := newTest(t)
+	setupEcho(t, tt)
+	dir := t.TempDir()
+	log := &event.Log{}
+	env := event.Env{Recorder: log, Dir: dir}
+	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []event.Fault{event.FaultPartition}, Partitions: []nemesis.Shape{nemesis.IsolateOne},
+		Interval: time.Second, Duration: 1500 * time.Millisecond, Seed: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The schedule ends half a second after the cut, with the partition
+	// in force.
+	if err := n.Run(context.Background(), tt, env); err != nil {
+		t.Fatal(err)
+	}
+	var lone string
+	for _, e := range log.Events() {
+		if e.Kind == event.Nemesis && e.OK && e.Fault == event.FaultPartition {
+			for _, node := range tt.Nodes {
+				if strings.HasPrefix(e.Detail, node+" | ") {
+					lone = node
+				}
+			}
+		}
+	}
+	if lone == "" {
+		t.Fatalf("no partition in force: %+v", log.Events())
+	}
+	rec, err := nemesis.ReadRecord(filepath.Join(dir, nemesis.RecordFile))
+	if err != nil || !rec.Faults[lone].Partitioned || len(rec.Faults[lone].Cut) != 2 {
+		t.Fatalf("the grudge is not on disk: %+v %v", rec, err)
+	}
+	for _, a := range tt.Nodes {
+		for _, b := range tt.Nodes {
+			if a == b {
+				continue
+			}
+			if want := a != lone && b != lone; reach(t, tt, a, b) != want {
+				t.Fatalf("%s -> %s reachable: %t, want %t (%s is cut off)", a, b, !want, want, lone)
+			}
+		}
+	}
+	for _, a := range addrs(t) {
+		if err := testdaemon.Ping(a, 2*time.Second); err != nil {
+			t.Fatalf("the control node lost %s: %v", a, err)
+		}
+	}
+	if len(rulesLeft(t, tt)) == 0 {
+		t.Fatal("no rule in force during the partition")
+	}
+	if err := n.Recover(context.Background(), tt, env); err != nil {
+		t.Fatal(err)
+	}
+	if left := rulesLeft(t, tt); len(left) > 0 {
+		t.Fatalf("rules left after the heal: %v", left)
+	}
+	for _, b := range tt.Nodes {
+		if b != lone && !reach(t, tt, lone, b) {
+			t.Fatalf("%s still cannot reach %s after the heal", lone, b)
+		}
+	}
+}
+
+// A control process SIGKILLed mid-partition: RecoverFile removes every
+// rule it added, from the record it wrote before cutting.
+func TestRecoverPartitionAfterControlCrash(t *testing.T) {
+	info := env.Get(t)
+	tt := newTest(t)
+	setupEcho(t, tt)
+	self, _ := os.Executable()
+	dir := t.TempDir()
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "NEMESIS_CHILD=partition", "NODES_FILE="+info.NodesFile(), "RUN_DIR="+dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		evs, _ := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+		cut := 0
+		for _, e := range evs {
+			if e.Kind == event.Partition && e.OK {
+				cut++
+			}
+		}
+		if cut > 0 && cut == len(tt.Nodes) {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no partition within 20 s: %v", evs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if len(rulesLeft(t, tt)) == 0 {
+		t.Fatal("no rule in force when the control process died")
+	}
+	rec, err := nemesis.RecoverFile(context.Background(), tt, testdaemon.EchoDB{}, filepath.Join(dir, nemesis.RecordFile))
+	if err != nil || len(rec.Active()) != 0 {
+		t.Fatalf("recover: %+v %v", rec, err)
+	}
+	if left := rulesLeft(t, tt); len(left) > 0 {
+		t.Fatalf("rules left after recover: %v", left)
 	}
 }

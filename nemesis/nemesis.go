@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/control/cu"
+	cnet "github.com/go-jepsen/jepsen/control/net"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/atomicfile"
@@ -29,8 +32,8 @@ import (
 const DefaultInterval = 10 * time.Second
 
 // ParseFaults reads a fault list as the CLI takes it: names joined by
-// commas ("kill,pause"), "both" for kill and pause (the CLI's old
-// spelling), or "none" for no faults.
+// commas ("kill,pause,partition"), "both" for kill and pause (the CLI's
+// old spelling), or "none" for no faults.
 func ParseFaults(s string) ([]event.Fault, error) {
 	switch s {
 	case "", "none":
@@ -42,9 +45,9 @@ func ParseFaults(s string) ([]event.Fault, error) {
 	for _, f := range strings.Split(s, ",") {
 		f := event.Fault(strings.TrimSpace(f))
 		switch f {
-		case event.FaultKill, event.FaultPause:
+		case event.FaultKill, event.FaultPause, event.FaultPartition:
 		default:
-			return nil, fmt.Errorf("unknown fault %q (want kill, pause, both or none)", f)
+			return nil, fmt.Errorf("unknown fault %q (want kill, pause, partition, both or none)", f)
 		}
 		if !slices.Contains(out, f) {
 			out = append(out, f)
@@ -55,13 +58,18 @@ func ParseFaults(s string) ([]event.Fault, error) {
 
 // Options configure a DB nemesis.
 type Options struct {
-	// Faults to inject: event.FaultKill, event.FaultPause, or both.
+	// Faults to inject: event.FaultKill, event.FaultPause,
+	// event.FaultPartition, in any mix.
 	Faults []event.Fault
 	// Interval between operations (a fault, then its recovery, then the
 	// next fault); default DefaultInterval. Negative is an error.
 	Interval time.Duration
-	// Targets to choose from for each fault; default DefaultTargets.
+	// Targets to choose from for each kill or pause; default
+	// DefaultTargets.
 	Targets []Target
+	// Partitions are the shapes to choose from for each partition;
+	// default DefaultShapes for the test's size.
+	Partitions []Shape
 	// Duration stops the schedule after this long; 0 runs until the
 	// context ends.
 	Duration time.Duration
@@ -81,10 +89,14 @@ type Options struct {
 // it after the control process died. Final recovery is Recover, which
 // core.Run calls on every path, and which undoes only the faults in force.
 type DBNemesis struct {
-	d    db.DB
-	opts Options
-	kill db.Kill
-	paus db.Pause
+	d         db.DB
+	opts      Options
+	kill      db.Kill
+	paus      db.Pause
+	partition bool
+
+	addrMu sync.Mutex
+	addrs  map[string]netip.Addr // node -> its address, as the nodes resolve it
 
 	mu  sync.Mutex
 	rec *Record
@@ -115,8 +127,10 @@ func New(d db.DB, opts Options) (*DBNemesis, error) {
 				return nil, fmt.Errorf("nemesis fault pause: %w", err)
 			}
 			n.paus = caps.Pause
+		case event.FaultPartition:
+			n.partition = true
 		default:
-			return nil, fmt.Errorf("nemesis: unknown fault %q (want kill or pause)", f)
+			return nil, fmt.Errorf("nemesis: unknown fault %q (want kill, pause or partition)", f)
 		}
 	}
 	if n.opts.Interval == 0 {
@@ -138,11 +152,27 @@ func New(d db.DB, opts Options) (*DBNemesis, error) {
 	return n, nil
 }
 
-// CheckTargets refuses targets that name nodes the test does not have, or
-// that can never pick a node of it: before the run, not at every fault.
+// CheckTargets refuses, before the run, targets that name nodes the test
+// does not have, and partition shapes the test is too small for (or whose
+// DB lacks what they need), and fills in the default shapes for the
+// test's size.
 func (n *DBNemesis) CheckTargets(t *jepsen.Test) error {
 	for _, tg := range n.opts.Targets {
 		if err := tg.Check(t.Nodes); err != nil {
+			return fmt.Errorf("nemesis: %w", err)
+		}
+	}
+	if !n.partition {
+		return nil
+	}
+	if len(n.opts.Partitions) == 0 {
+		n.opts.Partitions = DefaultShapes(n.d, len(t.Nodes))
+		if len(n.opts.Partitions) == 0 {
+			return fmt.Errorf("nemesis: no partition shape fits %d node(s)", len(t.Nodes))
+		}
+	}
+	for _, sh := range n.opts.Partitions {
+		if err := sh.Check(len(t.Nodes), n.d); err != nil {
 			return fmt.Errorf("nemesis: %w", err)
 		}
 	}
@@ -161,6 +191,10 @@ type Record struct {
 type NodeFault struct {
 	Paused bool `json:"paused,omitempty"`
 	Killed bool `json:"killed,omitempty"`
+	// Partitioned says the node drops packets from the nodes in Cut,
+	// through go-jepsen's own firewall chain.
+	Partitioned bool     `json:"partitioned,omitempty"`
+	Cut         []string `json:"cut,omitempty"`
 }
 
 // RecordFile is the name of the fault record in a run directory.
@@ -170,7 +204,7 @@ const RecordFile = "faults.json"
 func (r *Record) Active() []string {
 	var out []string
 	for n, f := range r.Faults {
-		if f.Paused || f.Killed {
+		if f.Paused || f.Killed || f.Partitioned {
 			out = append(out, n)
 		}
 	}
@@ -189,8 +223,9 @@ func (r *Record) with(flag func(*NodeFault) *bool) []string {
 	return out
 }
 
-func paused(f *NodeFault) *bool { return &f.Paused }
-func killed(f *NodeFault) *bool { return &f.Killed }
+func paused(f *NodeFault) *bool      { return &f.Paused }
+func killed(f *NodeFault) *bool      { return &f.Killed }
+func partitioned(f *NodeFault) *bool { return &f.Partitioned }
 
 // mark sets or clears a flag for nodes and writes the record (synced)
 // to dir before returning: a fault is recorded before it is applied.
@@ -207,6 +242,9 @@ func (n *DBNemesis) mark(dir string, t *jepsen.Test, nodes []string, flag func(*
 			n.rec.Faults[node] = nf
 		}
 		*flag(nf) = v
+		if !nf.Partitioned {
+			nf.Cut = nil
+		}
 	}
 	n.rec.Updated = time.Now()
 	return writeRecord(filepath.Join(dir, RecordFile), n.rec)
@@ -251,6 +289,10 @@ func ReadRecord(path string) (*Record, error) {
 // at the end, Run returns an error counting the failed attempts, so that
 // a run whose faults did not happen is not reported as fine. It returns
 // ctx's error when ctx ended (core.Run expects that).
+//
+// With partitions enabled it first checks that every node has a firewall
+// tool (iptables, or nft) and removes whatever rules of go-jepsen's an
+// earlier run left behind.
 func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) error {
 	seed := n.opts.Seed
 	if seed == 0 {
@@ -258,6 +300,14 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) erro
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	t.Logger().Info("nemesis starting", "faults", n.opts.Faults, "interval", n.opts.Interval, "seed", seed)
+	if n.partition {
+		if err := n.CheckTargets(t); err != nil {
+			return err
+		}
+		if err := n.prepareNetwork(ctx, t, env); err != nil {
+			return err
+		}
+	}
 	if n.opts.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.opts.Duration)
@@ -288,11 +338,28 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) erro
 			n.undo(ctx, t, env, event.Resume, paused, t.Nodes)
 			active = ""
 			continue
+		case event.FaultPartition:
+			n.undo(ctx, t, env, event.Heal, partitioned, t.Nodes)
+			active = ""
+			continue
 		}
 		fault := n.opts.Faults[next%len(n.opts.Faults)]
 		next++
-		tg, nodes, err := n.pick(ctx, t, rng)
-		decision := event.Event{Kind: event.Nemesis, Fault: fault, Target: tg.String(), Nodes: nodes, Start: time.Now()}
+		decision := event.Event{Kind: event.Nemesis, Fault: fault, Start: time.Now()}
+		var err error
+		var nodes []string
+		var grudge Grudge
+		if fault == event.FaultPartition {
+			var sh Shape
+			sh, grudge, decision.Detail, err = n.pickShape(ctx, t, rng)
+			decision.Target = string(sh)
+			nodes = grudge.Cut(t.Nodes)
+		} else {
+			var tg Target
+			tg, nodes, err = n.pick(ctx, t, rng)
+			decision.Target = tg.String()
+		}
+		decision.Nodes = nodes
 		if err != nil || len(nodes) == 0 {
 			decision.Detail = "no node to target"
 			if err == nil {
@@ -304,18 +371,20 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) erro
 			continue
 		}
 		attempts++
-		if err := n.apply(ctx, t, env, fault, nodes); err != nil {
+		if fault == event.FaultPartition {
+			err = n.cut(ctx, t, env, grudge, decision.Detail)
+		} else {
+			err = n.apply(ctx, t, env, fault, nodes)
+		}
+		decision.End = time.Now()
+		env.Record(decision.WithErr(err))
+		t.Logger().Info("nemesis", "fault", fault, "target", decision.Target, "nodes", nodes, "detail", decision.Detail, "err", err)
+		if err != nil {
 			failed++
-			decision.End = time.Now()
-			env.Record(decision.WithErr(err))
 			if ctx.Err() != nil {
 				continue
 			}
-		} else {
-			decision.End = time.Now()
-			env.Record(decision.WithErr(nil))
 		}
-		t.Logger().Info("nemesis", "fault", fault, "target", tg.String(), "nodes", nodes, "err", err)
 		active = fault
 	}
 }
@@ -334,6 +403,22 @@ func (n *DBNemesis) pick(ctx context.Context, t *jepsen.Test, rng *rand.Rand) (T
 		last, lastErr = tg, err
 	}
 	return last, nil, lastErr
+}
+
+// pickShape chooses a partition shape and builds its grudge, trying the
+// other shapes when one cuts nothing (no primary, say).
+func (n *DBNemesis) pickShape(ctx context.Context, t *jepsen.Test, rng *rand.Rand) (Shape, Grudge, string, error) {
+	var lastErr error
+	var last Shape
+	for _, i := range rng.Perm(len(n.opts.Partitions)) {
+		sh := n.opts.Partitions[i]
+		g, desc, err := sh.Make(ctx, t, n.d, rng)
+		if err == nil && len(g.Cut(t.Nodes)) > 0 {
+			return sh, g, desc, nil
+		}
+		last, lastErr = sh, err
+	}
+	return last, nil, "", lastErr
 }
 
 // apply records the fault on disk, then applies it on each node.
@@ -359,15 +444,19 @@ func onNodes(ctx context.Context, t *jepsen.Test, env event.Env, kind event.Kind
 	})
 }
 
-// undo starts (after kills) or resumes (after pauses) nodes, and clears
-// the fault in the record for those that came back.
+// undo starts (after kills), resumes (after pauses) or heals (after
+// partitions) nodes, and clears the fault in the record for those that
+// came back.
 func (n *DBNemesis) undo(ctx context.Context, t *jepsen.Test, env event.Env, kind event.Kind, flag func(*NodeFault) *bool, nodes []string) error {
 	var op db.NodeFunc
 	var fault event.Fault
-	if kind == event.Start {
+	switch kind {
+	case event.Start:
 		op, fault = n.kill.Start, event.FaultKill
-	} else {
+	case event.Resume:
 		op, fault = n.paus.Resume, event.FaultPause
+	default:
+		op, fault = heal, event.FaultPartition
 	}
 	err := onNodes(ctx, t, env, kind, fault, nodes, op)
 	done := nodes
@@ -382,13 +471,97 @@ func (n *DBNemesis) undo(ctx context.Context, t *jepsen.Test, env event.Env, kin
 	return err
 }
 
-// Recover undoes the faults in force, and only those: it resumes the
-// paused nodes, then starts the killed ones (Jepsen's final generators,
-// restricted to what this nemesis did). A run that never got to a fault
-// has nothing to recover, so recovery never starts a DB that was never
-// set up.
+// heal removes the node's drops.
+func heal(ctx context.Context, t *jepsen.Test, node string) error {
+	return cu.Heal(ctx, t.Session(node).Su())
+}
+
+// prepareNetwork checks that every node can be partitioned and removes
+// rules an earlier run left, recording a Heal per node.
+func (n *DBNemesis) prepareNetwork(ctx context.Context, t *jepsen.Test, env event.Env) error {
+	err := db.EachNode(ctx, t, t.Nodes, control.Fanout{Mode: control.WaitAll}, event.Heal, func(ctx context.Context, t *jepsen.Test, node string) error {
+		s := t.Session(node).Su()
+		if _, err := cu.FirewallTool(ctx, s); err != nil {
+			return err
+		}
+		return cu.Heal(ctx, s)
+	}, env.Recorder, func(e *event.Event) { e.Fault, e.Detail = event.FaultPartition, "removing rules an earlier run left" })
+	if err != nil {
+		return fmt.Errorf("nemesis: partitions: %w", err)
+	}
+	return nil
+}
+
+// addr returns node's IPv4 address as the nodes resolve its name (asked
+// of the first node once).
+func (n *DBNemesis) addr(ctx context.Context, t *jepsen.Test, node string) (netip.Addr, error) {
+	n.addrMu.Lock()
+	defer n.addrMu.Unlock()
+	if a, ok := n.addrs[node]; ok {
+		return a, nil
+	}
+	a, err := cnet.IP(ctx, t.Session(t.Nodes[0]), node)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if n.addrs == nil {
+		n.addrs = map[string]netip.Addr{}
+	}
+	n.addrs[node] = a
+	return a, nil
+}
+
+// cut records the grudge on disk, synced, then makes every node drop the
+// nodes it holds a grudge against.
+func (n *DBNemesis) cut(ctx context.Context, t *jepsen.Test, env event.Env, g Grudge, desc string) error {
+	nodes := g.Cut(t.Nodes)
+	addrs := map[string][]netip.Addr{}
+	for _, node := range nodes {
+		for _, peer := range g[node] {
+			a, err := n.addr(ctx, t, peer)
+			if err != nil {
+				return fmt.Errorf("partition: the address of %s: %w", peer, err)
+			}
+			addrs[node] = append(addrs[node], a)
+		}
+	}
+	n.mu.Lock()
+	if n.rec == nil {
+		n.rec = &Record{Test: t.Name, Nodes: t.Nodes, Faults: map[string]*NodeFault{}}
+	}
+	for _, node := range nodes {
+		nf := n.rec.Faults[node]
+		if nf == nil {
+			nf = &NodeFault{}
+			n.rec.Faults[node] = nf
+		}
+		nf.Partitioned, nf.Cut = true, g[node]
+	}
+	n.rec.Updated = time.Now()
+	err := writeRecord(filepath.Join(env.Dir, RecordFile), n.rec)
+	n.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("recording the partition before applying it: %w", err)
+	}
+	return db.EachNode(ctx, t, nodes, control.Fanout{Mode: control.WaitAll}, event.Partition, func(ctx context.Context, t *jepsen.Test, node string) error {
+		return cu.Drop(ctx, t.Session(node).Su(), addrs[node])
+	}, env.Recorder, func(e *event.Event) {
+		e.Fault, e.Nodes, e.Detail = event.FaultPartition, g[e.Node], desc
+	})
+}
+
+// Recover undoes the faults in force, and only those: it heals the
+// partitioned nodes, resumes the paused ones, then starts the killed ones
+// (Jepsen's final generators, restricted to what this nemesis did). A run
+// that never got to a fault has nothing to recover, so recovery never
+// starts a DB that was never set up.
 func (n *DBNemesis) Recover(ctx context.Context, t *jepsen.Test, env event.Env) error {
 	var errs []error
+	if n.partition {
+		if nodes := n.inForce(partitioned); len(nodes) > 0 {
+			errs = append(errs, n.undo(ctx, t, env, event.Heal, partitioned, nodes))
+		}
+	}
 	if n.paus != nil {
 		if nodes := n.inForce(paused); len(nodes) > 0 {
 			errs = append(errs, n.undo(ctx, t, env, event.Resume, paused, nodes))
@@ -403,8 +576,9 @@ func (n *DBNemesis) Recover(ctx context.Context, t *jepsen.Test, env event.Env) 
 }
 
 // RecoverFile undoes the faults a fault record says are in force, after
-// the process that applied them died: it resumes paused nodes, then starts
-// killed ones, and rewrites the record. It is what `jepsen recover` runs.
+// the process that applied them died: it removes go-jepsen's firewall
+// chain from partitioned nodes (every rule it added, and only those),
+// resumes paused nodes, then starts killed ones, and rewrites the record. It is what `jepsen recover` runs.
 // A node whose fault is recorded but no longer in force is harmless:
 // resume and start are idempotent. A node whose undo failed stays
 // recorded, so recovering again retries just those.
@@ -421,12 +595,16 @@ func RecoverFile(ctx context.Context, t *jepsen.Test, d db.DB, path string) (*Re
 	if caps.Kill != nil {
 		start = caps.Kill.Start
 	}
+	clear := func(ctx context.Context, t *jepsen.Test, node string) error {
+		return cu.Heal(ctx, t.Session(node).Su())
+	}
 	steps := []struct {
 		fault string
 		flag  func(*NodeFault) *bool
 		need  db.Capability
 		undo  db.NodeFunc
 	}{
+		{"partitioned", partitioned, "", clear},
 		{"paused", paused, db.CapPause, resume},
 		{"killed", killed, db.CapKill, start},
 	}
@@ -455,6 +633,9 @@ func RecoverFile(ctx context.Context, t *jepsen.Test, d db.DB, path string) (*Re
 		for _, node := range nodes {
 			if !failed[node] {
 				*st.flag(rec.Faults[node]) = false
+				if st.fault == "partitioned" {
+					rec.Faults[node].Cut = nil
+				}
 			}
 		}
 		if err != nil {

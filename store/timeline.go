@@ -43,6 +43,7 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 		return e.Node
 	}
 	hasNemesis := false
+	events = partitionSpans(events)
 	for _, c := range clients {
 		events = append(events, event.Event{Kind: event.Client, Node: c.Node, Start: c.Start, End: c.End, OK: true})
 	}
@@ -133,7 +134,16 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 		if e.Err != "" {
 			tip += " ERROR: " + e.Err
 		}
-		fmt.Fprintf(&b, `<rect class="event" x="%.1f" y="%.1f" width="%.1f" height="%.0f" fill="%s" opacity="0.85"%s><title>%s</title></rect>`+"\n", x0, y, x1-x0, boxH, color, stroke, html.EscapeString(tip))
+		class, opacity := "event", "0.85"
+		if e.Kind == event.Partition {
+			class, opacity = "event partition", "0.45"
+		}
+		fmt.Fprintf(&b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%.0f" fill="%s" opacity="%s"%s><title>%s</title></rect>`+"\n", class, x0, y, x1-x0, boxH, color, opacity, stroke, html.EscapeString(tip))
+		// A partition says, on its lane, whom the node no longer hears.
+		if e.Kind == event.Partition && len(e.Nodes) > 0 && x1-x0 > 60 {
+			label := "cut from " + strings.Join(e.Nodes, ",")
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10" fill="#3e2723">%s</text>`+"\n", x0+3, y+boxH-6, html.EscapeString(clipText(label, int((x1-x0-6)/6))))
+		}
 	}
 	drawClients(&b, clients, lane, x, top, laneH)
 	axisY := top + laneH*float64(len(order)) + 15
@@ -287,4 +297,42 @@ func drawClients(b *strings.Builder, clients []ClientBucket, lane map[string]int
 				part.what, x0, y, w, h, part.color, html.EscapeString(c.Node), part.n, part.what, c.Start.Format("15:04:05.0"), c.End.Format("15:04:05.0"))
 		}
 	}
+}
+
+// partitionSpans stretches each node's Partition event (the moment its
+// drops were added) to the node's next Heal, so that the timeline shows
+// how long the node was cut off, and from whom; a partition never healed
+// runs to the last event.
+func partitionSpans(events []event.Event) []event.Event {
+	out := slices.Clone(events)
+	last := time.Time{}
+	for _, e := range events {
+		if e.End.After(last) {
+			last = e.End
+		}
+	}
+	for i, e := range out {
+		if e.Kind != event.Partition || !e.OK {
+			continue
+		}
+		end := last
+		for _, h := range events {
+			if h.Kind == event.Heal && h.Node == e.Node && !h.Start.Before(e.End) && h.Start.Before(end) {
+				end = h.Start
+			}
+		}
+		out[i].End = end
+		if len(e.Nodes) > 0 {
+			out[i].Detail = "cut from " + strings.Join(e.Nodes, ",") + "; " + e.Detail
+		}
+	}
+	return out
+}
+
+// clipText shortens s to at most n characters.
+func clipText(s string, n int) string {
+	if n < 4 || len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
 }

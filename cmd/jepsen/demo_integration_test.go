@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/control/cu"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
@@ -103,7 +104,8 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 	}
 	// Kills during the run, then the kill before log collection (5).
-	if kinds[event.Kill] <= 5 || kinds[event.Pause] == 0 || kinds[event.Start] == 0 || kinds[event.Resume] == 0 || kinds[event.Check] != 1 {
+	if kinds[event.Kill] <= 5 || kinds[event.Pause] == 0 || kinds[event.Start] == 0 || kinds[event.Resume] == 0 || kinds[event.Check] != 1 ||
+		kinds[event.Partition] == 0 || kinds[event.Heal] == 0 {
 		t.Fatalf("journal kinds %v", kinds)
 	}
 	if lastRecovery.Before(lastFault) {
@@ -243,4 +245,131 @@ func loadTest(name, nodesFile string) (*jepsen.Test, error) {
 		return nil, err
 	}
 	return jepsen.New(name, nodes, r, control.Options{})
+}
+
+// partitionRules lists go-jepsen's firewall rules left on the CLI
+// sandbox's nodes.
+func partitionRules(t *testing.T) []string {
+	p, _ := sandbox.NewPlan(demoSandbox)
+	tt, err := loadTest("check", p.NodesFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tt.Close()
+	var left []string
+	for _, n := range tt.Nodes {
+		rules, err := cu.FirewallRules(context.Background(), tt.Session(n).Su())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rules {
+			left = append(left, n+": "+r)
+		}
+	}
+	return left
+}
+
+// Partitions end to end, through the CLI on 5 sandbox nodes with etcd: a
+// member cut off while clients read through it. Linearizable reads stay
+// valid (exit 0); serializable reads go stale, and the checker says
+// invalid (exit 3). Then the CLI is SIGKILLed mid-partition, and `jepsen
+// recover` removes every rule it added.
+func TestPartitionEndToEnd(t *testing.T) {
+	if why := sandboxtest.Skip(); why != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+	t.Cleanup(func() { sandbox.Down(context.Background(), demoSandbox) })
+	if code, out, errs := run("sandbox", "up", "-n", "5", "--name", demoSandbox.Name, "--subnet", demoSandbox.Subnet); code != 0 {
+		t.Fatalf("sandbox up: %s %s", out, errs)
+	}
+	p, _ := sandbox.NewPlan(demoSandbox)
+	storeDir := t.TempDir()
+	common := []string{"--nodes-file", p.NodesFile(), "--faults", "partition", "--partition", "one", "--interval", "3s", "--time-limit", "13s", "--store", storeDir, "--seed", "5"}
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		code  int
+		want  string
+	}{
+		{"linearizable", nil, 0, "verdict: valid: "},
+		{"serializable", []string{"--serializable-reads"}, 3, "verdict: INVALID: key "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := run(append(append([]string{"run", "--db", "etcd", "--test-name", "part-" + tc.name}, common...), tc.extra...)...)
+			t.Log(out)
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d (want %d), output lacks %q: %s", code, tc.code, tc.want, errs)
+			}
+			dir, _ := filepath.EvalSymlinks(filepath.Join(storeDir, "part-"+tc.name, "latest"))
+			evs, err := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cuts := 0
+			for _, e := range evs {
+				if e.Kind == event.Partition && e.OK {
+					cuts++
+				}
+			}
+			if cuts < 5 || !strings.Contains(out, "partition") {
+				t.Fatalf("%d nodes were cut: %v", cuts, out)
+			}
+			if tc.code == 3 {
+				if _, err := os.Stat(filepath.Join(dir, "linearizability.html")); err != nil {
+					t.Fatal("no linearizability.html")
+				}
+			}
+			if left := partitionRules(t); len(left) > 0 {
+				t.Fatalf("rules left after the run: %v", left)
+			}
+		})
+	}
+
+	// SIGKILL the control process mid-partition; recover removes the rules.
+	bin := filepath.Join(t.TempDir(), "jepsen")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v: %s", err, out)
+	}
+	kstore := t.TempDir()
+	cmd := exec.Command(bin, "run", "--nodes-file", p.NodesFile(), "--faults", "partition", "--partition", "majority",
+		"--time-limit", "5m", "--interval", "2s", "--store", kstore)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		evs, _ := store.ReadJournal(filepath.Join(kstore, "etcd", "latest", "journal.jsonl"))
+		cut := 0
+		for _, e := range evs {
+			if e.Kind == event.Partition && e.OK {
+				cut++
+			}
+		}
+		if cut == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no partition within 90 s: %v", evs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if left := partitionRules(t); len(left) == 0 {
+		t.Fatal("no rule in force after the SIGKILL")
+	}
+	code, out, errs := run("recover", "--nodes-file", p.NodesFile(), "--store", kstore)
+	if code != 0 || !strings.Contains(out, "faults still in force: []") {
+		t.Fatalf("recover exit %d: %s %s", code, out, errs)
+	}
+	if left := partitionRules(t); len(left) > 0 {
+		t.Fatalf("rules left after jepsen recover: %v", left)
+	}
+	if code, out, errs := run("db", "teardown", "--nodes-file", p.NodesFile()); code != 0 {
+		t.Fatalf("teardown: %s %s", out, errs)
+	}
 }

@@ -70,7 +70,11 @@ func TestCLIHelpAndBadInput(t *testing.T) {
 		{"sandbox bad name", []string{"sandbox", "up", "--name", "a;b"}, 2, `name "a;b"`},
 		{"bool flag with a separate value", []string{"exec", "--nodes", "n1", "--strict-host-key-checking", "false", "--", "uptime"}, 2, "write --strict-host-key-checking=false"},
 		{"bool flag with a separate value in run", []string{"run", "--leave-db-running", "true"}, 2, "write --leave-db-running=true"},
-		{"targets without faults", []string{"run", "--db", "noop", "--faults", "none", "--targets", "one", "--nodes", "n1"}, 2, "--targets without --faults"},
+		{"targets without faults", []string{"run", "--db", "noop", "--faults", "none", "--targets", "one", "--nodes", "n1"}, 2, "--targets or --partition without --faults"},
+		{"unknown partition shape", []string{"run", "--db", "noop", "--faults", "partition", "--partition", "ring", "--nodes", "n1,n2"}, 2, `unknown partition shape "ring"`},
+		{"a ring on 2 nodes", []string{"run", "--db", "noop", "--faults", "partition", "--partition", "majorities-ring", "--nodes", "n1,n2", "--ssh-private-key", key}, 2, "majorities-ring needs at least 3 nodes"},
+		{"partition without the fault", []string{"run", "--db", "noop", "--faults", "kill", "--partition", "one", "--nodes", "n1,n2"}, 2, "--partition without the partition fault"},
+		{"primaries on noop", []string{"run", "--db", "noop", "--faults", "partition", "--partition", "primaries", "--nodes", "n1,n2", "--ssh-private-key", key}, 2, "noop lacks Primary"},
 		{"exec without command", []string{"exec", "--nodes", "n1"}, 2, "give a shell command"},
 		{"bad concurrency", []string{"run", "--db", "noop", "--faults", "none", "--nodes", "n1", "--concurrency", "0"}, 2, "--concurrency"},
 	}

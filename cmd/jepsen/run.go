@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,20 +30,22 @@ type runOpts struct {
 	name           string
 	seed           uint64
 	targets        string
+	partitions     string
 	concurrency    string
 	checkBudget    time.Duration
 }
 
 func runFlags(fs *flag.FlagSet) *runOpts {
 	o := &runOpts{}
-	fs.StringVar(&o.faults, "faults", "kill,pause", "faults to inject: kill, pause, kill,pause (or both), or none")
+	fs.StringVar(&o.faults, "faults", "kill,pause,partition", "faults to inject, joined by commas: kill, pause, partition (both = kill,pause), or none")
 	fs.DurationVar(&o.timeLimit, "time-limit", 60*time.Second, "how long the workload runs")
 	fs.DurationVar(&o.interval, "interval", nemesis.DefaultInterval, "time between nemesis operations")
 	fs.BoolVar(&o.leaveDBRunning, "leave-db-running", false, "do not kill or tear down the DB at the end")
 	fs.StringVar(&o.storeDir, "store", store.DefaultBase, "store directory")
 	fs.StringVar(&o.name, "test-name", "", "test name (default: the DB's name)")
 	fs.Uint64Var(&o.seed, "seed", 0, "nemesis random seed (0: random)")
-	fs.StringVar(&o.targets, "targets", "", "fault target specs joined by '+', e.g. one+majority, or a node list n1,n2 (default: all of Jepsen's)")
+	fs.StringVar(&o.targets, "targets", "", "kill and pause targets joined by '+', e.g. one+majority, or a node list n1,n2 (default: all of Jepsen's)")
+	fs.StringVar(&o.partitions, "partition", "", "partition shapes joined by '+': one, primaries, majority, minority-third, majorities-ring, bridge (default: Jepsen's, those the cluster fits)")
 	fs.StringVar(&o.concurrency, "concurrency", "2n", "client workers: a number, or Nn for N per node (Jepsen's notation)")
 	fs.DurationVar(&o.checkBudget, "check-budget", 10*time.Second, "time budget per key of the linearizability check; a key over it is unknown")
 	return o
@@ -100,11 +103,23 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 				opts.Targets = append(opts.Targets, tg)
 			}
 		}
+		if ro.partitions != "" {
+			if !slices.Contains(faults, event.FaultPartition) {
+				return nil, usagef("--partition without the partition fault (--faults partition)")
+			}
+			for _, s := range strings.Split(ro.partitions, "+") {
+				sh, err := nemesis.ParseShape(s)
+				if err != nil {
+					return nil, usagef("--partition: %v", err)
+				}
+				opts.Partitions = append(opts.Partitions, sh)
+			}
+		}
 		if nem, err = nemesis.New(d, opts); err != nil {
 			return nil, usagef("--faults: %v", err)
 		}
-	} else if ro.targets != "" {
-		return nil, usagef("--targets without --faults")
+	} else if ro.targets != "" || ro.partitions != "" {
+		return nil, usagef("--targets or --partition without --faults")
 	}
 	name := ro.name
 	if name == "" {
@@ -117,7 +132,7 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 	defer t.Close()
 	if nem != nil {
 		if err := nem.CheckTargets(t); err != nil {
-			return nil, usagef("--targets: %v", err)
+			return nil, usagef("--targets/--partition: %v", err)
 		}
 	}
 	workers, err := parseConcurrency(ro.concurrency, len(t.Nodes))

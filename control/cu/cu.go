@@ -41,6 +41,9 @@ var (
 	ErrCorruptArchive = errors.New("corrupt archive")
 	// ErrStillRunning: a daemon survived SIGKILL within the wait.
 	ErrStillRunning = errors.New("daemon still running after SIGKILL")
+	// ErrNoFirewall: the node has neither iptables nor nft, so it cannot
+	// be partitioned.
+	ErrNoFirewall = errors.New("no firewall tool (iptables or nft) on the node")
 )
 
 // Exit statuses of cu's scripts: one table, the same as scripts/lib.sh
@@ -58,6 +61,7 @@ const (
 	ExitDownload     = 78 // an archive download failed
 	ExitArchive      = 79 // an archive is missing, or no room beside its destination
 	ExitGaveUp       = 80 // a wait ran out of tries
+	ExitNoFirewall   = 81 // the node has neither iptables nor nft
 )
 
 // TmpDirBase is where temporary files, caches and helper state go on the

@@ -39,7 +39,7 @@ func TestExitCodesAgree(t *testing.T) {
 		"E_NOT_RUNNING": ExitNotRunning, "E_DIED": ExitDied, "E_STILL_RUNNING": ExitStillRunning,
 		"E_NO_PIDFILE": ExitNoPidfile, "E_CHDIR": ExitChdir, "E_FOREGROUND": ExitForeground,
 		"E_CHECKSUM": ExitChecksum, "E_CORRUPT": ExitCorrupt, "E_DOWNLOAD": ExitDownload,
-		"E_ARCHIVE": ExitArchive, "E_GAVE_UP": ExitGaveUp,
+		"E_ARCHIVE": ExitArchive, "E_GAVE_UP": ExitGaveUp, "E_NO_FIREWALL": ExitNoFirewall,
 	}
 	got := map[string]int{}
 	seen := map[int]string{}

@@ -16,6 +16,7 @@ export E_CORRUPT=77        # an archive cannot be extracted
 export E_DOWNLOAD=78       # an archive download failed
 export E_ARCHIVE=79        # an archive is missing, or no room beside its destination
 export E_GAVE_UP=80        # a wait ran out of tries
+export E_NO_FIREWALL=81    # the node has neither iptables nor nft
 
 # jp_stat PID: the fields after the command name in /proc/PID/stat.
 jp_stat() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; printf '%s\n' "${s##*) }"; }
