@@ -42,6 +42,7 @@ import (
 
 	"github.com/go-jepsen/jepsen/control"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
+	"github.com/go-jepsen/jepsen/internal/sshkeys"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 	"golang.org/x/sync/errgroup"
@@ -133,7 +134,7 @@ func Up(ctx context.Context, c Config, n int) (*Info, error) {
 			return nil, err
 		}
 	}
-	clientKey, err := ensureKey(p.KeyFile(), "go-jepsen-sandbox-"+p.Name)
+	clientKey, err := sshkeys.Ensure(p.KeyFile(), "go-jepsen-sandbox-"+p.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +439,7 @@ func prepareNodeDir(p Plan, np NodePlan, n int, client ssh.PublicKey) (ssh.Publi
 	if err := mkdirLike(filepath.Join(etc, "ssh"), "/etc/ssh"); err != nil {
 		return nil, err
 	}
-	hostKey, err := ensureKey(filepath.Join(etc, "ssh", "jepsen_host_ed25519_key"), "root@"+np.Name)
+	hostKey, err := sshkeys.Ensure(filepath.Join(etc, "ssh", "jepsen_host_ed25519_key"), "root@"+np.Name)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/control/docker"
 	"github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/sandbox"
 )
@@ -14,6 +15,7 @@ import (
 // connOpts are Jepsen's connection flags.
 type connOpts struct {
 	nodes, nodesFile, user, password, key, sudoPassword string
+	remote, dockerHost                                  string
 	strict                                              bool
 }
 
@@ -26,6 +28,8 @@ func connFlags(fs *flag.FlagSet) *connOpts {
 	fs.StringVar(&c.key, "ssh-private-key", "", "SSH private key file")
 	fs.StringVar(&c.sudoPassword, "sudo-password", "", "password for sudo on the nodes")
 	fs.BoolVar(&c.strict, "strict-host-key-checking", true, "check host keys against known_hosts (false accepts any key: throwaway clusters only)")
+	fs.StringVar(&c.remote, "remote", "", "how to reach the nodes: ssh or docker (default: what the nodes file says, else ssh)")
+	fs.StringVar(&c.dockerHost, "docker-host", "", "with --remote docker: the Docker engine's address (default DOCKER_HOST or the local socket)")
 	return c
 }
 
@@ -40,6 +44,11 @@ func (c *connOpts) test(ctx context.Context, name string) (*jepsen.Test, error) 
 		cfg.KeyFiles = []string{c.key}
 	}
 	opts := control.Options{SudoPassword: c.sudoPassword}
+	switch c.remote {
+	case "", "ssh", "docker":
+	default:
+		return nil, usagef("--remote %q: want ssh or docker", c.remote)
+	}
 	if c.nodes != "" && c.nodesFile != "" {
 		return nil, usagef("give --nodes or --nodes-file, not both")
 	}
@@ -47,6 +56,13 @@ func (c *connOpts) test(ctx context.Context, name string) (*jepsen.Test, error) 
 		nodes, err := control.ParseNodeList(c.nodes)
 		if err != nil {
 			return nil, usagef("--nodes: %v", err)
+		}
+		if c.remote == "docker" {
+			r, err := docker.New(docker.Config{Host: c.dockerHost})
+			if err != nil {
+				return nil, usagef("%v", err)
+			}
+			return jepsen.New(name, nodes, r, opts)
 		}
 		r, err := ssh.New(cfg)
 		if err != nil {
@@ -66,7 +82,17 @@ func (c *connOpts) test(ctx context.Context, name string) (*jepsen.Test, error) 
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	r, err := ssh.FromNodesFile(nf, cfg)
+	remote := c.remote
+	if remote == "" {
+		remote = nf.Remote
+	}
+	var r control.Remote
+	switch remote {
+	case "", "ssh":
+		r, err = ssh.FromNodesFile(nf, cfg)
+	case "docker":
+		r, err = docker.FromNodesFile(nf, docker.Config{Host: c.dockerHost})
+	}
 	if err != nil {
 		return nil, usagef("%v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jepsen/jepsen/containers"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/sandbox"
@@ -44,35 +45,63 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
-// cmdDemo is the main job: a sandbox of N nodes, a `jepsen run` of etcd
-// with kill and pause faults, and the sandbox removed again; the results
-// stay in the store. The sandbox always comes down, also on error and on
-// interrupt.
+// cmdDemo is the main job: N nodes (a sandbox by default, or Docker
+// containers with --nodes docker), a `jepsen run` of etcd with kill,
+// pause and partition faults and a checked history, and the nodes removed
+// again; the results stay in the store. The nodes always come down, also
+// on error and on interrupt.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	var res *core.Result
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	cfg := sandboxFlags(fs)
 	n := fs.Int("n", sandbox.DefaultNodes, "number of nodes")
+	kind := fs.String("nodes", "sandbox", "where the nodes run: sandbox (namespaces on this box; starts 3-4x faster) or docker (containers)")
 	ro := runFlags(fs)
 	do := dbFlags(fs)
-	keep := fs.Bool("keep-sandbox", false, "leave the sandbox up afterwards")
+	keep := fs.Bool("keep-sandbox", false, "leave the nodes up afterwards")
 	_ = fs.Set("time-limit", "30s")
 	_ = fs.Set("interval", "5s")
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
 		return err
 	}
-	if err := sandboxUp(ctx, *cfg, *n, stdout); err != nil {
-		return err
+	var nodesFile string
+	var down func(context.Context) error
+	switch *kind {
+	case "sandbox":
+		if err := sandboxUp(ctx, *cfg, *n, stdout); err != nil {
+			return err
+		}
+		p, _ := sandbox.NewPlan(*cfg)
+		nodesFile = p.NodesFile()
+		down = func(ctx context.Context) error { return sandbox.Down(ctx, *cfg) }
+	case "docker":
+		dc := containers.Config{Name: cfg.Name, Progress: stdout}
+		if err := dc.Validate(); err != nil {
+			return usagef("%v", err)
+		}
+		if err := containers.CheckCount(*n); err != nil {
+			return usagef("-n: %v", err)
+		}
+		info, err := dockerUp(ctx, dc, *n, stdout)
+		if err != nil {
+			return err
+		}
+		nodesFile = info.NodesFile()
+		// The image stays cached for the next demo; `jepsen docker down
+		// --purge` removes it.
+		down = func(ctx context.Context) error { return containers.Down(ctx, dc, false) }
+	default:
+		return usagef("--nodes %q: want sandbox or docker", *kind)
 	}
 	defer func() {
 		if !*keep {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			fmt.Fprintln(stdout, "tearing the sandbox down...")
-			if derr := sandbox.Down(cctx, *cfg); derr != nil {
+			fmt.Fprintf(stdout, "removing the %s nodes...\n", *kind)
+			if derr := down(cctx); derr != nil {
 				err = errors.Join(err, derr)
 			} else {
-				fmt.Fprintln(stdout, "sandbox down; nothing left behind on the host but the store")
+				fmt.Fprintln(stdout, "nodes removed; nothing left behind on the host but the store")
 			}
 		}
 		// The last word: the verdict, and where the results are.
@@ -83,8 +112,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 			fmt.Fprintf(stdout, "\nstore:    %s\ntimeline: %s\n", res.Dir, res.Timeline)
 		}
 	}()
-	p, _ := sandbox.NewPlan(*cfg)
-	cf := &connOpts{nodesFile: p.NodesFile(), strict: true}
+	cf := &connOpts{nodesFile: nodesFile, strict: true}
 	res, err = runTest(ctx, cf, do, ro, stdout)
 	return err
 }

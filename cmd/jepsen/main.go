@@ -47,12 +47,15 @@ Usage:
   jepsen sandbox up [-n N]     bring up N local nodes (default 5); needs root
   jepsen sandbox down          remove the sandbox, leaving nothing behind
   jepsen sandbox status        show the sandbox's nodes
+  jepsen docker up [-n N]      N container nodes (default 5), node image built here
+  jepsen docker down [--purge] remove them (and, with --purge, the image)
+  jepsen docker status         show the container nodes
   jepsen exec [flags] -- CMD   run a shell command on every node
   jepsen db ACTION [flags]     cycle|teardown|start|kill|pause|resume|primaries|logs
   jepsen run [flags]           cycle the DB, run a client with faults, collect logs, tear down
   jepsen recover [flags]       undo the faults a crashed run left in force
   jepsen check RUN_DIR         check a stored history again (valid, invalid or unknown)
-  jepsen demo                  sandbox up, an etcd run with kill and pause faults, sandbox down
+  jepsen demo [--nodes docker] sandbox (or docker) up, an etcd run with faults, down again
   jepsen pcap summary FILE     summarise a capture (--json for JSON)
 
 Run "jepsen COMMAND -h" for a command's flags.
@@ -99,6 +102,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	case "sandbox":
 		return cmdSandbox(ctx, args[1:], stdout, stderr)
+	case "docker":
+		return cmdDocker(ctx, args[1:], stdout, stderr)
 	case "exec":
 		return cmdExec(ctx, args[1:], stdout, stderr)
 	case "demo":

@@ -65,6 +65,11 @@ func TestCLIHelpAndBadInput(t *testing.T) {
 		{"interval negative", []string{"run", "--db", "etcd", "--nodes", "n1", "--interval", "-1s"}, 2, "--interval -1s: must be positive"},
 		{"nodes file without end", []string{"run", "--db", "noop", "--faults", "none", "--nodes-file", "/dev/zero"}, 2, "larger than 1048576 bytes"},
 		{"sandbox zero nodes", []string{"sandbox", "up", "-n", "0"}, 2, "node count 0"},
+		{"docker zero nodes", []string{"docker", "up", "-n", "0"}, 2, "node count 0"},
+		{"docker bad name", []string{"docker", "up", "--name", "a;b"}, 2, `name "a;b"`},
+		{"docker bad subcommand", []string{"docker", "sideways"}, 2, "want up, down or status"},
+		{"unknown remote", []string{"exec", "--nodes", "n1", "--remote", "telnet", "--", "true"}, 2, `--remote "telnet": want ssh or docker`},
+		{"demo on unknown nodes", []string{"demo", "--nodes", "vm"}, 2, `--nodes "vm": want sandbox or docker`},
 		{"sandbox negative nodes", []string{"sandbox", "up", "-n", "-1"}, 2, "node count -1"},
 		{"sandbox bad subnet", []string{"sandbox", "up", "--subnet", "x/16"}, 2, `subnet "x/16"`},
 		{"sandbox bad name", []string{"sandbox", "up", "--name", "a;b"}, 2, `name "a;b"`},
@@ -136,14 +141,31 @@ func TestCLISandboxRefusesNonRoot(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v: %s", err, out)
 	}
-	for _, args := range [][]string{{"sandbox", "up", "-n", "1", "--name", "nonroot"}, {"sandbox", "down", "--name", "nonroot"}} {
-		cmd := exec.Command("runuser", append([]string{"-u", "nobody", "--", bin}, args...)...)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sandbox", "up", "-n", "1", "--name", "nonroot"}, "needs root"},
+		{[]string{"sandbox", "down", "--name", "nonroot"}, "needs root"},
+		{[]string{"docker", "status", "--name", "nonroot"}, "no permission on the Docker engine's socket"},
+	} {
+		cmd := exec.Command("runuser", append([]string{"-u", "nobody", "--", bin}, tc.args...)...)
 		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		_, err := cmd.Output()
 		ee, ok := err.(*exec.ExitError)
-		if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "needs root") {
-			t.Fatalf("%v as nobody: %v: %s", args, err, out)
+		if !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), tc.want) || strings.Count(strings.TrimSpace(stderr.String()), "\n") > 0 {
+			t.Fatalf("%v as nobody: %v: %s", tc.args, err, stderr.String())
 		}
+	}
+}
+
+// No Docker engine at the address given: one clear line, exit 1.
+func TestCLINoDockerEngine(t *testing.T) {
+	code, out, errs := run("docker", "status", "--docker-host", "unix:///nonexistent/docker.sock")
+	if code != 1 || !strings.Contains(errs, "cannot reach the Docker engine at unix:///nonexistent/docker.sock") || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
 	}
 }
 
