@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-jepsen/jepsen"
@@ -73,6 +74,10 @@ type Spec struct {
 	CleanupTimeout time.Duration
 	// Progress receives human-readable progress lines; nil means none.
 	Progress io.Writer
+	// Report, when set, writes the run's page into its directory at the
+	// end (report.WriteRunReport writes report.html); its error is logged,
+	// not returned.
+	Report func(dir string) error
 }
 
 // State is a run in progress, as the body and the check see it.
@@ -162,6 +167,10 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 		}
 	}
 	log.Info("run starting", "test", t.Name, "db", db.Name(spec.DB), "nodes", t.Nodes, "dir", sr.Dir)
+	info := store.RunInfo{Test: t.Name, DB: db.Name(spec.DB), Nodes: t.Nodes, Start: start, Status: store.RunRunning}
+	if err := sr.WriteRunInfo(info); err != nil {
+		return res, err
+	}
 
 	runErr := r.main(ctx, spec, progress)
 	cleanupErr := r.cleanup(ctx, spec, res, progress)
@@ -193,14 +202,41 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 	if err := store.WriteTimelineFile(res.Timeline, fmt.Sprintf("%s %s", t.Name, store.FormatStart(start)), j.Events(), t.Nodes, clients); err != nil {
 		cleanupErr = errors.Join(cleanupErr, err)
 	}
-	_ = sr.UpdateLinks()
 	err = errors.Join(runErr, cleanupErr)
+	info.End, info.Status = time.Now(), store.RunOK
+	switch {
+	case errors.Is(err, ErrInterrupted):
+		info.Status, info.Error = store.RunInterrupted, firstLine(err)
+	case err != nil:
+		info.Status, info.Error = store.RunFailed, firstLine(err)
+	}
+	if res.Analyzed {
+		info.Valid = res.Valid.String()
+	}
+	if werr := sr.WriteRunInfo(info); werr != nil {
+		err = errors.Join(err, werr)
+	}
+	if spec.Report != nil {
+		if rerr := spec.Report(sr.Dir); rerr != nil {
+			log.Warn("writing report.html", "err", rerr)
+		}
+	}
+	_ = sr.UpdateLinks()
 	if err != nil {
 		logError(log, logf, "run failed", err)
 	} else {
 		log.Info("run complete")
 	}
 	return res, err
+}
+
+// firstLine is err's first line, at most 500 bytes.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	if len(s) > 500 {
+		s = s[:500] + "..."
+	}
+	return s
 }
 
 // logError logs err, then writes to the log file, as plain text, what

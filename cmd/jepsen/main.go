@@ -55,6 +55,7 @@ Usage:
   jepsen run [flags]           cycle the DB, run a client with faults, collect logs, tear down
   jepsen recover [flags]       undo the faults a crashed run left in force
   jepsen check RUN_DIR         check a stored history again (valid, invalid or unknown)
+  jepsen serve [--store DIR]   the runs as web pages on http://127.0.0.1:8080/
   jepsen demo [--nodes docker] sandbox (or docker) up, an etcd run with faults, down again
   jepsen pcap summary FILE     summarise a capture (--json for JSON)
 
@@ -118,6 +119,11 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdRecover(ctx, args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(ctx, args[1:], stdout, stderr)
+	case "serve":
+		if err := cmdServe(ctx, args[1:], stdout, stderr); err != nil {
+			return err
+		}
+		return nil
 	}
 	return usagef("unknown command %q; run `jepsen help`", args[0])
 }

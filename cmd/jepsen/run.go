@@ -17,6 +17,7 @@ import (
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/nemesis"
+	"github.com/go-jepsen/jepsen/report"
 	"github.com/go-jepsen/jepsen/store"
 )
 
@@ -149,7 +150,7 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 			}
 		}
 	}
-	spec := core.Spec{Test: t, DB: d, LeaveDBRunning: ro.leaveDBRunning, StoreDir: ro.storeDir, Progress: stdout}
+	spec := core.Spec{Test: t, DB: d, LeaveDBRunning: ro.leaveDBRunning, StoreDir: ro.storeDir, Progress: stdout, Report: report.WriteRunReport}
 	if nem != nil {
 		spec.Nemesis = nem
 	}
@@ -227,7 +228,7 @@ func summarize(w io.Writer, res *core.Result, wl workload, err error) {
 	default:
 		fmt.Fprintln(w, "result: ok")
 	}
-	fmt.Fprintf(w, "store:    %s\ntimeline: %s\n", res.Dir, res.Timeline)
+	fmt.Fprintf(w, "store:    %s\ntimeline: %s\nreport:   %s\n", res.Dir, res.Timeline, filepath.Join(res.Dir, "report.html"))
 }
 
 // faultSummary counts the nemesis's decisions by fault: those that

@@ -1,0 +1,316 @@
+// Package report turns a store of runs into pages people look at: an
+// index of every run (its test, start, duration, nodes, faults and
+// verdict) and a page per run (the verdict and the failing key, the
+// timeline, the faults and their recoveries, each node's logs, capture
+// summaries, and every file of the run). Serve serves them, and the run's
+// files read-only, from the store alone; WriteRunReport writes the same run
+// page, self-contained, as report.html in the run directory, so it can be
+// mailed or attached to a bug report.
+//
+// The pages are html/template, with no JavaScript: they read the same
+// without it.
+package report
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jepsen/jepsen/checker"
+	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/pcap"
+	"github.com/go-jepsen/jepsen/store"
+)
+
+// Verdicts as the index shows them.
+const (
+	Valid   = "valid"   // the history was checked: linearizable
+	Invalid = "invalid" // the history was checked: not linearizable
+	Unknown = "unknown" // the check ran out of budget
+	Crashed = "crashed" // the run failed (or was interrupted) without a verdict
+	Running = "running" // still going: its journal changes
+	Killed  = "killed"  // never recorded its end, and its journal went quiet
+	NoCheck = "ok"      // ended well, and had no history to check
+)
+
+// quiet is how long a run that recorded no end may stay silent before it
+// counts as killed.
+const quiet = 2 * time.Minute
+
+// Run is one run directory, as the pages show it.
+type Run struct {
+	Test     string
+	ID       string // the directory's name, its start time
+	Dir      string
+	Start    time.Time
+	Duration time.Duration
+	DB       string
+	Nodes    []string
+	Faults   map[event.Fault]int // faults that happened
+	Verdict  string              // one of the verdict constants
+	Error    string              // why it failed, when it did
+	Results  *checker.Result     // nil when no history was checked
+	Events   []event.Event
+	Manifest *store.Manifest
+	Files    []File
+	Captures []Capture
+}
+
+// File is one file of a run directory.
+type File struct {
+	Path string // relative to the run directory, with "/"
+	Size int64
+}
+
+// Capture is a pcap's summary.
+type Capture struct {
+	Path    string
+	Summary *pcap.Summary
+	Err     string
+}
+
+var idRE = regexp.MustCompile(`^\d{8}T\d{6}\.\d{3}Z$`)
+
+// Load reads a run directory: run.json, the journal, results.json,
+// manifest.json, its files, and the summaries of its captures (with
+// captures false, just their names).
+func Load(dir string, captures bool) (*Run, error) {
+	id := filepath.Base(dir)
+	start, err := store.ParseStart(id)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a run directory: %w", dir, err)
+	}
+	r := &Run{Test: filepath.Base(filepath.Dir(dir)), ID: id, Dir: dir, Start: start, Faults: map[event.Fault]int{}}
+	info, infoErr := store.ReadRunInfo(dir)
+	evs, _ := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+	r.Events = evs
+	var last time.Time
+	for _, e := range evs {
+		if e.End.After(last) {
+			last = e.End
+		}
+		if e.Kind == event.Nemesis && e.OK && len(e.Nodes) > 0 {
+			r.Faults[e.Fault]++
+		}
+	}
+	if info != nil {
+		r.DB, r.Nodes, r.Error = info.DB, info.Nodes, info.Error
+		if !info.End.IsZero() {
+			r.Duration = info.End.Sub(info.Start)
+		}
+	}
+	if r.Duration == 0 && !last.IsZero() {
+		r.Duration = last.Sub(start)
+	}
+	if len(r.Nodes) == 0 {
+		r.Nodes = nodesOf(evs)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "results.json")); err == nil {
+		var res checker.Result
+		if json := decodeJSON(b, &res); json == nil {
+			r.Results = &res
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "manifest.json")); err == nil {
+		var m store.Manifest
+		if decodeJSON(b, &m) == nil {
+			r.Manifest = &m
+		}
+	}
+	r.Verdict = verdict(r, info, infoErr, dir)
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		rel = filepath.ToSlash(rel)
+		r.Files = append(r.Files, File{Path: rel, Size: fi.Size()})
+		if strings.HasSuffix(rel, ".pcap") || strings.HasSuffix(rel, ".pcapng") {
+			c := Capture{Path: rel}
+			if captures && fi.Mode().IsRegular() {
+				if s, err := pcap.SummarizeFile(p); err != nil {
+					c.Err = err.Error()
+				} else {
+					c.Summary = s
+				}
+			}
+			r.Captures = append(r.Captures, c)
+		}
+		return nil
+	})
+	return r, nil
+}
+
+// verdict decides what the index shows for a run.
+func verdict(r *Run, info *store.RunInfo, infoErr error, dir string) string {
+	if r.Results != nil {
+		return r.Results.Valid.String()
+	}
+	if info != nil {
+		switch info.Status {
+		case store.RunOK:
+			return NoCheck
+		case store.RunFailed, store.RunInterrupted:
+			return Crashed
+		}
+	}
+	// No end recorded (or a run from before run.json): running while its
+	// journal changes, killed once it went quiet.
+	if fi, err := os.Stat(filepath.Join(dir, "journal.jsonl")); err == nil && time.Since(fi.ModTime()) < quiet {
+		return Running
+	}
+	if errors.Is(infoErr, os.ErrNotExist) {
+		if b, err := os.ReadFile(filepath.Join(dir, "jepsen.log")); err == nil {
+			switch {
+			case bytes.Contains(b, []byte("run complete")):
+				return NoCheck
+			case bytes.Contains(b, []byte("run failed")):
+				return Crashed
+			}
+		}
+	}
+	return Killed
+}
+
+func nodesOf(evs []event.Event) []string {
+	var out []string
+	for _, e := range evs {
+		if e.Node != "" && !slices.Contains(out, e.Node) {
+			out = append(out, e.Node)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Scan lists the runs in a store, newest first; test, when set, keeps
+// only that test's runs. Directories that are not runs (and the latest
+// links) are skipped.
+func Scan(storeDir, test string) ([]*Run, error) {
+	tests, err := os.ReadDir(storeDir)
+	if err != nil {
+		return nil, err
+	}
+	var runs []*Run
+	for _, td := range tests {
+		if !td.IsDir() || (test != "" && td.Name() != test) {
+			continue
+		}
+		ids, err := os.ReadDir(filepath.Join(storeDir, td.Name()))
+		if err != nil {
+			continue
+		}
+		for _, id := range ids {
+			if !id.IsDir() || !idRE.MatchString(id.Name()) {
+				continue
+			}
+			r, err := Load(filepath.Join(storeDir, td.Name(), id.Name()), false)
+			if err == nil {
+				runs = append(runs, r)
+			}
+		}
+	}
+	slices.SortFunc(runs, func(a, b *Run) int { return b.Start.Compare(a.Start) })
+	return runs, nil
+}
+
+// Tests lists the test names in a store.
+func Tests(runs []*Run) []string {
+	var out []string
+	for _, r := range runs {
+		if !slices.Contains(out, r.Test) {
+			out = append(out, r.Test)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// FaultText says which faults happened: "2 kill, 1 partition".
+func (r *Run) FaultText() string {
+	var parts []string
+	for _, f := range []event.Fault{event.FaultKill, event.FaultPause, event.FaultPartition} {
+		if n := r.Faults[f]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, f))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Recovery is one fault the nemesis applied and when it was undone.
+type Recovery struct {
+	Fault   event.Fault
+	Target  string
+	Nodes   []string
+	At      time.Duration // since the run started
+	Undone  time.Duration // since the run started; 0 when never
+	OK      bool
+	Err     string
+	Details string
+}
+
+// Recoveries pairs each fault the nemesis applied with the step that
+// undid it (start after kill, resume after pause, heal after partition).
+func (r *Run) Recoveries() []Recovery {
+	undo := map[event.Fault]event.Kind{event.FaultKill: event.Start, event.FaultPause: event.Resume, event.FaultPartition: event.Heal}
+	var out []Recovery
+	for i, e := range r.Events {
+		if e.Kind != event.Nemesis || len(e.Nodes) == 0 {
+			continue
+		}
+		rec := Recovery{Fault: e.Fault, Target: e.Target, Nodes: e.Nodes, At: e.Start.Sub(r.Start), OK: e.OK, Err: e.Err, Details: e.Detail}
+		for _, u := range r.Events[i+1:] {
+			if u.Kind == undo[e.Fault] && !u.Start.Before(e.End) {
+				rec.Undone = u.End.Sub(r.Start)
+				break
+			}
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// Stats are the history's completions by function, in a fixed order.
+func (r *Run) Stats() []StatRow {
+	if r.Results == nil {
+		return nil
+	}
+	var out []StatRow
+	for _, f := range []history.F{history.Read, history.Write, history.CAS} {
+		s := r.Results.Stats[f]
+		out = append(out, StatRow{F: string(f), OK: s[history.OK], Fail: s[history.Fail], Info: s[history.Info]})
+	}
+	return out
+}
+
+// StatRow is one function's outcomes.
+type StatRow struct {
+	F              string
+	OK, Fail, Info int
+}
+
+// Timeline is the run's timeline.svg, as the page inlines it ("" when
+// missing). go-jepsen writes it and escapes everything in it; the pages'
+// Content-Security-Policy keeps any script out even if it were not.
+func (r *Run) Timeline() []byte {
+	b, err := os.ReadFile(filepath.Join(r.Dir, "timeline.svg"))
+	if err != nil || !bytes.HasPrefix(b, []byte("<svg")) {
+		return nil
+	}
+	return b
+}
