@@ -381,7 +381,11 @@ func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress fu
 	}
 	if caps.LogFiles != nil {
 		progress("collecting logs")
-		m, err := store.CollectLogs(cctx, t, spec.DB, r.Store.Dir, store.CollectOpts{PerNode: spec.LogTimeout, Recorder: r.Journal})
+		opts := store.CollectOpts{PerNode: spec.LogTimeout, Recorder: r.Journal}
+		if spec.Progress != nil {
+			opts.Progress = lineFunc(func(line string) { progress("%s", line) })
+		}
+		m, err := store.CollectLogs(cctx, t, spec.DB, r.Store.Dir, opts)
 		res.Manifest = m
 		if m != nil {
 			if werr := m.Write(r.Store.Path("manifest.json")); werr != nil {
@@ -404,4 +408,16 @@ func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress fu
 		r.Log.Warn("closing connections", "err", err)
 	}
 	return errors.Join(errs...)
+}
+
+// lineFunc is an io.Writer that hands each line written to it, without
+// its newline, to a function: progress lines of a step, stamped as the
+// run's own.
+type lineFunc func(line string)
+
+func (f lineFunc) Write(p []byte) (int, error) {
+	for line := range strings.Lines(string(p)) {
+		f(strings.TrimSuffix(line, "\n"))
+	}
+	return len(p), nil
 }

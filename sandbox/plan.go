@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"path/filepath"
 	"regexp"
@@ -35,6 +36,9 @@ type Config struct {
 	// /var, /opt, /home, /srv, /usr/local, /root, /tmp): the node's init
 	// reads from it while it mounts those.
 	StateDir string
+	// Progress, when set, gets the lines a person waits through in Up:
+	// how many nodes start, and how many of them are ready so far.
+	Progress io.Writer
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)

@@ -37,6 +37,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -180,6 +181,17 @@ func Up(ctx context.Context, c Config, n int) (*Info, error) {
 			info.Changed = append(info.Changed, "created "+np.Name)
 		}
 	}
+	var progressMu sync.Mutex
+	progress := func(format string, a ...any) {
+		progressMu.Lock()
+		defer progressMu.Unlock()
+		if c.Progress != nil {
+			fmt.Fprintf(c.Progress, format+"\n", a...)
+		}
+	}
+	if len(toStart) > 0 {
+		progress("starting %d node(s), %d already running", len(toStart), n-len(toStart))
+	}
 	if err := createNodeLinks(ctx, p, toNet); err != nil {
 		return nil, err
 	}
@@ -218,9 +230,20 @@ func Up(ctx context.Context, c Config, n int) (*Info, error) {
 	}
 	// Every node's sshd, new or old, must answer before Up returns; the
 	// first that does not ends the wait for the others.
+	// A line per node for small clusters, per tenth for large ones.
 	g, gctx := errgroup.WithContext(ctx)
+	var ready atomic.Int32
+	step := max(1, n/10)
 	for i := 1; i <= n; i++ {
-		g.Go(func() error { return awaitSSH(gctx, p, p.Node(i), st.node(p.Node(i).Name)) })
+		g.Go(func() error {
+			if err := awaitSSH(gctx, p, p.Node(i), st.node(p.Node(i).Name)); err != nil {
+				return err
+			}
+			if k := int(ready.Add(1)); k == n || k%step == 0 {
+				progress("nodes ready: %d of %d", k, n)
+			}
+			return nil
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err

@@ -1,11 +1,26 @@
 #!/bin/sh
-# collect.sh COMPRESS PATH...
+# collect.sh COMPRESSORS PATH...
 # Writes one tar stream of the PATHs (relative to /) that exist to
 # stdout, for store.CollectLogs: missing paths are simply not in it, and
 # files that change or vanish while tar reads them are not errors.
-# COMPRESS is a tar --use-compress-program argument, or empty for none.
+# COMPRESSORS is a comma-separated preference list of tar
+# --use-compress-program arguments ("zstd -1 -T0,gzip -1"); the first
+# whose program the node has is used, and none at all means an
+# uncompressed stream: a node without a compressor still gives its logs.
+# The reader tells the formats apart by their magic bytes.
 set -u
-comp=$1
+comp=
+old_ifs=$IFS
+IFS=,
+for c in $1; do
+  IFS=$old_ifs
+  prog=${c%% *}
+  if [ -n "$prog" ] && command -v "$prog" >/dev/null 2>&1; then
+    comp=$c
+    break
+  fi
+done
+IFS=$old_ifs
 shift
 cd / || exit 1
 for f in "$@"; do

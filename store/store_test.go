@@ -75,9 +75,9 @@ func TestExtractLogsMapsNames(t *testing.T) {
 		"etc/not-requested":  "no",
 		"opt/db/log/sub/b.l": "bb",
 	})
-	sizes, err := extractLogs(bytes.NewReader(data), dir, list)
-	if err != nil {
-		t.Fatal(err)
+	sizes, comp, err := extractLogs(bytes.NewReader(data), dir, list)
+	if err != nil || comp != "gzip" {
+		t.Fatal(comp, err)
 	}
 	for p, want := range map[string]string{"log/a.log": "aaa", "special/extra": "ee", "x.log": "x", "log/sub/b.l": "bb"} {
 		if b, err := os.ReadFile(filepath.Join(dir, p)); err != nil || string(b) != want {
@@ -91,8 +91,8 @@ func TestExtractLogsMapsNames(t *testing.T) {
 		t.Fatal("an entry nobody asked for was written")
 	}
 	// Uncompressed streams work too, and an empty stream is no files.
-	if s, err := extractLogs(bytes.NewReader(nil), dir, list); err != nil || len(s) != 0 {
-		t.Fatalf("empty: %v %v", s, err)
+	if s, comp, err := extractLogs(bytes.NewReader(nil), dir, list); err != nil || len(s) != 0 || comp != "" {
+		t.Fatalf("empty: %v %q %v", s, comp, err)
 	}
 }
 
@@ -152,5 +152,20 @@ func TestTimelineColoursEveryKind(t *testing.T) {
 			t.Errorf("%s and %s share %s", k, other, c)
 		}
 		seen[c] = k
+	}
+}
+
+func TestTickStep(t *testing.T) {
+	for _, tc := range []struct{ span, want time.Duration }{
+		{time.Millisecond, time.Millisecond},
+		{600 * time.Millisecond, 100 * time.Millisecond},
+		{750 * time.Millisecond, 100 * time.Millisecond},
+		{1100 * time.Millisecond, 200 * time.Millisecond},
+		{45 * time.Second, 5 * time.Second},
+		{3 * time.Hour, 2000 * time.Second},
+	} {
+		if got := tickStep(tc.span); got != tc.want || tc.span > 10*got {
+			t.Errorf("tickStep(%v) = %v, want %v", tc.span, got, tc.want)
+		}
 	}
 }

@@ -148,10 +148,11 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 	drawClients(&b, clients, lane, x, top, laneH)
 	axisY := top + laneH*float64(len(order)) + 15
 	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#333"/>`+"\n", left, axisY, left+width, axisY)
-	for i := 0; i <= 10; i++ {
-		tx := left + width*float64(i)/10
+	step := tickStep(span)
+	for at := time.Duration(0); at <= span; at += step {
+		tx := left + width*float64(at)/float64(span)
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333"/><text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n",
-			tx, axisY, tx, axisY+5, tx, axisY+18, (span * time.Duration(i) / 10).Round(100*time.Millisecond))
+			tx, axisY, tx, axisY+5, tx, axisY+18, at)
 	}
 	// Legend.
 	type item struct{ label, color string }
@@ -335,4 +336,16 @@ func clipText(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
+}
+
+// tickStep is the axis's step: 1, 2 or 5 times a power of ten, giving at
+// most 10 steps over span, so that every label is exact and distinct.
+func tickStep(span time.Duration) time.Duration {
+	for unit := time.Millisecond; ; unit *= 10 {
+		for _, m := range []time.Duration{1, 2, 5} {
+			if step := m * unit; span <= 10*step {
+				return step
+			}
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -282,8 +283,12 @@ func TestPartitionEndToEnd(t *testing.T) {
 		t.Skip(why)
 	}
 	t.Cleanup(func() { sandbox.Down(context.Background(), demoSandbox) })
-	if code, out, errs := run("sandbox", "up", "-n", "5", "--name", demoSandbox.Name, "--subnet", demoSandbox.Subnet); code != 0 {
+	code, out, errs := run("sandbox", "up", "-n", "5", "--name", demoSandbox.Name, "--subnet", demoSandbox.Subnet)
+	if code != 0 {
 		t.Fatalf("sandbox up: %s %s", out, errs)
+	}
+	if !strings.Contains(out, "nodes ready: 5 of 5") {
+		t.Errorf("sandbox up showed no progress: %s", out)
 	}
 	p, _ := sandbox.NewPlan(demoSandbox)
 	storeDir := t.TempDir()
@@ -302,6 +307,9 @@ func TestPartitionEndToEnd(t *testing.T) {
 			t.Log(out)
 			if code != tc.code || !strings.Contains(out, tc.want) {
 				t.Fatalf("exit %d (want %d), output lacks %q: %s", code, tc.code, tc.want, errs)
+			}
+			if !regexp.MustCompile(`logs: n5: \d+ of \d+ file\(s\), [0-9.]+ [kMG]?B \([0-9.]+ [kMG]?B moved, zstd\)`).MatchString(out) {
+				t.Errorf("log collection showed no bytes per node")
 			}
 			dir, _ := filepath.EvalSymlinks(filepath.Join(storeDir, "part-"+tc.name, "latest"))
 			evs, err := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
@@ -362,7 +370,7 @@ func TestPartitionEndToEnd(t *testing.T) {
 	if left := partitionRules(t); len(left) == 0 {
 		t.Fatal("no rule in force after the SIGKILL")
 	}
-	code, out, errs := run("recover", "--nodes-file", p.NodesFile(), "--store", kstore)
+	code, out, errs = run("recover", "--nodes-file", p.NodesFile(), "--store", kstore)
 	if code != 0 || !strings.Contains(out, "faults still in force: []") {
 		t.Fatalf("recover exit %d: %s %s", code, out, errs)
 	}

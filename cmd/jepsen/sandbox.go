@@ -75,6 +75,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func sandboxUp(ctx context.Context, cfg sandbox.Config, n int, stdout io.Writer) error {
 	start := time.Now()
 	fmt.Fprintf(stdout, "bringing up %d sandbox nodes...\n", n)
+	cfg.Progress = stdout
 	info, err := sandbox.Up(ctx, cfg, n)
 	if err != nil {
 		return err

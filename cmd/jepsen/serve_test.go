@@ -71,7 +71,7 @@ func TestServeInBrowser(t *testing.T) {
 		t.Fatalf("serve said %q", line)
 	}
 	shots := artifacts(t)
-	load := func(url, shot string) string {
+	load := func(url, shot, size string) string {
 		t.Helper()
 		bctx, bcancel := context.WithTimeout(ctx, 60*time.Second)
 		defer bcancel()
@@ -79,7 +79,7 @@ func TestServeInBrowser(t *testing.T) {
 		// otherwise outlive it holding our pipes, and WaitDelay bounds
 		// whatever still does.
 		args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-			"--window-size=1400,1700", "--no-first-run", "--disable-breakpad", "--disable-crash-reporter",
+			"--window-size=" + size, "--no-first-run", "--disable-breakpad", "--disable-crash-reporter",
 			"--user-data-dir=" + t.TempDir()}
 		browse := func(extra ...string) *exec.Cmd {
 			c := exec.CommandContext(bctx, browser, append(args, extra...)...)
@@ -99,14 +99,14 @@ func TestServeInBrowser(t *testing.T) {
 		t.Logf("screenshot kept: %s", filepath.Join(shots, shot))
 		return string(dom)
 	}
-	dom := load(base, "serve-index.png")
+	dom := load(base, "serve-index.png", "1000,360")
 	for _, want := range []string{`data-verdict="valid"`, `data-verdict="invalid"`, `data-verdict="crashed"`, `data-verdict="killed"`, "n1, n2, n3"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the index as rendered lacks %q", want)
 		}
 	}
 	run := base + "run/register/" + filepath.Base(runs.Invalid) + "/"
-	dom = load(run, "serve-run.png")
+	dom = load(run, "serve-run.png", "1400,1700")
 	for _, want := range []string{`data-verdict="invalid"`, `id="failing-key">k<`, `id="nodes">n1, n2, n3<`, "<svg", `class="event`, "linearizability.html"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the run page as rendered lacks %q", want)
