@@ -308,9 +308,14 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) erro
 			return err
 		}
 	}
+	// Duration ends the schedule: no fault starts after it. A fault being
+	// applied or undone when it passes finishes under ctx, not the
+	// schedule's end, so that it is neither half-applied nor counted as
+	// failed for being slow.
+	sched := ctx
 	if n.opts.Duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.opts.Duration)
+		sched, cancel = context.WithTimeout(ctx, n.opts.Duration)
 		defer cancel()
 	}
 	var active event.Fault
@@ -318,12 +323,12 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) erro
 	next := rng.IntN(len(n.opts.Faults))
 	for {
 		select {
-		case <-ctx.Done():
+		case <-sched.Done():
 			var err error
 			if failed > 0 {
 				err = fmt.Errorf("%d of %d fault attempts failed (see the journal)", failed, attempts)
 			}
-			if n.opts.Duration > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			if ctx.Err() == nil {
 				return err
 			}
 			return errors.Join(ctx.Err(), err)

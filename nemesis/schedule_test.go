@@ -54,6 +54,11 @@ func TestScheduleTakesTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := n.Run(context.Background(), tt, env); err != nil {
+		for _, e := range log.Events() {
+			if !e.OK {
+				t.Logf("failed: %+v", e)
+			}
+		}
 		t.Fatal(err)
 	}
 	if err := n.Recover(context.Background(), tt, env); err != nil {
