@@ -89,6 +89,8 @@ func CycleWith(ctx context.Context, t *jepsen.Test, d DB, opts CycleOptions) err
 	if rec == nil {
 		rec = event.Discard
 	}
+	// The DB's own steps (event.RecordStep) land in the same journal.
+	ctx = event.WithRecorder(ctx, rec)
 	log := t.Logger()
 	var earlier []error
 	for try := 1; ; try++ {

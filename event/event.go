@@ -10,6 +10,7 @@
 package event
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -38,6 +39,7 @@ const (
 	LogFetch     Kind = "log-fetch"     // collecting a node's logs
 	Client       Kind = "client"        // client operations of one node, summed up
 	Analyze      Kind = "analyze"       // checking the history
+	Step         Kind = "step"          // a named step inside a DB's setup, teardown or start (Detail names it)
 )
 
 // Fault is a kind of fault a nemesis injects.
@@ -140,4 +142,25 @@ func (e Env) Record(ev Event) {
 	if e.Recorder != nil {
 		e.Recorder.Record(ev)
 	}
+}
+
+type recorderKey struct{}
+
+// WithRecorder returns a context that carries rec, so that code run inside
+// a journaled step (a DB's Setup, say) can journal its own steps with
+// RecordStep without a Recorder in its signature. db.Cycle passes one.
+func WithRecorder(ctx context.Context, rec Recorder) context.Context {
+	return context.WithValue(ctx, recorderKey{}, rec)
+}
+
+// RecordStep records a Step event named name on node, from start to now,
+// with the Recorder ctx carries; without one it does nothing. It returns
+// err, so that a step can end with `return event.RecordStep(...)`.
+func RecordStep(ctx context.Context, node, name string, start time.Time, err error) error {
+	if rec, ok := ctx.Value(recorderKey{}).(Recorder); ok && rec != nil {
+		e := New(Step, node, start, err)
+		e.Detail = name
+		rec.Record(e)
+	}
+	return err
 }

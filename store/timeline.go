@@ -24,6 +24,7 @@ var kindColors = map[event.Kind]string{
 	event.KeepLogs: "#8d6e63", event.Kill: "#e53935", event.Start: "#1e88e5", event.Pause: "#fb8c00", event.Resume: "#8e24aa",
 	event.LogFetch: "#00897b", event.Nemesis: "#fdd835", event.Recover: "#5e35b1", event.Body: "#b0bec5", event.Connect: "#90caf9",
 	event.Check: "#26a69a", event.Partition: "#6d4c41", event.Heal: "#a1887f", event.Client: "#cfd8dc", event.Analyze: "#3949ab",
+	event.Step: "#1b5e20",
 }
 
 // WriteTimeline draws events as an SVG: one lane per node (and one for
@@ -134,11 +135,19 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 		if e.Err != "" {
 			tip += " ERROR: " + e.Err
 		}
-		class, opacity := "event", "0.85"
-		if e.Kind == event.Partition {
+		class, opacity, h := "event", "0.85", boxH
+		switch e.Kind {
+		case event.Partition:
 			class, opacity = "event partition", "0.45"
+		case event.Step:
+			// A DB's own steps: a thin bar along the bottom of the setup
+			// (or teardown) they are part of, one after the other.
+			class, y, h = "event step", y+boxH-5, 5
+			if x1-x0 > 3 {
+				x1--
+			}
 		}
-		fmt.Fprintf(&b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%.0f" fill="%s" opacity="%s"%s><title>%s</title></rect>`+"\n", class, x0, y, x1-x0, boxH, color, opacity, stroke, html.EscapeString(tip))
+		fmt.Fprintf(&b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%.0f" fill="%s" opacity="%s"%s><title>%s</title></rect>`+"\n", class, x0, y, x1-x0, h, color, opacity, stroke, html.EscapeString(tip))
 		// A partition says, on its lane, whom the node no longer hears.
 		if e.Kind == event.Partition && len(e.Nodes) > 0 && x1-x0 > 60 {
 			label := "cut from " + strings.Join(e.Nodes, ",")

@@ -10,6 +10,9 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/go-jepsen/jepsen/control"
 )
@@ -130,15 +133,39 @@ func installOnce(ctx context.Context, s *control.Session, src Source, file, dest
 	return fmt.Errorf("install archive %s: %w", src, err)
 }
 
+// digests remembers local files' SHA-256 by path, size and mtime: every
+// node's install of the same archive would otherwise hash it again.
+var digests sync.Map // digestKey -> string
+
+type digestKey struct {
+	path  string
+	size  int64
+	mtime time.Time
+	ino   uint64
+}
+
 func fileSHA256(p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	key := digestKey{path: p, size: fi.Size(), mtime: fi.ModTime()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		key.ino = st.Ino
+	}
+	if sum, ok := digests.Load(key); ok {
+		return sum.(string), nil
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum := hex.EncodeToString(h.Sum(nil))
+	digests.Store(key, sum)
+	return sum, nil
 }

@@ -348,6 +348,21 @@ func TestInstallArchive(t *testing.T) {
 	if out, _ := s.Exec(ctx, "stat", "-c", "%u", "/opt/arch/etcd/README"); out != "0" {
 		t.Fatalf("owner %q", out)
 	}
+	// The second install copies the tree extracted the first time; a DB
+	// that edits its install in place changes neither that tree nor the
+	// next install.
+	if _, err := s.Exec(ctx, control.Raw("echo edited >> /opt/arch/etcd/README")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cu.InstallArchive(ctx, s, cu.Source{Local: tgz}, "/opt/arch/etcd", cu.ArchiveOpts{SHA256: sum(tgz)}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := s.Exec(ctx, "cat", "/opt/arch/etcd/README"); out != "hi" {
+		t.Fatalf("reinstalled README %q", out)
+	}
+	if out, err := s.Exec(ctx, control.Raw("ls -d "+cu.TmpDirBase+"/upload/.extracted-"+sum(tgz)+"/tree/etcd-v9/bin")); err != nil {
+		t.Fatalf("no extracted copy kept beside the archive: %q %v", out, err)
+	}
 	if err := cu.InstallArchive(ctx, s, cu.Source{Local: tgz}, "/opt/arch/x", cu.ArchiveOpts{SHA256: strings.Repeat("0", 64)}); !errors.Is(err, cu.ErrChecksum) {
 		t.Fatalf("checksum: %v", err)
 	}
@@ -378,7 +393,9 @@ func TestInstallArchive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good, _ := os.ReadFile(tgz)
+	var good atomic.Pointer[[]byte]
+	b, _ := os.ReadFile(tgz)
+	good.Store(&b)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/bad.tgz" {
 			badHits.Add(1)
@@ -386,7 +403,7 @@ func TestInstallArchive(t *testing.T) {
 			return
 		}
 		hits.Add(1)
-		w.Write(good)
+		w.Write(*good.Load())
 	})}
 	go srv.Serve(ln)
 	defer srv.Close()
@@ -398,6 +415,16 @@ func TestInstallArchive(t *testing.T) {
 	}
 	if hits.Load() != 1 {
 		t.Fatalf("the cache was not used: %d downloads", hits.Load())
+	}
+	// A new archive at the same URL, fetched again with Force, is
+	// extracted again: the extracted copy follows the download.
+	b, _ = os.ReadFile(makeTarGz(t, "etcd-v10", map[string]string{"bin/etcd": "#!/bin/sh\necho etcd v10\n"}))
+	good.Store(&b)
+	if err := cu.InstallArchive(ctx, s, cu.Source{URL: base + "/etcd.tgz"}, "/opt/arch/http", cu.ArchiveOpts{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.Exec(ctx, "/opt/arch/http/bin/etcd"); err != nil || out != "etcd v10" {
+		t.Fatalf("after a forced download: %q %v", out, err)
 	}
 	err = cu.InstallArchive(ctx, s, cu.Source{URL: base + "/bad.tgz"}, "/opt/arch/bad", cu.ArchiveOpts{})
 	if !errors.Is(err, cu.ErrCorruptArchive) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -21,9 +22,18 @@ import (
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
 )
 
-var env = sandboxtest.New("etc", "10.66.107.0/24", 3)
+var (
+	env = sandboxtest.New("etc", "10.66.107.0/24", 3)
+	// benv is the benchmarks' 5 nodes; it comes up only when one runs.
+	benv = sandboxtest.New("etb", "10.66.115.0/24", 5)
+)
 
-func TestMain(m *testing.M) { env.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	benv.Close()
+	env.Close()
+	os.Exit(code)
+}
 
 func newTest(t *testing.T) *jepsen.Test {
 	t.Helper()

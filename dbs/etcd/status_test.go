@@ -92,3 +92,28 @@ func TestOutcome(t *testing.T) {
 		}
 	}
 }
+
+// The default archive is packed once per content of the binaries and
+// found again by a new process (a new DB value) without packing.
+func TestPackCachedOncePerContent(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/etcd"); err != nil {
+		t.Skip("no /usr/bin/etcd here (apt-get install etcd-server etcd-client)")
+	}
+	dir := t.TempDir()
+	p1, err := PackCached(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi1, _ := os.Stat(p1)
+	p2, err := PackCached(dir)
+	if err != nil || p2 != p1 {
+		t.Fatalf("second pack: %s %v, want %s", p2, err, p1)
+	}
+	fi2, _ := os.Stat(p2)
+	if !fi2.ModTime().Equal(fi1.ModTime()) {
+		t.Fatal("packed again")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("left behind: %v", entries)
+	}
+}

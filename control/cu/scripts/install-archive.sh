@@ -22,15 +22,40 @@ if [ -n "$sum" ]; then
   [ "$have" = "$sum" ] || { echo "sha256 $have" >&2; exit "$E_CHECKSUM"; }
 fi
 mkdir -p "$(dirname "$dest")"
-t=$(mktemp -d -p "$(dirname "$dest")" .jepsen-extract.XXXXXX) || { echo "cannot make a directory beside $dest" >&2; exit "$E_ARCHIVE"; }
-trap 'rm -rf "$t"' EXIT
-if [ "$(head -c 4 "$f" | od -An -tx1 | tr -d ' \n')" = "504b0304" ]; then
-  unzip -q "$f" -d "$t" >&2 || exit "$E_CORRUPT"
-else
-  tar --no-same-owner -xf "$f" -C "$t" >&2 || exit "$E_CORRUPT"
+# The archive is extracted once, beside it, into a copy keyed by the
+# archive's size, mtime and inode: a later install (every DB cycle) copies
+# that tree instead of decompressing again, and a fresh download changes
+# the key. The copy is whole or absent: it is made in a temporary
+# directory and renamed into place.
+key=$(stat -c '%s.%Y.%i' "$f") || exit "$E_ARCHIVE"
+x="$(dirname "$f")/.extracted-$(basename "$f")"
+if [ "$(cat "$x/.jepsen-key" 2>/dev/null)" != "$key" ]; then
+  t=$(mktemp -d -p "$(dirname "$f")" .jepsen-extract.XXXXXX) || { echo "cannot make a directory beside $f" >&2; exit "$E_ARCHIVE"; }
+  trap 'rm -rf "$t"' EXIT
+  mkdir "$t/tree"
+  if [ "$(head -c 4 "$f" | od -An -tx1 | tr -d ' \n')" = "504b0304" ]; then
+    unzip -q "$f" -d "$t/tree" >&2 || exit "$E_CORRUPT"
+  else
+    tar --no-same-owner -xf "$f" -C "$t/tree" >&2 || exit "$E_CORRUPT"
+  fi
+  n=$(find "$t/tree" -mindepth 1 -maxdepth 1 | wc -l)
+  [ "$n" -gt 0 ] || { echo "archive is empty" >&2; exit "$E_CORRUPT"; }
+  printf '%s\n' "$key" >"$t/.jepsen-key"
+  rm -rf "$x"
+  # -T: when a concurrent install put its copy there first, use that one.
+  mv -T "$t" "$x" 2>/dev/null || rm -rf "$t"
+  trap - EXIT
+  [ "$(cat "$x/.jepsen-key" 2>/dev/null)" = "$key" ] || { echo "cannot keep the extracted copy at $x" >&2; exit "$E_ARCHIVE"; }
 fi
-n=$(find "$t" -mindepth 1 -maxdepth 1 | wc -l)
-[ "$n" -gt 0 ] || { echo "archive is empty" >&2; exit "$E_CORRUPT"; }
+# A single top directory becomes dest; otherwise dest holds the entries.
+src="$x/tree"
+n=$(find "$src" -mindepth 1 -maxdepth 1 | wc -l)
+first=$(find "$src" -mindepth 1 -maxdepth 1 | head -n 1)
+if [ "$n" -eq 1 ] && [ -d "$first" ] && [ ! -L "$first" ]; then src=$first; fi
+# Copied, never linked: a DB that edits a file of its install in place
+# must not change the cached tree.
+t=$(mktemp -d -p "$(dirname "$dest")" .jepsen-install.XXXXXX) || { echo "cannot make a directory beside $dest" >&2; exit "$E_ARCHIVE"; }
+trap 'rm -rf "$t"' EXIT
+cp -a --reflink=auto "$src" "$t/d" || exit "$E_ARCHIVE"
 rm -rf "$dest"
-first=$(find "$t" -mindepth 1 -maxdepth 1 | head -n 1)
-if [ "$n" -eq 1 ] && [ -d "$first" ] && [ ! -L "$first" ]; then mv "$first" "$dest"; else mv "$t" "$dest"; t=; fi
+mv "$t/d" "$dest" || exit "$E_ARCHIVE"

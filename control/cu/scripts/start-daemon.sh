@@ -42,7 +42,7 @@ fg)
   setsid "$@" >> "$log" 2>&1 < /dev/null || { echo "exited $?" >&2; exit "$E_FOREGROUND"; }
   ;;
 esac
-i=0; while [ ! -s "$pidf" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+i=0; while [ ! -s "$pidf" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done
 pid=$(cat "$pidf" 2>/dev/null) || { echo "no pidfile $pidf" >&2; exit "$E_NO_PIDFILE"; }
 if [ "$mode" != make ]; then jp_start "$pid" > "$pidf.start" || { jp_tail "$log"; exit "$E_DIED"; }; fi
 sleep 0.05

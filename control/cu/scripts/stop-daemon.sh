@@ -10,7 +10,9 @@
 set -u
 pidf=$1 sig=$2 ticks=$3 lpat=$4
 jp_pkill KILL "$lpat" >/dev/null
-waitgone() { i=0; while jp_running "$pidf" && [ $i -lt "$1" ]; do sleep 0.05; i=$((i+1)); done; ! jp_running "$pidf"; }
+# Polled every 10 ms (TICKS counts 50 ms): a SIGKILLed daemon is usually
+# gone within a few ms, and every stop of a cycle waits for this.
+waitgone() { i=0; n=$(($1 * 5)); while jp_running "$pidf" && [ $i -lt $n ]; do sleep 0.01; i=$((i+1)); done; ! jp_running "$pidf"; }
 if jp_running "$pidf"; then
   jp_signal "$pid" "$sig"; jp_signal "$pid" CONT
   if ! waitgone "$ticks"; then jp_signal "$pid" KILL; waitgone 100 || exit "$E_STILL_RUNNING"; fi
