@@ -396,6 +396,7 @@ func extractTar(in io.Reader, nodeDir string, list []db.LogFile) (map[string]int
 	}
 	defer root.Close()
 	tr := tar.NewReader(in)
+	buf := make([]byte, 1<<20)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -439,7 +440,9 @@ func extractTar(in io.Reader, nodeDir string, list []db.LogFile) (map[string]int
 			if err != nil {
 				return sizes, err
 			}
-			n, err := io.Copy(out, tr)
+			// Large writes: a 32 KB copy buffer made the write(2) calls
+			// a third of collection's CPU.
+			n, err := io.CopyBuffer(struct{ io.Writer }{out}, tr, buf)
 			sizes[f.Remote] += n
 			if cerr := out.Close(); err == nil {
 				err = cerr
