@@ -1,0 +1,114 @@
+// Package agent is the node side of go-jepsen's warm command path: one
+// long-lived process per node, started over one SSH channel, that runs
+// every command it is sent in a process group of its own and streams back
+// its output and exit status. It takes the place of what sshd does per
+// command (open a session channel, start a login shell), which is most of
+// a warm command's cost; Mitogen does the same for Ansible.
+//
+// The package uses the standard library only: control/ssh builds the
+// agent for the node's architecture from this package's own source
+// (embedded, see Source) and uploads it once per node.
+//
+// The protocol is frames over the channel's stdin and stdout: a type
+// byte, a command id and a payload length (both uint32, big endian), then
+// the payload. The control side sends Run (the command line for sh -c),
+// Stdin data, StdinEOF and Signal (a signal name, sent to the command's
+// process group); the agent sends Hello once, then Stdout and Stderr
+// data, and Exit (a status as an int32, then the signal name when a
+// signal ended the command) or Fail (the command could not start) once
+// per command. When its stdin ends (the control side went away), the
+// agent sends SIGTERM to every command's process group and exits.
+package agent
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Frame types.
+const (
+	Hello    byte = 'h' // agent -> control, id 0: the protocol version
+	Run      byte = 'r' // control -> agent: the command line
+	Stdin    byte = 'i' // control -> agent: stdin data
+	StdinEOF byte = 'c' // control -> agent: no more stdin
+	Signal   byte = 'k' // control -> agent: signal the command's group
+	Stdout   byte = 'o' // agent -> control: stdout data
+	Stderr   byte = 'e' // agent -> control: stderr data
+	Exit     byte = 'x' // agent -> control: int32 status, then signal name
+	Fail     byte = 'f' // agent -> control: the command did not start
+)
+
+// Version is what Hello carries; a control side that expects another
+// does not use the agent.
+const Version = "go-jepsen-agent/1"
+
+// MaxPayload bounds a frame's payload; longer data is split.
+const MaxPayload = 1 << 20
+
+// ErrFrame is matched by every malformed frame.
+var ErrFrame = errors.New("agent: malformed frame")
+
+// Frame is one message.
+type Frame struct {
+	Type    byte
+	ID      uint32
+	Payload []byte
+}
+
+// WriteFrame writes f to w in one Write call, so that writers that share
+// w under a mutex never interleave.
+func WriteFrame(w io.Writer, f Frame) error {
+	if len(f.Payload) > MaxPayload {
+		return fmt.Errorf("%w: payload of %d bytes", ErrFrame, len(f.Payload))
+	}
+	b := make([]byte, 9+len(f.Payload))
+	b[0] = f.Type
+	binary.BigEndian.PutUint32(b[1:5], f.ID)
+	binary.BigEndian.PutUint32(b[5:9], uint32(len(f.Payload)))
+	copy(b[9:], f.Payload)
+	_, err := w.Write(b)
+	return err
+}
+
+// ReadFrame reads one frame. It returns io.EOF only at a clean end
+// between frames.
+func ReadFrame(r io.Reader) (Frame, error) {
+	var h [9]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			return Frame{}, fmt.Errorf("%w: truncated header", ErrFrame)
+		}
+		return Frame{}, err
+	}
+	n := binary.BigEndian.Uint32(h[5:9])
+	if n > MaxPayload {
+		return Frame{}, fmt.Errorf("%w: payload of %d bytes", ErrFrame, n)
+	}
+	f := Frame{Type: h[0], ID: binary.BigEndian.Uint32(h[1:5]), Payload: make([]byte, n)}
+	if _, err := io.ReadFull(r, f.Payload); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return Frame{}, fmt.Errorf("%w: truncated payload", ErrFrame)
+		}
+		return Frame{}, err
+	}
+	return f, nil
+}
+
+// ExitPayload encodes an exit status and the name of the signal that
+// ended the command ("" when none).
+func ExitPayload(status int32, signal string) []byte {
+	b := make([]byte, 4+len(signal))
+	binary.BigEndian.PutUint32(b, uint32(status))
+	copy(b[4:], signal)
+	return b
+}
+
+// ParseExit decodes ExitPayload.
+func ParseExit(p []byte) (status int32, signal string, err error) {
+	if len(p) < 4 {
+		return 0, "", fmt.Errorf("%w: exit payload of %d bytes", ErrFrame, len(p))
+	}
+	return int32(binary.BigEndian.Uint32(p)), string(p[4:]), nil
+}

@@ -1,0 +1,255 @@
+package agent
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// signals are the names Signal frames may carry, as SSH names them.
+var signals = map[string]syscall.Signal{
+	"TERM": syscall.SIGTERM, "KILL": syscall.SIGKILL, "INT": syscall.SIGINT, "HUP": syscall.SIGHUP,
+	"QUIT": syscall.SIGQUIT, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "STOP": syscall.SIGSTOP, "CONT": syscall.SIGCONT,
+}
+
+// signalName is the SSH name of a signal ("TERM"), or "" when unknown.
+func signalName(s syscall.Signal) string {
+	for name, sig := range signals {
+		if sig == s {
+			return name
+		}
+	}
+	return strings.TrimPrefix(strings.ToUpper(s.String()), "SIG")
+}
+
+// server is one agent's state.
+type server struct {
+	wmu sync.Mutex // one frame at a time on out
+	out io.Writer
+
+	mu   sync.Mutex
+	cmds map[uint32]*command
+	wg   sync.WaitGroup
+}
+
+// command is one running command.
+type command struct {
+	cmd   *exec.Cmd
+	stdin *feeder
+}
+
+// feeder writes a command's stdin in order from a goroutine of its own,
+// so that a command that does not read its stdin never stalls the agent.
+type feeder struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	queue  [][]byte
+	closed bool
+}
+
+func newFeeder(w *os.File) *feeder {
+	f := &feeder{}
+	f.cond = sync.NewCond(&f.mu)
+	go func() {
+		defer w.Close()
+		for {
+			f.mu.Lock()
+			for len(f.queue) == 0 && !f.closed {
+				f.cond.Wait()
+			}
+			if len(f.queue) == 0 {
+				f.mu.Unlock()
+				return
+			}
+			b := f.queue[0]
+			f.queue = f.queue[1:]
+			f.mu.Unlock()
+			if _, err := w.Write(b); err != nil {
+				// The command closed its stdin: drop the rest.
+				f.mu.Lock()
+				f.queue, f.closed = nil, true
+				f.mu.Unlock()
+				return
+			}
+		}
+	}()
+	return f
+}
+
+func (f *feeder) write(b []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.closed {
+		f.queue = append(f.queue, b)
+		f.cond.Signal()
+	}
+}
+
+// close ends stdin after what is queued.
+func (f *feeder) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	f.cond.Signal()
+}
+
+func (s *server) send(f Frame) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	// A write error means the control side is gone: the read loop sees
+	// that too, and ends the agent.
+	_ = WriteFrame(s.out, f)
+}
+
+// Serve runs the agent: it reads frames from in and writes frames to out
+// until in ends, then signals every command still running (SIGTERM to its
+// process group) and returns once their outputs are sent or dropped.
+// shell is the program that runs a command line (with -c); "" means
+// /bin/sh.
+func Serve(in io.Reader, out io.Writer, shell string) error {
+	if shell == "" {
+		shell = "/bin/sh"
+	}
+	s := &server{out: out, cmds: map[uint32]*command{}}
+	s.send(Frame{Type: Hello, Payload: []byte(Version)})
+	var err error
+	for {
+		var f Frame
+		f, err = ReadFrame(in)
+		if err != nil {
+			break
+		}
+		switch f.Type {
+		case Run:
+			s.start(f.ID, shell, string(f.Payload))
+		case Stdin:
+			s.mu.Lock()
+			if c := s.cmds[f.ID]; c != nil {
+				c.stdin.write(f.Payload)
+			}
+			s.mu.Unlock()
+		case StdinEOF:
+			s.mu.Lock()
+			if c := s.cmds[f.ID]; c != nil {
+				c.stdin.close()
+			}
+			s.mu.Unlock()
+		case Signal:
+			s.signal(f.ID, string(f.Payload))
+		}
+	}
+	s.mu.Lock()
+	for _, c := range s.cmds {
+		if c.cmd.Process != nil {
+			_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
+		}
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
+
+func (s *server) signal(id uint32, name string) {
+	sig, ok := signals[name]
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.cmds[id]; c != nil && c.cmd.Process != nil {
+		_ = syscall.Kill(-c.cmd.Process.Pid, sig)
+	}
+}
+
+// start runs line in a process group of its own, its output streamed
+// back in frames; the Exit frame follows the last output.
+func (s *server) start(id uint32, shell, line string) {
+	cmd := exec.Command(shell, "-c", line)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		s.send(Frame{Type: Fail, ID: id, Payload: []byte(err.Error())})
+		return
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		s.send(Frame{Type: Fail, ID: id, Payload: []byte(err.Error())})
+		return
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		outR.Close()
+		outW.Close()
+		s.send(Frame{Type: Fail, ID: id, Payload: []byte(err.Error())})
+		return
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	err = cmd.Start()
+	inR.Close()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		errR.Close()
+		s.send(Frame{Type: Fail, ID: id, Payload: []byte(err.Error())})
+		return
+	}
+	c := &command{cmd: cmd, stdin: newFeeder(inW)}
+	s.mu.Lock()
+	s.cmds[id] = c
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		// As sshd does: the command is over when it has exited and its
+		// output has ended (a background child holding stdout keeps it
+		// open, as it would keep an SSH channel open).
+		var copies sync.WaitGroup
+		copies.Go(func() { s.copyOut(id, Stdout, outR) })
+		copies.Go(func() { s.copyOut(id, Stderr, errR) })
+		copies.Wait()
+		werr := cmd.Wait()
+		s.mu.Lock()
+		delete(s.cmds, id)
+		s.mu.Unlock()
+		c.stdin.close()
+		status, sig := int32(0), ""
+		if werr != nil {
+			status = -1
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+				switch {
+				case ws.Signaled():
+					sig = signalName(ws.Signal())
+				case ws.Exited():
+					status = int32(ws.ExitStatus())
+				}
+			}
+		}
+		s.send(Frame{Type: Exit, ID: id, Payload: ExitPayload(status, sig)})
+	}()
+}
+
+func (s *server) copyOut(id uint32, typ byte, r *os.File) {
+	defer r.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			s.send(Frame{Type: typ, ID: id, Payload: append([]byte(nil), buf[:n]...)})
+		}
+		if err != nil {
+			return
+		}
+	}
+}
