@@ -191,7 +191,10 @@ func (c *Client) fill(err error) error {
 // run. An attempt that did not start read no stdin and wrote no output,
 // so streamed stdin and output are safe across retries. It returns nil,
 // an *ExitStatus or a *TransportError.
-func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Reader, stdout, stderr io.Writer) error {
+//
+// A buffered command (stdin in full, output collected in memory) goes
+// through the Conn's BufferedRunner when it has one.
+func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Reader, stdout, stderr io.Writer, buffered bool) error {
 	var last error
 	for attempt := 0; attempt <= c.opts.Retries; attempt++ {
 		if attempt > 0 {
@@ -213,11 +216,17 @@ func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Re
 		if err := c.sem.Acquire(ctx, 1); err != nil {
 			return c.fill(CtxError(ctx, false))
 		}
-		in := stdinR
-		if stdin != nil {
-			in = bytes.NewReader(stdin)
+		err = ErrNoFastPath
+		if br, ok := conn.(BufferedRunner); ok && buffered && stdinR == nil {
+			err = br.RunBuffered(ctx, cmd, stdin, stdout, stderr)
 		}
-		err = conn.Run(ctx, cmd, in, stdout, stderr)
+		if err == ErrNoFastPath {
+			in := stdinR
+			if stdin != nil {
+				in = bytes.NewReader(stdin)
+			}
+			err = conn.Run(ctx, cmd, in, stdout, stderr)
+		}
 		c.sem.Release(1)
 		if err == nil {
 			return nil

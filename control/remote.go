@@ -75,6 +75,21 @@ type BrokenReporter interface {
 	Broken() bool
 }
 
+// BufferedRunner is an optional interface of a Conn: a faster way to run
+// a command whose stdin is known in full and whose output the Session
+// collects in memory (Session.Exec, and every Cmd without Stdout, Stderr
+// or StdinReader). RunBuffered keeps Run's contract. When the fast path
+// is not available for a command it returns ErrNoFastPath before sending
+// anything, and the Client runs the command with Run instead.
+// control/ssh's warm path implements it.
+type BufferedRunner interface {
+	RunBuffered(ctx context.Context, cmd string, stdin []byte, stdout, stderr io.Writer) error
+}
+
+// ErrNoFastPath is returned by BufferedRunner.RunBuffered when it did not
+// run the command.
+var ErrNoFastPath = errors.New("control: no fast path for this command")
+
 // ctxOp names the transport op for a context that ended.
 func ctxOp(err error) Op {
 	if errors.Is(err, context.DeadlineExceeded) {

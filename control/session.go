@@ -181,7 +181,8 @@ func (s *Session) runLine(ctx context.Context, line, display string, cmd Cmd) (R
 	if stdin == nil && stdinR == nil {
 		stdin = []byte{}
 	}
-	err := c.run(ctx, wrapped, stdin, stdinR, stdout, stderr)
+	buffered := cmd.Stdout == nil && cmd.Stderr == nil && stdinR == nil
+	err := c.run(ctx, wrapped, stdin, stdinR, stdout, stderr, buffered)
 	res := Result{Stdout: strings.TrimRight(outBuf.String(), "\n"), Stderr: errBuf.String()}
 	if err == nil {
 		return res, nil

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -15,9 +16,24 @@ import (
 
 // client drives a Serve running in-process over pipes.
 type client struct {
-	t   *testing.T
-	in  io.WriteCloser
-	out io.Reader
+	t       *testing.T
+	in      io.WriteCloser
+	out     io.Reader
+	pending []Frame // read while waiting for something else
+}
+
+// next returns the next frame, pending ones first.
+func (c *client) next() Frame {
+	if len(c.pending) > 0 {
+		f := c.pending[0]
+		c.pending = c.pending[1:]
+		return f
+	}
+	f, err := ReadFrame(c.out)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return f
 }
 
 func serve(t *testing.T) *client {
@@ -45,6 +61,21 @@ func serve(t *testing.T) *client {
 	return c
 }
 
+// start stages a command, waits for Staged and sends Go.
+func (c *client) start(id uint32, line string) {
+	c.send(Frame{Type: Run, ID: id, Payload: []byte(line)})
+	var other []Frame
+	for {
+		f := c.next()
+		if f.Type == Staged && f.ID == id {
+			break
+		}
+		other = append(other, f)
+	}
+	c.pending = append(other, c.pending...)
+	c.send(Frame{Type: Go, ID: id})
+}
+
 func (c *client) send(f Frame) {
 	if err := WriteFrame(c.in, f); err != nil {
 		c.t.Fatal(err)
@@ -66,10 +97,8 @@ func (c *client) wait(ids ...uint32) map[uint32]*result {
 	}
 	left := len(ids)
 	for left > 0 {
-		f, err := ReadFrame(c.out)
-		if err != nil {
-			c.t.Fatal(err)
-		}
+		f := c.next()
+		var err error
 		r := res[f.ID]
 		if r == nil {
 			c.t.Fatalf("frame for unknown id %d", f.ID)
@@ -95,13 +124,13 @@ func (c *client) wait(ids ...uint32) map[uint32]*result {
 
 func TestServeRunsCommands(t *testing.T) {
 	c := serve(t)
-	c.send(Frame{Type: Run, ID: 1, Payload: []byte(`echo out; echo err >&2; exit 3`)})
+	c.start(1, `echo out; echo err >&2; exit 3`)
 	c.send(Frame{Type: StdinEOF, ID: 1})
-	c.send(Frame{Type: Run, ID: 2, Payload: []byte(`tr a-z A-Z`)})
+	c.start(2, `tr a-z A-Z`)
 	c.send(Frame{Type: Stdin, ID: 2, Payload: []byte("hello ")})
 	c.send(Frame{Type: Stdin, ID: 2, Payload: []byte("world")})
 	c.send(Frame{Type: StdinEOF, ID: 2})
-	c.send(Frame{Type: Run, ID: 3, Payload: []byte(`head -c 3000000 /dev/zero | tr '\0' x`)})
+	c.start(3, `head -c 3000000 /dev/zero | tr '\0' x`)
 	c.send(Frame{Type: StdinEOF, ID: 3})
 	res := c.wait(1, 2, 3)
 	if r := res[1]; r.stdout != "out\n" || r.stderr != "err\n" || r.status != 3 || r.signal != "" {
@@ -115,15 +144,35 @@ func TestServeRunsCommands(t *testing.T) {
 	}
 }
 
+// A dropped command never runs; one whose Go comes later runs then.
+func TestServeStagesCommands(t *testing.T) {
+	c := serve(t)
+	mark := filepath.Join(t.TempDir(), "ran")
+	c.send(Frame{Type: Run, ID: 1, Payload: []byte("touch " + mark)})
+	if f := c.next(); f.Type != Staged {
+		t.Fatalf("%+v", f)
+	}
+	c.send(Frame{Type: Drop, ID: 1})
+	c.send(Frame{Type: Go, ID: 1}) // too late: dropped
+	c.start(2, "echo two")
+	c.send(Frame{Type: StdinEOF, ID: 2})
+	if r := c.wait(2)[2]; r.stdout != "two\n" {
+		t.Fatalf("%+v", *r)
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Fatal("a dropped command ran")
+	}
+}
+
 // A signal reaches the command's whole process group, and the exit
 // says which signal ended it.
 func TestServeSignalsTheGroup(t *testing.T) {
 	c := serve(t)
-	c.send(Frame{Type: Run, ID: 7, Payload: []byte(`sleep 30 & echo $!; wait`)})
+	c.start(7, `sleep 30 & echo $!; wait`)
 	c.send(Frame{Type: StdinEOF, ID: 7})
-	f, err := ReadFrame(c.out)
-	if err != nil || f.Type != Stdout {
-		t.Fatalf("%+v %v", f, err)
+	f := c.next()
+	if f.Type != Stdout {
+		t.Fatalf("%+v", f)
 	}
 	child := strings.TrimSpace(string(f.Payload))
 	c.send(Frame{Type: Signal, ID: 7, Payload: []byte("KILL")})
@@ -148,12 +197,12 @@ func TestServeSignalsTheGroup(t *testing.T) {
 // A command that never reads its stdin does not stall the agent.
 func TestServeStdinNotRead(t *testing.T) {
 	c := serve(t)
-	c.send(Frame{Type: Run, ID: 1, Payload: []byte(`sleep 0.2`)})
+	c.start(1, `sleep 0.2`)
 	for range 4 {
 		c.send(Frame{Type: Stdin, ID: 1, Payload: bytes.Repeat([]byte("y"), MaxPayload)})
 	}
 	c.send(Frame{Type: StdinEOF, ID: 1})
-	c.send(Frame{Type: Run, ID: 2, Payload: []byte(`echo fine`)})
+	c.start(2, `echo fine`)
 	c.send(Frame{Type: StdinEOF, ID: 2})
 	res := c.wait(1, 2)
 	if res[2].stdout != "fine\n" || res[1].status != 0 {
@@ -239,7 +288,7 @@ func TestBuildAndRun(t *testing.T) {
 	if f, err := ReadFrame(out); err != nil || f.Type != Hello {
 		t.Fatalf("hello: %+v %v", f, err)
 	}
-	c.send(Frame{Type: Run, ID: 1, Payload: []byte(`echo built`)})
+	c.start(1, `echo built`)
 	c.send(Frame{Type: StdinEOF, ID: 1})
 	if r := c.wait(1)[1]; r.stdout != "built\n" {
 		t.Fatalf("%+v", *r)

@@ -11,13 +11,17 @@
 //
 // The protocol is frames over the channel's stdin and stdout: a type
 // byte, a command id and a payload length (both uint32, big endian), then
-// the payload. The control side sends Run (the command line for sh -c),
-// Stdin data, StdinEOF and Signal (a signal name, sent to the command's
-// process group); the agent sends Hello once, then Stdout and Stderr
-// data, and Exit (a status as an int32, then the signal name when a
-// signal ended the command) or Fail (the command could not start) once
-// per command. When its stdin ends (the control side went away), the
-// agent sends SIGTERM to every command's process group and exits.
+// the payload. A command starts in two steps, so that one sent to a node
+// that went silent never runs when the node comes back: the control side
+// sends Run (the command line for sh -c), the agent answers Staged, and
+// only then does the control side send Go (the command starts) if the
+// caller still waits, or Drop if not. Then it sends Stdin data, StdinEOF
+// and Signal (a signal name, sent to the command's process group); the
+// agent sends Hello once, then Stdout and Stderr data, and Exit (a status
+// as an int32, then the signal name when a signal ended the command) or
+// Fail (the command could not start) once per command. When its stdin
+// ends (the control side went away), the agent sends SIGTERM to every
+// command's process group and exits.
 package agent
 
 import (
@@ -30,7 +34,10 @@ import (
 // Frame types.
 const (
 	Hello    byte = 'h' // agent -> control, id 0: the protocol version
-	Run      byte = 'r' // control -> agent: the command line
+	Run      byte = 'r' // control -> agent: the command line, staged
+	Staged   byte = 's' // agent -> control: Run arrived
+	Go       byte = 'g' // control -> agent: start the staged command
+	Drop     byte = 'd' // control -> agent: forget the staged command
 	Stdin    byte = 'i' // control -> agent: stdin data
 	StdinEOF byte = 'c' // control -> agent: no more stdin
 	Signal   byte = 'k' // control -> agent: signal the command's group

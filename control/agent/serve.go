@@ -30,9 +30,10 @@ type server struct {
 	wmu sync.Mutex // one frame at a time on out
 	out io.Writer
 
-	mu   sync.Mutex
-	cmds map[uint32]*command
-	wg   sync.WaitGroup
+	mu     sync.Mutex
+	staged map[uint32]string // command lines waiting for Go
+	cmds   map[uint32]*command
+	wg     sync.WaitGroup
 }
 
 // command is one running command.
@@ -113,7 +114,7 @@ func Serve(in io.Reader, out io.Writer, shell string) error {
 	if shell == "" {
 		shell = "/bin/sh"
 	}
-	s := &server{out: out, cmds: map[uint32]*command{}}
+	s := &server{out: out, cmds: map[uint32]*command{}, staged: map[uint32]string{}}
 	s.send(Frame{Type: Hello, Payload: []byte(Version)})
 	var err error
 	for {
@@ -124,7 +125,15 @@ func Serve(in io.Reader, out io.Writer, shell string) error {
 		}
 		switch f.Type {
 		case Run:
-			s.start(f.ID, shell, string(f.Payload))
+			s.staged[f.ID] = string(f.Payload)
+			s.send(Frame{Type: Staged, ID: f.ID})
+		case Go:
+			if line, ok := s.staged[f.ID]; ok {
+				delete(s.staged, f.ID)
+				s.start(f.ID, shell, line)
+			}
+		case Drop:
+			delete(s.staged, f.ID)
 		case Stdin:
 			s.mu.Lock()
 			if c := s.cmds[f.ID]; c != nil {

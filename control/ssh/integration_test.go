@@ -32,10 +32,107 @@ func sandboxTest(t testing.TB, opts control.Options) *jepsen.Test {
 	return tt
 }
 
+// warmTest is a Test on the sandbox's nodes with the given warm path.
+func warmTest(t *testing.T, m jssh.WarmMode) *jepsen.Test {
+	t.Helper()
+	sandboxtest.Warm(t) // builds the agent
+	nodes, r, err := jssh.Load(env.Get(t).NodesFile(), jssh.Config{Warm: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, err := jepsen.New("ctl", nodes, r, control.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tt.Close() })
+	return tt
+}
+
 // The control layer's contract (internal/contract) over SSH, on sandbox
-// nodes.
+// nodes: with a channel per command, and through the node agent.
 func TestSSHContract(t *testing.T) {
-	contract.Run(t, sandboxTest(t, control.Options{}))
+	for _, m := range []jssh.WarmMode{jssh.WarmOff, jssh.WarmEager} {
+		t.Run("warm="+m.String(), func(t *testing.T) {
+			contract.Run(t, warmTest(t, m))
+		})
+	}
+}
+
+// parentOf is a command line that prints the name of the process that
+// started the command's timeout(1) wrapper: sshd on a channel, the agent
+// on the warm path.
+const parentOf = `p=$(ps -o ppid= -p $$ | tr -d ' '); pp=$(ps -o ppid= -p "$p" | tr -d ' '); ps -o comm= -p "$pp"`
+
+// Which path a command takes: eager sends buffered commands through the
+// agent from the first; auto from the fourth (the agent starts in the
+// background after the third); off never. Streamed commands always use a
+// channel. A killed agent means lost commands in flight, and channels
+// until the next start.
+func TestWarmPathChoice(t *testing.T) {
+	ctx := context.Background()
+	via := func(t *testing.T, s *control.Session) string {
+		t.Helper()
+		out, err := s.Exec(ctx, control.Raw(parentOf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(out, "agent-") {
+			return "agent"
+		}
+		return out
+	}
+	t.Run("eager", func(t *testing.T) {
+		s := warmTest(t, jssh.WarmEager).Session("n1")
+		if got := via(t, s); got != "agent" {
+			t.Fatalf("first command ran under %q", got)
+		}
+		var out bytes.Buffer
+		if _, err := s.Run(ctx, control.Cmd{Args: []any{control.Raw(parentOf)}, Stdout: &out}); err != nil || strings.HasPrefix(out.String(), "agent-") {
+			t.Fatalf("a streamed command ran under %q (%v)", out.String(), err)
+		}
+	})
+	t.Run("auto", func(t *testing.T) {
+		s := warmTest(t, jssh.WarmAuto).Session("n2")
+		for i := range 3 {
+			if got := via(t, s); got == "agent" {
+				t.Fatalf("command %d went through the agent", i+1)
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for via(t, s) != "agent" {
+			if time.Now().After(deadline) {
+				t.Fatal("the agent never took over")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// Kill the agent: the next commands use channels again (the
+		// agent's death is noticed, nothing hangs), and a new agent
+		// takes over.
+		if _, err := s.Exec(ctx, control.Raw(`pkill -KILL -f '^/tmp/jepsen/agent/agent-' || true`)); err == nil {
+			t.Log("agent killed from its own command")
+		}
+		deadline = time.Now().Add(10 * time.Second)
+		sawChannel := false
+		for {
+			got := via(t, s)
+			sawChannel = sawChannel || got != "agent"
+			if sawChannel && got == "agent" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after the agent died: channel seen %v, agent back %v", sawChannel, got == "agent")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		s := warmTest(t, jssh.WarmOff).Session("n3")
+		for i := range 6 {
+			if got := via(t, s); got == "agent" {
+				t.Fatalf("command %d went through the agent", i+1)
+			}
+		}
+	})
 }
 
 // All of a node's commands go over one connection.

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -59,6 +60,53 @@ type Config struct {
 	// KeepAlive is the interval of keepalive requests that detect a dead
 	// connection; default 15 s, negative disables.
 	KeepAlive time.Duration
+	// Warm chooses the warm command path: WarmAuto (the zero value),
+	// WarmEager or WarmOff. On it, commands whose output is collected in
+	// memory (Session.Exec and the like) run through go-jepsen's agent on
+	// the node (package control/agent), one process started over one
+	// channel: a fork and exec on the node each, instead of a new channel
+	// and login shell each, with the same deadlines, cancellation, exit
+	// statuses and errors. The agent is built for the node's architecture
+	// by the Go toolchain on PATH (once, into AgentCache) and uploaded to
+	// /tmp/jepsen/agent once per node. Without a toolchain, on a node that
+	// cannot run it, and while it starts, commands use a channel each.
+	Warm WarmMode
+	// AgentCache is where agent binaries are built; default
+	// go-jepsen/agent under os.UserCacheDir.
+	AgentCache string
+}
+
+// WarmMode says when a connection starts the node's agent.
+type WarmMode int
+
+// Warm modes.
+const (
+	// WarmAuto starts the agent in the background once a connection has
+	// run more than two commands: one-shot uses never pay for it.
+	WarmAuto WarmMode = iota
+	// WarmEager starts it while dialing, so that every buffered command
+	// uses it; a start that fails or does not fit in the dial's deadline
+	// leaves the connection on channels, as WarmAuto would.
+	WarmEager
+	// WarmOff never starts it.
+	WarmOff
+)
+
+// ParseWarmMode reads "auto", "eager" or "off".
+func ParseWarmMode(s string) (WarmMode, error) {
+	switch s {
+	case "auto", "":
+		return WarmAuto, nil
+	case "eager":
+		return WarmEager, nil
+	case "off":
+		return WarmOff, nil
+	}
+	return WarmAuto, fmt.Errorf("ssh: warm path %q: want auto, eager or off", s)
+}
+
+func (m WarmMode) String() string {
+	return [...]string{"auto", "eager", "off"}[m]
 }
 
 // Remote dials nodes over SSH. It is safe for concurrent use.
@@ -326,10 +374,13 @@ func (r *Remote) Dial(ctx context.Context, node string) (control.Conn, error) {
 		return nil, classifyHandshake(ctx, node, known, dialAddr, err, keyErr, stopped)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	c := &conn{client: ssh.NewClient(sc, chans, reqs), user: r.cfg.User, done: make(chan struct{}), dead: make(chan struct{})}
+	c := &conn{cfg: r.cfg, client: ssh.NewClient(sc, chans, reqs), user: r.cfg.User, done: make(chan struct{}), dead: make(chan struct{})}
 	go func() { _ = c.client.Wait(); close(c.dead) }()
 	if r.cfg.KeepAlive > 0 {
 		go c.keepAlive(r.cfg.KeepAlive)
+	}
+	if r.cfg.Warm == WarmEager {
+		c.warmNow(ctx)
 	}
 	return c, nil
 }
@@ -365,6 +416,8 @@ func classifyHandshake(ctx context.Context, node, known, dialAddr string, err, k
 }
 
 type conn struct {
+	cfg     Config
+	warm    warm
 	client  *ssh.Client
 	user    string
 	once    sync.Once
@@ -528,6 +581,7 @@ func (c *conn) Run(ctx context.Context, line string, stdin io.Reader, stdout, st
 	if ctx.Err() != nil {
 		return control.CtxError(ctx, false)
 	}
+	c.noteCommand()
 	out, errw := &gate{w: stdout}, &gate{w: stderr}
 	a := &attempt{}
 	res := make(chan error, 1)
@@ -555,7 +609,7 @@ func (c *conn) Run(ctx context.Context, line string, stdin io.Reader, stdout, st
 }
 
 func (c *conn) run(a *attempt, line string, stdin io.Reader, stdout, stderr io.Writer) error {
-	sess, err := c.client.NewSession()
+	sess, err := c.newSession(a)
 	if err != nil {
 		if _, ok := errors.AsType[*ssh.OpenChannelError](err); ok {
 			return &control.TransportError{Op: control.OpOpenSession, Err: err}
@@ -596,6 +650,32 @@ func (c *conn) run(a *attempt, line string, stdin io.Reader, stdout, stderr io.W
 		}
 	}
 	return &control.TransportError{Op: control.OpLost, Started: true, Err: err}
+}
+
+// newSession opens a session channel. The node's agent holds one
+// channel of the server's session limit (OpenSSH's MaxSessions, 10 by
+// default) that the Client's own bound does not count; a refusal for want
+// of a session while the agent holds one therefore waits for a channel to
+// free up, as the Client's bound would have made it wait, until the
+// attempt is abandoned.
+func (c *conn) newSession(a *attempt) (*ssh.Session, error) {
+	for {
+		sess, err := c.client.NewSession()
+		if err == nil || !c.warm.holdsChannel() {
+			return sess, err
+		}
+		oe, ok := errors.AsType[*ssh.OpenChannelError](err)
+		if !ok || (oe.Reason != ssh.Prohibited && oe.Reason != ssh.ResourceShortage) {
+			return sess, err
+		}
+		a.mu.Lock()
+		abandoned := a.abandoned
+		a.mu.Unlock()
+		if abandoned {
+			return nil, err
+		}
+		time.Sleep(5*time.Millisecond + rand.N(20*time.Millisecond))
+	}
 }
 
 func fileExists(p string) bool {

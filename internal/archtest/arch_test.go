@@ -41,6 +41,11 @@ func TestImportRules(t *testing.T) {
 		{"/dbs/etcd", []string{"/core", "/store", "/nemesis", "/control/ssh"}},
 		{"/core", []string{"/nemesis", "/dbs/etcd", "/control/ssh", "/sandbox"}},
 	}
+	// The node agent is built from its own source files alone: the
+	// standard library only.
+	if d := slices.DeleteFunc(deps(t, "/control/agent"), func(p string) bool { return p == "/control/agent" }); len(d) > 0 {
+		t.Errorf("control/agent depends on %v; it must use the standard library only", d)
+	}
 	for _, r := range rules {
 		d := deps(t, r.pkg)
 		for _, b := range r.banned {

@@ -11,9 +11,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	nodeagent "github.com/go-jepsen/jepsen/control/agent"
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
@@ -72,7 +75,7 @@ func (e *Env) Get(t testing.TB) *sandbox.Info {
 func (e *Env) Test(t testing.TB, name string, opts control.Options) *jepsen.Test {
 	t.Helper()
 	info := e.Get(t)
-	nodes, r, err := jssh.Load(info.NodesFile(), jssh.Config{})
+	nodes, r, err := jssh.Load(info.NodesFile(), jssh.Config{Warm: Warm(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +86,36 @@ func (e *Env) Test(t testing.TB, name string, opts control.Options) *jepsen.Test
 	t.Cleanup(func() { tt.Close() })
 	return tt
 }
+
+// Warm is the warm path the tests' connections use: $JEPSEN_WARM (auto,
+// eager or off), by default eager, so that the whole suite runs its
+// buffered commands through the node agent (control/agent). The agent is
+// built before the first test, so that no test's first dial pays for it.
+func Warm(t testing.TB) jssh.WarmMode {
+	m, err := jssh.ParseWarmMode(os.Getenv("JEPSEN_WARM"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Getenv("JEPSEN_WARM") == "" {
+		m = jssh.WarmEager
+	}
+	if m != jssh.WarmOff {
+		buildAgent.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			_, buildErr = nodeagent.Build(ctx, jssh.DefaultAgentCache(), runtime.GOARCH)
+		})
+		if buildErr != nil {
+			t.Fatalf("building the node agent: %v", buildErr)
+		}
+	}
+	return m
+}
+
+var (
+	buildAgent sync.Once
+	buildErr   error
+)
 
 // Close takes the sandbox down if Get brought it up.
 func (e *Env) Close() {

@@ -1,0 +1,479 @@
+package ssh
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jepsen/jepsen/control"
+	nodeagent "github.com/go-jepsen/jepsen/control/agent"
+	"golang.org/x/crypto/ssh"
+)
+
+// The warm path: after a connection's first command, its conn starts
+// go-jepsen's agent (control/agent) on the node in the background, over
+// one session channel; once the agent answers, buffered commands
+// (control.BufferedRunner) go through it, each a fork and exec on the
+// node instead of a new channel and a login shell. Everything else, and
+// every command while the agent is not ready, uses a channel each.
+
+// agentDir is where agents are kept on nodes, named by their source's
+// digest and architecture.
+const agentDir = "/tmp/jepsen/agent"
+
+// agentRetry is how long a conn waits before trying again to start an
+// agent that failed to start.
+const agentRetry = 30 * time.Second
+
+// agentStartTimeout bounds an agent's start: build (first time only),
+// upload (first time per node), start and hello.
+const agentStartTimeout = 2 * time.Minute
+
+// warm is a conn's agent state.
+type warm struct {
+	mu       sync.Mutex
+	link     *link     // the running agent, or nil
+	starting bool      // a start is in flight
+	failedAt time.Time // when the last start failed
+	lastErr  error     // why, for tests and debugging
+	commands int       // commands run on the conn
+}
+
+// noteCommand counts a command run on a channel and, from the third on
+// (a connection used more than twice is a warm one), starts the agent in
+// the background unless it runs or is starting. One-shot uses (one or two
+// commands per node) never pay for it.
+func (c *conn) noteCommand() {
+	if c.cfg.Warm == WarmOff {
+		return
+	}
+	w := &c.warm
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.commands++
+	if w.commands < 3 || w.starting || w.link != nil || (!w.failedAt.IsZero() && time.Since(w.failedAt) < agentRetry) {
+		return
+	}
+	w.starting = true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), agentStartTimeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-c.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		l, err := c.startAgent(ctx)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.starting = false
+		w.lastErr = err
+		if err != nil {
+			w.failedAt = time.Now()
+			return
+		}
+		w.link = l
+	}()
+}
+
+// warmNow starts the agent and waits for it, within ctx: WarmEager's
+// start at dial. A failure leaves the conn on channels.
+func (c *conn) warmNow(ctx context.Context) {
+	w := &c.warm
+	w.mu.Lock()
+	if w.starting || w.link != nil {
+		w.mu.Unlock()
+		return
+	}
+	w.starting = true
+	w.mu.Unlock()
+	l, err := c.startAgent(ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.starting, w.lastErr = false, err
+	if err != nil {
+		w.failedAt = time.Now()
+		if l != nil {
+			l.end()
+		}
+		return
+	}
+	w.link = l
+}
+
+// holdsChannel reports whether the agent holds, or is opening, its
+// channel.
+func (w *warm) holdsChannel() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.starting || (w.link != nil && !w.link.gone())
+}
+
+// ready returns the running agent's link, or nil.
+func (c *conn) ready() *link {
+	w := &c.warm
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.link != nil && w.link.gone() {
+		w.link = nil // it died: start another on a later command
+	}
+	return w.link
+}
+
+// RunBuffered runs cmd through the node's agent (control.BufferedRunner),
+// with Run's contract; control.ErrNoFastPath, before anything was sent,
+// when no agent is ready.
+func (c *conn) RunBuffered(ctx context.Context, line string, stdin []byte, stdout, stderr io.Writer) error {
+	l := c.ready()
+	if l == nil {
+		return control.ErrNoFastPath
+	}
+	if ctx.Err() != nil {
+		return control.CtxError(ctx, false)
+	}
+	return l.run(ctx, c, line, stdin, stdout, stderr)
+}
+
+// bootstrap is what the agent's channel runs first: it says the node's
+// machine, reads the agent's path, asks for the binary when the node does
+// not have it (read to the byte: head(1) never reads past its count), and
+// becomes the agent. Start, upload and agent share that one channel, so
+// that the agent never holds more than one of the server's sessions.
+const bootstrap = `uname -m; IFS= read -r p || exit 1; if [ ! -x "$p" ]; then echo need; IFS= read -r n || exit 1; ` +
+	`mkdir -p "${p%/*}" && t=$(mktemp "$p.XXXXXX") && head -c "$n" > "$t" && chmod 755 "$t" && mv -f "$t" "$p" || exit 1; fi; exec "$p"`
+
+// startAgent starts the agent on the node over one session channel: the
+// node's architecture, the binary (built here the first time, uploaded
+// when the node lacks it), then the agent's hello. It returns when ctx
+// ends, whatever the node does; a start that completes after that is
+// ended at once.
+func (c *conn) startAgent(ctx context.Context) (*link, error) {
+	type result struct {
+		l   *link
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		l, err := c.bootAgent(ctx)
+		res <- result{l, err}
+	}()
+	select {
+	case r := <-res:
+		return r.l, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-res; r.l != nil {
+				r.l.end()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// bootAgent is startAgent's work. A failure closes the channel.
+func (c *conn) bootAgent(ctx context.Context) (*link, error) {
+	sess, err := c.client.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("agent: session: %w", err)
+	}
+	fail := func(err error) (*link, error) {
+		sess.Close()
+		return nil, err
+	}
+	in, err := sess.StdinPipe()
+	if err != nil {
+		return fail(err)
+	}
+	outPipe, err := sess.StdoutPipe()
+	if err != nil {
+		return fail(err)
+	}
+	if err := sess.Start(bootstrap); err != nil {
+		return fail(fmt.Errorf("agent: start: %w", err))
+	}
+	// Every read and write below may block on a silent node: startAgent
+	// does not wait for them past ctx, and ctx's end closes the channel.
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	out := bufio.NewReader(outPipe)
+	machine, err := out.ReadString('\n')
+	if err != nil {
+		return fail(fmt.Errorf("agent: uname: %w", err))
+	}
+	machine = strings.TrimSpace(machine)
+	arch := nodeagent.GOARCH(machine)
+	if arch == "" {
+		return fail(fmt.Errorf("agent: no Go port for machine %q", machine))
+	}
+	cache := c.cfg.AgentCache
+	if cache == "" {
+		cache = DefaultAgentCache()
+	}
+	bin, err := nodeagent.Build(ctx, cache, arch)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := io.WriteString(in, path.Join(agentDir, filepath.Base(bin))+"\n"); err != nil {
+		return fail(err)
+	}
+	b, err := out.Peek(1)
+	if err != nil {
+		return fail(fmt.Errorf("agent: %w", err))
+	}
+	if b[0] == 'n' { // "need"
+		if _, err := out.ReadString('\n'); err != nil {
+			return fail(err)
+		}
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := fmt.Fprintf(in, "%d\n", len(data)); err != nil {
+			return fail(err)
+		}
+		if _, err := in.Write(data); err != nil {
+			return fail(fmt.Errorf("agent: upload: %w", err))
+		}
+	}
+	f, err := nodeagent.ReadFrame(out)
+	if err != nil {
+		return fail(fmt.Errorf("agent: hello: %w", err))
+	}
+	if f.Type != nodeagent.Hello || string(f.Payload) != nodeagent.Version {
+		return fail(fmt.Errorf("agent: unexpected hello %q", f.Payload))
+	}
+	if !stop() {
+		return fail(ctx.Err())
+	}
+	l := newLink(sess, in)
+	go l.readLoop(out)
+	return l, nil
+}
+
+// DefaultAgentCache is where agent binaries are built when
+// Config.AgentCache is empty: go-jepsen/agent under os.UserCacheDir (or
+// the temporary directory).
+func DefaultAgentCache() string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "go-jepsen", "agent")
+}
+
+// link is one running agent: commands multiplexed on its channel.
+type link struct {
+	sess *ssh.Session
+
+	mu    sync.Mutex
+	cond  *sync.Cond
+	queue [][]byte // frames waiting for the writer
+	cmds  map[uint32]*linkCmd
+	next  uint32
+	dead  chan struct{} // closed when the agent or its channel is gone
+	ended bool
+}
+
+// linkCmd is one command in flight on a link.
+type linkCmd struct {
+	stdout, stderr io.Writer
+	staged         chan struct{} // closed when the agent has the command
+	done           chan error    // the command's result, once
+}
+
+func newLink(sess *ssh.Session, in io.WriteCloser) *link {
+	l := &link{sess: sess, cmds: map[uint32]*linkCmd{}, dead: make(chan struct{})}
+	l.cond = sync.NewCond(&l.mu)
+	go l.writeLoop(in)
+	return l
+}
+
+func (l *link) gone() bool {
+	select {
+	case <-l.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeLoop sends queued frames in order. It runs apart from every
+// command, so that a node that stopped reading blocks no caller: Run
+// returns at its deadline, and the conn's liveness probe closes the
+// connection, which ends this loop.
+func (l *link) writeLoop(in io.WriteCloser) {
+	defer in.Close()
+	for {
+		l.mu.Lock()
+		for len(l.queue) == 0 && !l.ended {
+			l.cond.Wait()
+		}
+		if l.ended {
+			l.mu.Unlock()
+			return
+		}
+		batch := bytes.Join(l.queue, nil)
+		l.queue = nil
+		l.mu.Unlock()
+		if _, err := in.Write(batch); err != nil {
+			l.end()
+			return
+		}
+	}
+}
+
+// end marks the link gone and fails every command in flight as lost: it
+// may have run.
+func (l *link) end() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended {
+		return
+	}
+	l.ended = true
+	close(l.dead)
+	l.cond.Broadcast()
+	for id, c := range l.cmds {
+		c.done <- &control.TransportError{Op: control.OpLost, Started: true, Err: errors.New("the node's agent went away")}
+		delete(l.cmds, id)
+	}
+	l.sess.Close()
+}
+
+// enqueue adds frames for the writer; false when the link is gone.
+func (l *link) enqueueLocked(frames ...nodeagent.Frame) bool {
+	if l.ended {
+		return false
+	}
+	for _, f := range frames {
+		var b bytes.Buffer
+		_ = nodeagent.WriteFrame(&b, f)
+		l.queue = append(l.queue, b.Bytes())
+	}
+	l.cond.Signal()
+	return true
+}
+
+func (l *link) readLoop(out io.Reader) {
+	defer l.end()
+	for {
+		f, err := nodeagent.ReadFrame(out)
+		if err != nil {
+			return
+		}
+		l.mu.Lock()
+		c := l.cmds[f.ID]
+		if c == nil {
+			l.mu.Unlock()
+			continue // a command whose caller gave up
+		}
+		switch f.Type {
+		case nodeagent.Staged:
+			close(c.staged)
+		case nodeagent.Stdout:
+			_, _ = c.stdout.Write(f.Payload)
+		case nodeagent.Stderr:
+			_, _ = c.stderr.Write(f.Payload)
+		case nodeagent.Exit:
+			status, sig, err := nodeagent.ParseExit(f.Payload)
+			switch {
+			case err != nil:
+				c.done <- &control.TransportError{Op: control.OpLost, Started: true, Err: err}
+			case sig != "":
+				c.done <- &control.ExitStatus{Status: -1, Signal: sig}
+			case status != 0:
+				c.done <- &control.ExitStatus{Status: int(status)}
+			default:
+				c.done <- nil
+			}
+			delete(l.cmds, f.ID)
+		case nodeagent.Fail:
+			c.done <- control.ErrNoFastPath
+			delete(l.cmds, f.ID)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// run sends one command and waits for its end, ctx's end or the link's.
+// The command starts in two steps (Run, then Go once the agent has it),
+// so that a command on a node that stopped answering is not started,
+// and never starts later: until Go is sent, ctx's end drops it. Output
+// goes to gates that shut when run returns, as in conn.Run.
+func (l *link) run(ctx context.Context, c *conn, line string, stdin []byte, stdout, stderr io.Writer) error {
+	if len(line) > nodeagent.MaxPayload {
+		return control.ErrNoFastPath
+	}
+	out, errw := &gate{w: stdout}, &gate{w: stderr}
+	lc := &linkCmd{stdout: out, stderr: errw, staged: make(chan struct{}), done: make(chan error, 1)}
+	l.mu.Lock()
+	l.next++
+	id := l.next
+	if !l.enqueueLocked(nodeagent.Frame{Type: nodeagent.Run, ID: id, Payload: []byte(line)}) {
+		l.mu.Unlock()
+		return control.ErrNoFastPath // nothing was sent
+	}
+	l.cmds[id] = lc
+	l.mu.Unlock()
+	started := false
+	select {
+	case <-lc.staged:
+		frames := []nodeagent.Frame{{Type: nodeagent.Go, ID: id}}
+		for len(stdin) > 0 {
+			n := min(len(stdin), nodeagent.MaxPayload)
+			frames = append(frames, nodeagent.Frame{Type: nodeagent.Stdin, ID: id, Payload: stdin[:n]})
+			stdin = stdin[n:]
+		}
+		frames = append(frames, nodeagent.Frame{Type: nodeagent.StdinEOF, ID: id})
+		l.mu.Lock()
+		ok := ctx.Err() == nil && l.enqueueLocked(frames...)
+		l.mu.Unlock()
+		if ok {
+			started = true
+			select {
+			case err := <-lc.done:
+				return err
+			case <-ctx.Done():
+			}
+		}
+	case err := <-lc.done:
+		// The link ended before the agent had the command: it did not
+		// start.
+		if te, ok := errors.AsType[*control.TransportError](err); ok {
+			te.Started = false
+		}
+		return err
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	if _, ok := l.cmds[id]; ok {
+		delete(l.cmds, id)
+		if started {
+			// timeout(1) in the command line passes TERM to its group;
+			// the Session also ends the command by its tag from a
+			// channel.
+			l.enqueueLocked(nodeagent.Frame{Type: nodeagent.Signal, ID: id, Payload: []byte("TERM")})
+		} else {
+			l.enqueueLocked(nodeagent.Frame{Type: nodeagent.Drop, ID: id})
+		}
+	}
+	l.mu.Unlock()
+	out.close()
+	errw.close()
+	c.checkAlive()
+	if !started && ctx.Err() == nil {
+		return &control.TransportError{Op: control.OpLost, Err: errors.New("the node's agent went away")}
+	}
+	return control.CtxError(ctx, started)
+}
