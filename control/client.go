@@ -194,7 +194,7 @@ func (c *Client) fill(err error) error {
 //
 // A buffered command (stdin in full, output collected in memory) goes
 // through the Conn's BufferedRunner when it has one.
-func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Reader, stdout, stderr io.Writer, buffered bool) error {
+func (c *Client) run(ctx context.Context, cmd wrappedCmd, stdin []byte, stdinR io.Reader, stdout, stderr io.Writer, buffered bool) error {
 	var last error
 	for attempt := 0; attempt <= c.opts.Retries; attempt++ {
 		if attempt > 0 {
@@ -218,14 +218,14 @@ func (c *Client) run(ctx context.Context, cmd string, stdin []byte, stdinR io.Re
 		}
 		err = ErrNoFastPath
 		if br, ok := conn.(BufferedRunner); ok && buffered && stdinR == nil {
-			err = br.RunBuffered(ctx, cmd, stdin, stdout, stderr)
+			err = br.RunBuffered(ctx, BufferedCmd{Line: cmd.line, Argv: cmd.argv, Deadline: cmd.deadline, Stdin: stdin, Stdout: stdout, Stderr: stderr})
 		}
 		if err == ErrNoFastPath {
 			in := stdinR
 			if stdin != nil {
 				in = bytes.NewReader(stdin)
 			}
-			err = conn.Run(ctx, cmd, in, stdout, stderr)
+			err = conn.Run(ctx, cmd.line, in, stdout, stderr)
 		}
 		c.sem.Release(1)
 		if err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 )
 
 // Remote opens connections to nodes. Implementations: control/ssh (a real
@@ -83,7 +84,22 @@ type BrokenReporter interface {
 // anything, and the Client runs the command with Run instead.
 // control/ssh's warm path implements it.
 type BufferedRunner interface {
-	RunBuffered(ctx context.Context, cmd string, stdin []byte, stdout, stderr io.Writer) error
+	RunBuffered(ctx context.Context, cmd BufferedCmd) error
+}
+
+// BufferedCmd is a command for BufferedRunner, in two equivalent forms:
+// Line for the node's shell, as Run gets it (timeout(1) bounds it on the
+// node), and Argv, the same command without the timeout(1) wrapper, for
+// a runner that executes it directly and then must end it itself as
+// timeout(1) would: SIGTERM to its process group after Deadline, SIGKILL
+// 2 s later, and exit status 124.
+type BufferedCmd struct {
+	Line     string
+	Argv     []string
+	Deadline time.Duration
+	Stdin    []byte
+	Stdout   io.Writer
+	Stderr   io.Writer
 }
 
 // ErrNoFastPath is returned by BufferedRunner.RunBuffered when it did not

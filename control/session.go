@@ -261,7 +261,7 @@ func (s *Session) killRemote(token string) {
 	go func() {
 		defer cancel()
 		defer close(done)
-		_ = s.client.runOnce(ctx, wrapped, prefix)
+		_ = s.client.runOnce(ctx, wrapped.line, prefix)
 	}()
 	select {
 	case <-done:
@@ -285,7 +285,12 @@ func (s *Session) killRemote(token string) {
 // whether it needs a password at all (sudo -n), and only if it does pipes
 // the password to sudo -S ahead of the command's own stdin. With a
 // NOPASSWD rule the command never sees it.
-func (s *Session) wrap(ctx context.Context, line, token string) (string, []byte) {
+//
+// The returned wrapped command also has the argv of the same command
+// without timeout(1) and the remote deadline it stands for, for a Conn
+// that runs commands without a shell and ends them itself (the node
+// agent).
+func (s *Session) wrap(ctx context.Context, line, token string) (wrappedCmd, []byte) {
 	var inner strings.Builder
 	if len(s.env) > 0 {
 		inner.WriteString("export")
@@ -299,28 +304,50 @@ func (s *Session) wrap(ctx context.Context, line, token string) (string, []byte)
 		inner.WriteString("cd " + Escape(s.dir) + " && ")
 	}
 	inner.WriteString("{ " + line + "\n}")
-	cmd := "sh -c " + Escape(inner.String()) + " " + token
+	argv := []string{"sh", "-c", inner.String(), token}
 	var prefix []byte
 	if s.sudo != "" && s.sudo != s.client.loginUser() {
-		u := Escape(s.sudo)
+		u := s.sudo
 		switch {
 		case s.client.loginUser() == "root":
-			cmd = "runuser -u " + u + " -- " + cmd
+			argv = append([]string{"runuser", "-u", u, "--"}, argv...)
 		case s.client.opts.SudoPassword != "":
-			sw := `IFS= read -r p; if sudo -n -k -u ` + u + ` true 2>/dev/null; then exec sudo -n -k -u ` + u + ` -- ` + cmd +
-				`; fi; { printf '%s\n' "$p"; exec cat; } | sudo -S -k -p '' -u ` + u + ` -- ` + cmd
-			cmd = "sh -c " + Escape(sw) + " jepsen-sudo"
+			cmd := shellJoin(argv)
+			eu := Escape(u)
+			sw := `IFS= read -r p; if sudo -n -k -u ` + eu + ` true 2>/dev/null; then exec sudo -n -k -u ` + eu + ` -- ` + cmd +
+				`; fi; { printf '%s\n' "$p"; exec cat; } | sudo -S -k -p '' -u ` + eu + ` -- ` + cmd
+			argv = []string{"sh", "-c", sw, "jepsen-sudo"}
 			prefix = []byte(s.client.opts.SudoPassword + "\n")
 		default:
-			cmd = "sudo -n -u " + u + " -- " + cmd
+			argv = append([]string{"sudo", "-n", "-u", u, "--"}, argv...)
 		}
 	}
 	dl, _ := ctx.Deadline()
-	secs := time.Until(dl).Seconds() + 1
-	if secs < 1 {
-		secs = 1
+	remote := time.Until(dl) + time.Second
+	if remote < time.Second {
+		remote = time.Second
 	}
-	return fmt.Sprintf("exec timeout -k 2 -s TERM %.3fs %s", secs, cmd), prefix
+	return wrappedCmd{
+		line:     fmt.Sprintf("exec timeout -k 2 -s TERM %.3fs %s", remote.Seconds(), shellJoin(argv)),
+		argv:     argv,
+		deadline: remote,
+	}, prefix
+}
+
+// wrappedCmd is a command ready for a Conn.
+type wrappedCmd struct {
+	line     string        // for the node's shell, with timeout(1)
+	argv     []string      // the same without timeout(1)
+	deadline time.Duration // timeout(1)'s
+}
+
+// shellJoin is argv as one shell command line.
+func shellJoin(argv []string) string {
+	parts := make([]string, len(argv))
+	for i, a := range argv {
+		parts[i] = Escape(a)
+	}
+	return strings.Join(parts, " ")
 }
 
 // loginUser asks the open connection, dialing if needed. Dial errors

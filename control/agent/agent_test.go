@@ -41,7 +41,7 @@ func serve(t *testing.T) *client {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- Serve(inR, outW, ""); outW.Close() }()
+	go func() { done <- Serve(inR, outW); outW.Close() }()
 	t.Cleanup(func() {
 		inW.Close()
 		select {
@@ -61,9 +61,13 @@ func serve(t *testing.T) *client {
 	return c
 }
 
-// start stages a command, waits for Staged and sends Go.
+// start stages a shell command line, waits for Staged and sends Go.
 func (c *client) start(id uint32, line string) {
-	c.send(Frame{Type: Run, ID: id, Payload: []byte(line)})
+	c.startArgv(id, 0, "sh", "-c", line)
+}
+
+func (c *client) startArgv(id uint32, deadline time.Duration, argv ...string) {
+	c.send(Frame{Type: Run, ID: id, Payload: RunPayload(deadline, argv)})
 	var other []Frame
 	for {
 		f := c.next()
@@ -148,7 +152,7 @@ func TestServeRunsCommands(t *testing.T) {
 func TestServeStagesCommands(t *testing.T) {
 	c := serve(t)
 	mark := filepath.Join(t.TempDir(), "ran")
-	c.send(Frame{Type: Run, ID: 1, Payload: []byte("touch " + mark)})
+	c.send(Frame{Type: Run, ID: 1, Payload: RunPayload(0, []string{"touch", mark})})
 	if f := c.next(); f.Type != Staged {
 		t.Fatalf("%+v", f)
 	}
@@ -194,6 +198,37 @@ func TestServeSignalsTheGroup(t *testing.T) {
 	}
 }
 
+// The agent keeps a command's deadline as timeout -k 2 -s TERM would:
+// SIGTERM to the group and status 124; SIGKILL 2 s later and 137.
+func TestServeDeadline(t *testing.T) {
+	c := serve(t)
+	start := time.Now()
+	c.startArgv(1, 200*time.Millisecond, "sleep", "5")
+	c.send(Frame{Type: StdinEOF, ID: 1})
+	c.startArgv(2, 200*time.Millisecond, "sh", "-c", "trap '' TERM; sleep 10")
+	c.send(Frame{Type: StdinEOF, ID: 2})
+	c.startArgv(3, time.Second, "echo", "in time")
+	c.send(Frame{Type: StdinEOF, ID: 3})
+	res := c.wait(1, 2, 3)
+	if r := res[1]; r.status != 124 {
+		t.Errorf("past its deadline: %+v", *r)
+	}
+	if r := res[2]; r.status != 137 {
+		t.Errorf("ignoring TERM: %+v", *r)
+	}
+	if r := res[3]; r.status != 0 || r.stdout != "in time\n" {
+		t.Errorf("in time: %+v", *r)
+	}
+	if el := time.Since(start); el > 4*time.Second {
+		t.Errorf("took %v", el)
+	}
+	// A program that is not there fails to start.
+	c.startArgv(4, 0, "/no/such/program")
+	if r := c.wait(4)[4]; r.fail == "" {
+		t.Errorf("missing program: %+v", *r)
+	}
+}
+
 // A command that never reads its stdin does not stall the agent.
 func TestServeStdinNotRead(t *testing.T) {
 	c := serve(t)
@@ -231,6 +266,13 @@ func TestFrames(t *testing.T) {
 			t.Errorf("%v: %v", bad, err)
 		}
 	}
+	d, argv, err := ParseRun(RunPayload(1500*time.Millisecond, []string{"sh", "-c", "echo 'a b'", ""}))
+	if err != nil || d != 1500*time.Millisecond || len(argv) != 4 || argv[2] != "echo 'a b'" || argv[3] != "" {
+		t.Errorf("run payload: %v %q %v", d, argv, err)
+	}
+	if _, _, err := ParseRun([]byte{0, 0}); !errors.Is(err, ErrFrame) {
+		t.Errorf("short run payload: %v", err)
+	}
 	if err := WriteFrame(io.Discard, Frame{Payload: make([]byte, MaxPayload+1)}); !errors.Is(err, ErrFrame) {
 		t.Errorf("oversized: %v", err)
 	}
@@ -251,8 +293,11 @@ func FuzzReadFrame(f *testing.F) {
 			if len(fr.Payload) > MaxPayload {
 				t.Fatalf("payload of %d", len(fr.Payload))
 			}
-			if fr.Type == Exit {
+			switch fr.Type {
+			case Exit:
 				ParseExit(fr.Payload)
+			case Run:
+				ParseRun(fr.Payload)
 			}
 		}
 	})

@@ -13,7 +13,8 @@
 // byte, a command id and a payload length (both uint32, big endian), then
 // the payload. A command starts in two steps, so that one sent to a node
 // that went silent never runs when the node comes back: the control side
-// sends Run (the command line for sh -c), the agent answers Staged, and
+// sends Run (RunPayload: a deadline and an argv, executed directly, with
+// no shell), the agent answers Staged, and
 // only then does the control side send Go (the command starts) if the
 // caller still waits, or Drop if not. Then it sends Stdin data, StdinEOF
 // and Signal (a signal name, sent to the command's process group); the
@@ -22,6 +23,10 @@
 // Fail (the command could not start) once per command. When its stdin
 // ends (the control side went away), the agent sends SIGTERM to every
 // command's process group and exits.
+//
+// The agent ends a command itself as timeout(1) would: SIGTERM to its
+// process group at its deadline, SIGKILL 2 s later, and exit status 124
+// (137 when SIGKILL was needed).
 package agent
 
 import (
@@ -29,6 +34,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 )
 
 // Frame types.
@@ -49,7 +56,7 @@ const (
 
 // Version is what Hello carries; a control side that expects another
 // does not use the agent.
-const Version = "go-jepsen-agent/1"
+const Version = "go-jepsen-agent/2"
 
 // MaxPayload bounds a frame's payload; longer data is split.
 const MaxPayload = 1 << 20
@@ -101,6 +108,25 @@ func ReadFrame(r io.Reader) (Frame, error) {
 		return Frame{}, err
 	}
 	return f, nil
+}
+
+// RunPayload encodes a command: its deadline (0 for none) and argv.
+func RunPayload(deadline time.Duration, argv []string) []byte {
+	b := binary.BigEndian.AppendUint64(nil, uint64(deadline.Milliseconds()))
+	return append(b, strings.Join(argv, "\x00")...)
+}
+
+// ParseRun decodes RunPayload. An argument cannot hold a NUL byte, as
+// in any argv.
+func ParseRun(p []byte) (time.Duration, []string, error) {
+	if len(p) < 9 {
+		return 0, nil, fmt.Errorf("%w: run payload of %d bytes", ErrFrame, len(p))
+	}
+	ms := binary.BigEndian.Uint64(p)
+	if ms > uint64(365*24*time.Hour/time.Millisecond) {
+		return 0, nil, fmt.Errorf("%w: deadline of %d ms", ErrFrame, ms)
+	}
+	return time.Duration(ms) * time.Millisecond, strings.Split(string(p[8:]), "\x00"), nil
 }
 
 // ExitPayload encodes an exit status and the name of the signal that

@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // signals are the names Signal frames may carry, as SSH names them.
@@ -31,7 +34,7 @@ type server struct {
 	out io.Writer
 
 	mu     sync.Mutex
-	staged map[uint32]string // command lines waiting for Go
+	staged map[uint32][]byte // Run payloads waiting for Go
 	cmds   map[uint32]*command
 	wg     sync.WaitGroup
 }
@@ -108,13 +111,8 @@ func (s *server) send(f Frame) {
 // Serve runs the agent: it reads frames from in and writes frames to out
 // until in ends, then signals every command still running (SIGTERM to its
 // process group) and returns once their outputs are sent or dropped.
-// shell is the program that runs a command line (with -c); "" means
-// /bin/sh.
-func Serve(in io.Reader, out io.Writer, shell string) error {
-	if shell == "" {
-		shell = "/bin/sh"
-	}
-	s := &server{out: out, cmds: map[uint32]*command{}, staged: map[uint32]string{}}
+func Serve(in io.Reader, out io.Writer) error {
+	s := &server{out: out, cmds: map[uint32]*command{}, staged: map[uint32][]byte{}}
 	s.send(Frame{Type: Hello, Payload: []byte(Version)})
 	var err error
 	for {
@@ -125,12 +123,12 @@ func Serve(in io.Reader, out io.Writer, shell string) error {
 		}
 		switch f.Type {
 		case Run:
-			s.staged[f.ID] = string(f.Payload)
+			s.staged[f.ID] = f.Payload
 			s.send(Frame{Type: Staged, ID: f.ID})
 		case Go:
-			if line, ok := s.staged[f.ID]; ok {
+			if p, ok := s.staged[f.ID]; ok {
 				delete(s.staged, f.ID)
-				s.start(f.ID, shell, line)
+				s.start(f.ID, p)
 			}
 		case Drop:
 			delete(s.staged, f.ID)
@@ -176,10 +174,15 @@ func (s *server) signal(id uint32, name string) {
 	}
 }
 
-// start runs line in a process group of its own, its output streamed
-// back in frames; the Exit frame follows the last output.
-func (s *server) start(id uint32, shell, line string) {
-	cmd := exec.Command(shell, "-c", line)
+// start runs a Run payload's argv in a process group of its own, its
+// output streamed back in frames; the Exit frame follows the last output.
+func (s *server) start(id uint32, payload []byte) {
+	deadline, argv, err := ParseRun(payload)
+	if err != nil || len(argv) == 0 || argv[0] == "" {
+		s.send(Frame{Type: Fail, ID: id, Payload: fmt.Appendf(nil, "bad command: %v", err)})
+		return
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -218,6 +221,15 @@ func (s *server) start(id uint32, shell, line string) {
 	s.mu.Lock()
 	s.cmds[id] = c
 	s.mu.Unlock()
+	// The deadline, as timeout -k 2 -s TERM would keep it.
+	var timedOut, killed atomic.Bool
+	var timers []*time.Timer
+	if deadline > 0 {
+		pgid := cmd.Process.Pid
+		timers = append(timers,
+			time.AfterFunc(deadline, func() { timedOut.Store(true); _ = syscall.Kill(-pgid, syscall.SIGTERM) }),
+			time.AfterFunc(deadline+2*time.Second, func() { killed.Store(true); _ = syscall.Kill(-pgid, syscall.SIGKILL) }))
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -229,6 +241,9 @@ func (s *server) start(id uint32, shell, line string) {
 		copies.Go(func() { s.copyOut(id, Stderr, errR) })
 		copies.Wait()
 		werr := cmd.Wait()
+		for _, t := range timers {
+			t.Stop()
+		}
 		s.mu.Lock()
 		delete(s.cmds, id)
 		s.mu.Unlock()
@@ -244,6 +259,12 @@ func (s *server) start(id uint32, shell, line string) {
 					status = int32(ws.ExitStatus())
 				}
 			}
+		}
+		switch {
+		case killed.Load():
+			status, sig = 137, ""
+		case timedOut.Load():
+			status, sig = 124, ""
 		}
 		s.send(Frame{Type: Exit, ID: id, Payload: ExitPayload(status, sig)})
 	}()

@@ -27,7 +27,7 @@ const mainSource = `package main
 import "os"
 
 func main() {
-	if err := Serve(os.Stdin, os.Stdout, ""); err != nil {
+	if err := Serve(os.Stdin, os.Stdout); err != nil {
 		os.Exit(1)
 	}
 }

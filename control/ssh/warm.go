@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -134,7 +135,10 @@ func (c *conn) ready() *link {
 // RunBuffered runs cmd through the node's agent (control.BufferedRunner),
 // with Run's contract; control.ErrNoFastPath, before anything was sent,
 // when no agent is ready.
-func (c *conn) RunBuffered(ctx context.Context, line string, stdin []byte, stdout, stderr io.Writer) error {
+//
+// The agent executes cmd.Argv directly, without a shell or timeout(1),
+// and keeps cmd.Deadline itself.
+func (c *conn) RunBuffered(ctx context.Context, cmd control.BufferedCmd) error {
 	l := c.ready()
 	if l == nil {
 		return control.ErrNoFastPath
@@ -142,7 +146,7 @@ func (c *conn) RunBuffered(ctx context.Context, line string, stdin []byte, stdou
 	if ctx.Err() != nil {
 		return control.CtxError(ctx, false)
 	}
-	return l.run(ctx, c, line, stdin, stdout, stderr)
+	return l.run(ctx, c, cmd)
 }
 
 // bootstrap is what the agent's channel runs first: it says the node's
@@ -287,9 +291,11 @@ type link struct {
 
 // linkCmd is one command in flight on a link.
 type linkCmd struct {
+	ctx            context.Context
 	stdout, stderr io.Writer
-	staged         chan struct{} // closed when the agent has the command
-	done           chan error    // the command's result, once
+	goFrames       []nodeagent.Frame // sent when the agent has the command
+	started        bool              // Go was sent (under the link's mu)
+	done           chan error        // the command's result, once
 }
 
 func newLink(sess *ssh.Session, in io.WriteCloser) *link {
@@ -380,7 +386,11 @@ func (l *link) readLoop(out io.Reader) {
 		}
 		switch f.Type {
 		case nodeagent.Staged:
-			close(c.staged)
+			// Go at once from here, unless the caller gave up: the
+			// command starts one round trip after it was sent.
+			if c.ctx.Err() == nil && l.enqueueLocked(c.goFrames...) {
+				c.started = true
+			}
 		case nodeagent.Stdout:
 			_, _ = c.stdout.Write(f.Payload)
 		case nodeagent.Stderr:
@@ -411,58 +421,48 @@ func (l *link) readLoop(out io.Reader) {
 // so that a command on a node that stopped answering is not started,
 // and never starts later: until Go is sent, ctx's end drops it. Output
 // goes to gates that shut when run returns, as in conn.Run.
-func (l *link) run(ctx context.Context, c *conn, line string, stdin []byte, stdout, stderr io.Writer) error {
-	if len(line) > nodeagent.MaxPayload {
+func (l *link) run(ctx context.Context, c *conn, cmd control.BufferedCmd) error {
+	payload := nodeagent.RunPayload(cmd.Deadline, cmd.Argv)
+	if len(payload) > nodeagent.MaxPayload || len(cmd.Argv) == 0 || slices.ContainsFunc(cmd.Argv, func(a string) bool { return strings.ContainsRune(a, 0) }) {
 		return control.ErrNoFastPath
 	}
-	out, errw := &gate{w: stdout}, &gate{w: stderr}
-	lc := &linkCmd{stdout: out, stderr: errw, staged: make(chan struct{}), done: make(chan error, 1)}
+	out, errw := &gate{w: cmd.Stdout}, &gate{w: cmd.Stderr}
+	lc := &linkCmd{ctx: ctx, stdout: out, stderr: errw, done: make(chan error, 1)}
 	l.mu.Lock()
 	l.next++
 	id := l.next
-	if !l.enqueueLocked(nodeagent.Frame{Type: nodeagent.Run, ID: id, Payload: []byte(line)}) {
+	lc.goFrames = append(lc.goFrames, nodeagent.Frame{Type: nodeagent.Go, ID: id})
+	for stdin := cmd.Stdin; len(stdin) > 0; {
+		n := min(len(stdin), nodeagent.MaxPayload)
+		lc.goFrames = append(lc.goFrames, nodeagent.Frame{Type: nodeagent.Stdin, ID: id, Payload: stdin[:n]})
+		stdin = stdin[n:]
+	}
+	lc.goFrames = append(lc.goFrames, nodeagent.Frame{Type: nodeagent.StdinEOF, ID: id})
+	if !l.enqueueLocked(nodeagent.Frame{Type: nodeagent.Run, ID: id, Payload: payload}) {
 		l.mu.Unlock()
 		return control.ErrNoFastPath // nothing was sent
 	}
 	l.cmds[id] = lc
 	l.mu.Unlock()
-	started := false
 	select {
-	case <-lc.staged:
-		frames := []nodeagent.Frame{{Type: nodeagent.Go, ID: id}}
-		for len(stdin) > 0 {
-			n := min(len(stdin), nodeagent.MaxPayload)
-			frames = append(frames, nodeagent.Frame{Type: nodeagent.Stdin, ID: id, Payload: stdin[:n]})
-			stdin = stdin[n:]
-		}
-		frames = append(frames, nodeagent.Frame{Type: nodeagent.StdinEOF, ID: id})
-		l.mu.Lock()
-		ok := ctx.Err() == nil && l.enqueueLocked(frames...)
-		l.mu.Unlock()
-		if ok {
-			started = true
-			select {
-			case err := <-lc.done:
-				return err
-			case <-ctx.Done():
-			}
-		}
 	case err := <-lc.done:
-		// The link ended before the agent had the command: it did not
-		// start.
-		if te, ok := errors.AsType[*control.TransportError](err); ok {
+		l.mu.Lock()
+		started := lc.started
+		l.mu.Unlock()
+		if te, ok := errors.AsType[*control.TransportError](err); ok && !started {
+			// The link ended before Go was sent: it did not start.
 			te.Started = false
 		}
 		return err
 	case <-ctx.Done():
 	}
 	l.mu.Lock()
+	started := lc.started
 	if _, ok := l.cmds[id]; ok {
 		delete(l.cmds, id)
 		if started {
-			// timeout(1) in the command line passes TERM to its group;
-			// the Session also ends the command by its tag from a
-			// channel.
+			// TERM to its group, as timeout(1) would; the Session also
+			// ends the command by its tag from a channel.
 			l.enqueueLocked(nodeagent.Frame{Type: nodeagent.Signal, ID: id, Payload: []byte("TERM")})
 		} else {
 			l.enqueueLocked(nodeagent.Frame{Type: nodeagent.Drop, ID: id})
@@ -472,8 +472,5 @@ func (l *link) run(ctx context.Context, c *conn, line string, stdin []byte, stdo
 	out.close()
 	errw.close()
 	c.checkAlive()
-	if !started && ctx.Err() == nil {
-		return &control.TransportError{Op: control.OpLost, Err: errors.New("the node's agent went away")}
-	}
 	return control.CtxError(ctx, started)
 }
