@@ -21,7 +21,7 @@ fi
 # image (the Docker engine itself is the machine's own).
 pkgs=(openssh-server openssh-client iproute2 iptables tcpdump etcd-server etcd-client
 	iputils-ping netcat-openbsd psmisc procps sudo util-linux mount tar gzip coreutils curl wget unzip
-	shellcheck debootstrap zstd chromium)
+	shellcheck debootstrap zstd chromium pssh)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

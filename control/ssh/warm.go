@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -150,12 +151,16 @@ func (c *conn) RunBuffered(ctx context.Context, cmd control.BufferedCmd) error {
 }
 
 // bootstrap is what the agent's channel runs first: it says the node's
-// machine, reads the agent's path, asks for the binary when the node does
-// not have it (read to the byte: head(1) never reads past its count), and
-// becomes the agent. Start, upload and agent share that one channel, so
-// that the agent never holds more than one of the server's sessions.
-const bootstrap = `uname -m; IFS= read -r p || exit 1; if [ ! -x "$p" ]; then echo need; IFS= read -r n || exit 1; ` +
-	`mkdir -p "${p%/*}" && t=$(mktemp "$p.XXXXXX") && head -c "$n" > "$t" && chmod 755 "$t" && mv -f "$t" "$p" || exit 1; fi; exec "$p"`
+// machine, reads the agent's path and SHA-256, asks for the binary when
+// the node has no such file of its own (read to the byte: head(1) never
+// reads past its count), and becomes the agent. Start, upload and agent
+// share that one channel, so that the agent never holds more than one of
+// the server's sessions. A directory or file that the login user does not
+// own is refused: another user of the node must not choose what runs.
+const bootstrap = `uname -m; IFS=' ' read -r p h || exit 1; d=${p%/*}; ` +
+	`mkdir -p "$d" && [ -O "$d" ] && [ ! -L "$d" ] || exit 1; ` +
+	`if [ ! -O "$p" ] || [ "$(sha256sum < "$p" | cut -d' ' -f1)" != "$h" ]; then echo need; IFS= read -r n || exit 1; ` +
+	`t=$(mktemp "$p.XXXXXX") && head -c "$n" > "$t" && chmod 755 "$t" && mv -f "$t" "$p" || exit 1; fi; exec "$p"`
 
 // startAgent starts the agent on the node over one session channel: the
 // node's architecture, the binary (built here the first time, uploaded
@@ -228,7 +233,11 @@ func (c *conn) bootAgent(ctx context.Context) (*link, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := io.WriteString(in, path.Join(agentDir, filepath.Base(bin))+"\n"); err != nil {
+	data, sum, err := agentBinary(bin)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := fmt.Fprintf(in, "%s %x\n", path.Join(agentDir, filepath.Base(bin)), sum); err != nil {
 		return fail(err)
 	}
 	b, err := out.Peek(1)
@@ -237,10 +246,6 @@ func (c *conn) bootAgent(ctx context.Context) (*link, error) {
 	}
 	if b[0] == 'n' { // "need"
 		if _, err := out.ReadString('\n'); err != nil {
-			return fail(err)
-		}
-		data, err := os.ReadFile(bin)
-		if err != nil {
 			return fail(err)
 		}
 		if _, err := fmt.Fprintf(in, "%d\n", len(data)); err != nil {
@@ -263,6 +268,37 @@ func (c *conn) bootAgent(ctx context.Context) (*link, error) {
 	l := newLink(sess, in)
 	go l.readLoop(out)
 	return l, nil
+}
+
+// agentBinaries holds agent binaries read once per process: a hundred
+// connections starting at once share one copy.
+var agentBinaries struct {
+	sync.Mutex
+	m map[string]agentBin
+}
+
+type agentBin struct {
+	data []byte
+	sum  [sha256.Size]byte
+}
+
+// agentBinary returns the binary at path and its SHA-256.
+func agentBinary(path string) ([]byte, [sha256.Size]byte, error) {
+	agentBinaries.Lock()
+	defer agentBinaries.Unlock()
+	if b, ok := agentBinaries.m[path]; ok {
+		return b.data, b.sum, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, [sha256.Size]byte{}, err
+	}
+	if agentBinaries.m == nil {
+		agentBinaries.m = map[string]agentBin{}
+	}
+	b := agentBin{data: data, sum: sha256.Sum256(data)}
+	agentBinaries.m[path] = b
+	return b.data, b.sum, nil
 }
 
 // DefaultAgentCache is where agent binaries are built when
@@ -354,7 +390,9 @@ func (l *link) end() {
 		c.done <- &control.TransportError{Op: control.OpLost, Started: true, Err: errors.New("the node's agent went away")}
 		delete(l.cmds, id)
 	}
-	l.sess.Close()
+	// Closing sends a message, which may block on a silent node: not
+	// under the lock every command takes.
+	go l.sess.Close()
 }
 
 // enqueue adds frames for the writer; false when the link is gone.
