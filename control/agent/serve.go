@@ -184,27 +184,21 @@ func (s *server) start(id uint32, payload []byte) {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		s.send(Frame{Type: Fail, ID: id, Payload: []byte(err.Error())})
-		return
+	// stdin, stdout, stderr: [i][0] is the read end, [i][1] the write end.
+	var pipes [3][2]*os.File
+	for i := range pipes {
+		if pipes[i][0], pipes[i][1], err = os.Pipe(); err != nil {
+			for _, p := range pipes[:i] {
+				p[0].Close()
+				p[1].Close()
+			}
+			s.send(Frame{Type: Fail, ID: id, Payload: []byte(err.Error())})
+			return
+		}
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		s.send(Frame{Type: Fail, ID: id, Payload: []byte(err.Error())})
-		return
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		outR.Close()
-		outW.Close()
-		s.send(Frame{Type: Fail, ID: id, Payload: []byte(err.Error())})
-		return
-	}
+	inR, inW := pipes[0][0], pipes[0][1]
+	outR, outW := pipes[1][0], pipes[1][1]
+	errR, errW := pipes[2][0], pipes[2][1]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	err = cmd.Start()
 	inR.Close()

@@ -21,12 +21,14 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// The warm path: after a connection's first command, its conn starts
-// go-jepsen's agent (control/agent) on the node in the background, over
-// one session channel; once the agent answers, buffered commands
+// The warm path (Config.Warm): after a connection's third command
+// (WarmAuto, in the background) or while dialing (WarmEager), its conn
+// starts go-jepsen's agent (control/agent) on the node over one session
+// channel; once the agent answers, buffered commands
 // (control.BufferedRunner) go through it, each a fork and exec on the
-// node instead of a new channel and a login shell. Everything else, and
-// every command while the agent is not ready, uses a channel each.
+// node instead of a new channel, a login shell and timeout(1). Everything
+// else, and every command while the agent is not ready, uses a channel
+// each.
 
 // agentDir is where agents are kept on nodes, named by their source's
 // digest and architecture.
