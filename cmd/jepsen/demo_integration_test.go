@@ -134,10 +134,7 @@ func TestDemoEndToEnd(t *testing.T) {
 
 	// SIGINT in the middle of a run, to the real binary: it cleans up and
 	// exits non-zero.
-	bin := filepath.Join(t.TempDir(), "jepsen")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v: %s", err, out)
-	}
+	bin := buildCLI(t, "")
 	p, _ := sandbox.NewPlan(demoSandbox)
 	cmd := exec.Command(bin, "run", "--nodes-file", p.NodesFile(), "--time-limit", "5m", "--interval", "2s", "--store", storeDir)
 	stdout, _ := cmd.StdoutPipe()
@@ -182,23 +179,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		evs, _ := store.ReadJournal(filepath.Join(kstore, "etcd", "latest", "journal.jsonl"))
-		paused := 0
-		for _, e := range evs {
-			if e.Kind == event.Pause && e.OK {
-				paused++
-			}
-		}
-		if paused == 5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no pause on all nodes within 90 s: %v", evs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitJournal(t, kstore, "etcd", event.Pause, 5, 90*time.Second)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	if got := stoppedMembers(t); got != 5 {
@@ -337,10 +318,7 @@ func TestPartitionEndToEnd(t *testing.T) {
 	}
 
 	// SIGKILL the control process mid-partition; recover removes the rules.
-	bin := filepath.Join(t.TempDir(), "jepsen")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v: %s", err, out)
-	}
+	bin := buildCLI(t, "")
 	kstore := t.TempDir()
 	cmd := exec.Command(bin, "run", "--nodes-file", p.NodesFile(), "--faults", "partition", "--partition", "majority",
 		"--time-limit", "5m", "--interval", "2s", "--store", kstore)
@@ -348,23 +326,7 @@ func TestPartitionEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		evs, _ := store.ReadJournal(filepath.Join(kstore, "etcd", "latest", "journal.jsonl"))
-		cut := 0
-		for _, e := range evs {
-			if e.Kind == event.Partition && e.OK {
-				cut++
-			}
-		}
-		if cut == 5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no partition within 90 s: %v", evs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitJournal(t, kstore, "etcd", event.Partition, 5, 90*time.Second)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	if left := partitionRules(t); len(left) == 0 {

@@ -137,10 +137,7 @@ func TestCLISandboxRefusesNonRoot(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "jepsen")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v: %s", err, out)
-	}
+	bin := buildCLI(t, dir)
 	for _, tc := range []struct {
 		args []string
 		want string

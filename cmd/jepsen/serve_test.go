@@ -49,10 +49,7 @@ func TestServeInBrowser(t *testing.T) {
 	browser := chromium(t)
 	storeDir := t.TempDir()
 	runs := storetest.Make(t, storeDir, "../../checker/testdata/stale-read.jsonl")
-	bin := filepath.Join(t.TempDir(), "jepsen")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v: %s", err, out)
-	}
+	bin := buildCLI(t, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srv := exec.CommandContext(ctx, bin, "serve", "--store", storeDir, "--addr", "127.0.0.1:0")

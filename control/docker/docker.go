@@ -244,32 +244,6 @@ type conn struct {
 func (c *conn) User() string { return c.user }
 func (c *conn) Close() error { return nil }
 
-// gate forwards writes until shut, and never after: the output copier
-// may still run when Run returns.
-type gate struct {
-	mu   sync.Mutex
-	w    io.Writer
-	shut bool
-}
-
-func (g *gate) Write(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.shut {
-		return 0, io.ErrClosedPipe
-	}
-	return g.w.Write(p)
-}
-
-func (g *gate) close() {
-	done := make(chan struct{})
-	go func() { g.mu.Lock(); g.shut = true; g.mu.Unlock(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(250 * time.Millisecond):
-	}
-}
-
 // Run runs line as `sh -c line` in one exec. The command starts when the
 // exec is attached; a failure before that is retryable (it did not
 // start).
@@ -294,7 +268,7 @@ func (c *conn) Run(ctx context.Context, line string, stdin io.Reader, stdout, st
 		}
 		return &control.TransportError{Op: control.OpOpenSession, Err: engineErr(c.r.cli.DaemonHost(), err)}
 	}
-	out, errw := &gate{w: stdout}, &gate{w: stderr}
+	out, errw := &control.Gate{W: stdout}, &control.Gate{W: stderr}
 	done := make(chan error, 1)
 	go func() {
 		_, err := stdcopy.StdCopy(out, errw, att.Reader)
@@ -310,8 +284,8 @@ func (c *conn) Run(ctx context.Context, line string, stdin io.Reader, stdout, st
 	case err = <-done:
 	case <-ctx.Done():
 		att.Close()
-		out.close()
-		errw.close()
+		out.Shut()
+		errw.Shut()
 		return control.CtxError(ctx, true)
 	}
 	att.Close()

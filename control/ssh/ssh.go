@@ -509,40 +509,6 @@ func (c *conn) checkAlive() {
 	}()
 }
 
-// gate forwards writes until it is shut, and never after: the command's
-// goroutines may still be copying output when Run returns, and the
-// caller's buffer must then be its own again.
-type gate struct {
-	mu   sync.Mutex
-	w    io.Writer
-	shut bool
-}
-
-func (g *gate) Write(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.shut {
-		return 0, io.ErrClosedPipe
-	}
-	return g.w.Write(p)
-}
-
-// close shuts the gate, waiting for a write in progress; a writer that
-// blocks for longer than a moment is abandoned rather than waited for.
-func (g *gate) close() {
-	done := make(chan struct{})
-	go func() {
-		g.mu.Lock()
-		g.shut = true
-		g.mu.Unlock()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(250 * time.Millisecond):
-	}
-}
-
 // attempt is one command's progress, shared between Run and the goroutine
 // that drives the channel.
 type attempt struct {
@@ -582,7 +548,7 @@ func (c *conn) Run(ctx context.Context, line string, stdin io.Reader, stdout, st
 		return control.CtxError(ctx, false)
 	}
 	c.noteCommand()
-	out, errw := &gate{w: stdout}, &gate{w: stderr}
+	out, errw := &control.Gate{W: stdout}, &control.Gate{W: stderr}
 	a := &attempt{}
 	res := make(chan error, 1)
 	go func() { res <- c.run(a, line, stdin, out, errw) }()
@@ -592,8 +558,8 @@ func (c *conn) Run(ctx context.Context, line string, stdin io.Reader, stdout, st
 	case <-ctx.Done():
 	}
 	sess, started := a.abandon()
-	out.close()
-	errw.close()
+	out.Shut()
+	errw.Shut()
 	if sess != nil {
 		// Ask the server to signal the command (timeout(1) passes TERM to
 		// its whole process group). OpenSSH refuses this for some logins,

@@ -460,13 +460,13 @@ func (l *link) readLoop(out io.Reader) {
 // The command starts in two steps (Run, then Go once the agent has it),
 // so that a command on a node that stopped answering is not started,
 // and never starts later: until Go is sent, ctx's end drops it. Output
-// goes to gates that shut when run returns, as in conn.Run.
+// goes to gates that shut when run returns, as in conn.Run (control.Gate).
 func (l *link) run(ctx context.Context, c *conn, cmd control.BufferedCmd) error {
 	payload := nodeagent.RunPayload(cmd.Deadline, cmd.Argv)
 	if len(payload) > nodeagent.MaxPayload || len(cmd.Argv) == 0 || slices.ContainsFunc(cmd.Argv, func(a string) bool { return strings.ContainsRune(a, 0) }) {
 		return control.ErrNoFastPath
 	}
-	out, errw := &gate{w: cmd.Stdout}, &gate{w: cmd.Stderr}
+	out, errw := &control.Gate{W: cmd.Stdout}, &control.Gate{W: cmd.Stderr}
 	lc := &linkCmd{ctx: ctx, stdout: out, stderr: errw, done: make(chan error, 1)}
 	l.mu.Lock()
 	l.next++
@@ -509,8 +509,8 @@ func (l *link) run(ctx context.Context, c *conn, cmd control.BufferedCmd) error 
 		}
 	}
 	l.mu.Unlock()
-	out.close()
-	errw.close()
+	out.Shut()
+	errw.Shut()
 	c.checkAlive()
 	return control.CtxError(ctx, started)
 }
