@@ -44,6 +44,7 @@ import (
 	"github.com/go-jepsen/jepsen/control/docker"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/internal/atomicfile"
+	"github.com/go-jepsen/jepsen/internal/flock"
 	"github.com/go-jepsen/jepsen/internal/sshkeys"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -223,13 +224,7 @@ func lock(path string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock.Lock(f); err != nil {
 		f.Close()
 		return nil, err
 	}

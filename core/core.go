@@ -217,7 +217,9 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 		err = errors.Join(err, werr)
 	}
 	if spec.Report != nil {
-		if rerr := spec.Report(sr.Dir); rerr != nil {
+		// The caller's code: a panic in it is an error here, not the
+		// end of the process that still owes the caller a result.
+		if rerr := control.CatchPanic("writing the run's report", func() error { return spec.Report(sr.Dir) }); rerr != nil {
 			log.Warn("writing report.html", "err", rerr)
 		}
 	}

@@ -230,6 +230,17 @@ func partitioned(f *NodeFault) *bool { return &f.Partitioned }
 // mark sets or clears a flag for nodes and writes the record (synced)
 // to dir before returning: a fault is recorded before it is applied.
 func (n *DBNemesis) mark(dir string, t *jepsen.Test, nodes []string, flag func(*NodeFault) *bool, v bool) error {
+	return n.update(dir, t, nodes, func(_ string, nf *NodeFault) {
+		*flag(nf) = v
+		if !nf.Partitioned {
+			nf.Cut = nil
+		}
+	})
+}
+
+// update applies change to each node's entry of the record, under the
+// lock, and writes the record (synced) to dir.
+func (n *DBNemesis) update(dir string, t *jepsen.Test, nodes []string, change func(node string, nf *NodeFault)) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.rec == nil {
@@ -241,10 +252,7 @@ func (n *DBNemesis) mark(dir string, t *jepsen.Test, nodes []string, flag func(*
 			nf = &NodeFault{}
 			n.rec.Faults[node] = nf
 		}
-		*flag(nf) = v
-		if !nf.Partitioned {
-			nf.Cut = nil
-		}
+		change(node, nf)
 	}
 	n.rec.Updated = time.Now()
 	return writeRecord(filepath.Join(dir, RecordFile), n.rec)
@@ -530,21 +538,7 @@ func (n *DBNemesis) cut(ctx context.Context, t *jepsen.Test, env event.Env, g Gr
 			addrs[node] = append(addrs[node], a)
 		}
 	}
-	n.mu.Lock()
-	if n.rec == nil {
-		n.rec = &Record{Test: t.Name, Nodes: t.Nodes, Faults: map[string]*NodeFault{}}
-	}
-	for _, node := range nodes {
-		nf := n.rec.Faults[node]
-		if nf == nil {
-			nf = &NodeFault{}
-			n.rec.Faults[node] = nf
-		}
-		nf.Partitioned, nf.Cut = true, g[node]
-	}
-	n.rec.Updated = time.Now()
-	err := writeRecord(filepath.Join(env.Dir, RecordFile), n.rec)
-	n.mu.Unlock()
+	err := n.update(env.Dir, t, nodes, func(node string, nf *NodeFault) { nf.Partitioned, nf.Cut = true, g[node] })
 	if err != nil {
 		return fmt.Errorf("recording the partition before applying it: %w", err)
 	}

@@ -12,7 +12,8 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
+
+	"github.com/go-jepsen/jepsen/internal/flock"
 )
 
 // ErrNotRoot is returned by Up, Down and Status when not run as root.
@@ -201,13 +202,7 @@ func lock(p Plan) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox lock on %s: %w", parent, err)
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock.Lock(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("sandbox lock on %s: %w", parent, err)
 	}

@@ -71,18 +71,25 @@ type Frame struct {
 	Payload []byte
 }
 
+// AppendFrame appends f's encoding to b.
+func AppendFrame(b []byte, f Frame) ([]byte, error) {
+	if len(f.Payload) > MaxPayload {
+		return b, fmt.Errorf("%w: payload of %d bytes", ErrFrame, len(f.Payload))
+	}
+	b = append(b, f.Type)
+	b = binary.BigEndian.AppendUint32(b, f.ID)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(f.Payload)))
+	return append(b, f.Payload...), nil
+}
+
 // WriteFrame writes f to w in one Write call, so that writers that share
 // w under a mutex never interleave.
 func WriteFrame(w io.Writer, f Frame) error {
-	if len(f.Payload) > MaxPayload {
-		return fmt.Errorf("%w: payload of %d bytes", ErrFrame, len(f.Payload))
+	b, err := AppendFrame(make([]byte, 0, 9+len(f.Payload)), f)
+	if err != nil {
+		return err
 	}
-	b := make([]byte, 9+len(f.Payload))
-	b[0] = f.Type
-	binary.BigEndian.PutUint32(b[1:5], f.ID)
-	binary.BigEndian.PutUint32(b[5:9], uint32(len(f.Payload)))
-	copy(b[9:], f.Payload)
-	_, err := w.Write(b)
+	_, err = w.Write(b)
 	return err
 }
 

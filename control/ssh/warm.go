@@ -2,7 +2,6 @@ package ssh
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -320,7 +319,7 @@ type link struct {
 
 	mu    sync.Mutex
 	cond  *sync.Cond
-	queue [][]byte // frames waiting for the writer
+	queue []byte // encoded frames waiting for the writer
 	cmds  map[uint32]*linkCmd
 	next  uint32
 	dead  chan struct{} // closed when the agent or its channel is gone
@@ -358,6 +357,7 @@ func (l *link) gone() bool {
 // connection, which ends this loop.
 func (l *link) writeLoop(in io.WriteCloser) {
 	defer in.Close()
+	var batch []byte
 	for {
 		l.mu.Lock()
 		for len(l.queue) == 0 && !l.ended {
@@ -367,8 +367,9 @@ func (l *link) writeLoop(in io.WriteCloser) {
 			l.mu.Unlock()
 			return
 		}
-		batch := bytes.Join(l.queue, nil)
-		l.queue = nil
+		// Swap buffers: callers append to an empty one while this one
+		// is written.
+		batch, l.queue = l.queue, batch[:0]
 		l.mu.Unlock()
 		if _, err := in.Write(batch); err != nil {
 			l.end()
@@ -397,15 +398,15 @@ func (l *link) end() {
 	go l.sess.Close()
 }
 
-// enqueue adds frames for the writer; false when the link is gone.
+// enqueueLocked adds frames for the writer, with l.mu held; false when
+// the link is gone.
 func (l *link) enqueueLocked(frames ...nodeagent.Frame) bool {
 	if l.ended {
 		return false
 	}
 	for _, f := range frames {
-		var b bytes.Buffer
-		_ = nodeagent.WriteFrame(&b, f)
-		l.queue = append(l.queue, b.Bytes())
+		// Payloads are bounded by the callers (MaxPayload).
+		l.queue, _ = nodeagent.AppendFrame(l.queue, f)
 	}
 	l.cond.Signal()
 	return true

@@ -9,6 +9,7 @@
 . ./lib.sh
 set -u
 pidf=$1 sig=$2 ticks=$3 lpat=$4
+pid= # set by jp_running
 jp_pkill KILL "$lpat" >/dev/null
 # Polled every 10 ms (TICKS counts 50 ms): a SIGKILLed daemon is usually
 # gone within a few ms, and every stop of a cycle waits for this.
