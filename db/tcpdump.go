@@ -38,8 +38,9 @@ type TcpdumpOpts struct {
 //
 // Fixed against Jepsen: the filter is valid for any subset of the options
 // (each part is parenthesised; Jepsen's starts with " and" without
-// ports); no packet is lost at the end (-U and --immediate-mode; SIGINT,
-// a bounded wait, then SIGKILL, where Jepsen waits forever); Setup returns
+// ports); no packet is lost at the end (-U and --immediate-mode, and Stop
+// lets tcpdump drain its capture ring before SIGINT; then a bounded wait
+// and SIGKILL, where Jepsen waits forever); Setup returns
 // only once tcpdump is listening; ClientsOnly works with any remote;
 // ports are validated; Teardown succeeds when nothing runs.
 type TcpdumpDB struct {
@@ -130,11 +131,15 @@ func (d *TcpdumpDB) Setup(ctx context.Context, t *jepsen.Test, node string) erro
 	return nil
 }
 
-// Stop ends the capture and keeps its files: SIGINT (tcpdump flushes and
-// writes its statistics), up to 10 s, then SIGKILL. Stopping when nothing
-// runs succeeds. Collect the capture after Stop for a complete file.
+// Stop ends the capture and keeps its files: it waits until tcpdump has
+// written every packet it has received (the capture has not grown for
+// 100 ms while tcpdump sleeps, at most 2 s: at SIGINT tcpdump drops what
+// is still in its capture ring, so a packet that arrived just before Stop
+// would be lost), then SIGINT (tcpdump flushes and writes its
+// statistics), up to 10 s, then SIGKILL. Stopping when nothing runs
+// succeeds. Collect the capture after Stop for a complete file.
 func (d *TcpdumpDB) Stop(ctx context.Context, t *jepsen.Test, node string) error {
-	return cu.StopDaemon(ctx, t.Session(node).Su(), d.file("pid"), cu.StopOpts{Signal: "INT", Wait: 10 * time.Second})
+	return cu.StopDaemon(ctx, t.Session(node).Su(), d.file("pid"), cu.StopOpts{Signal: "INT", Wait: 10 * time.Second, Drain: d.file("tcpdump")})
 }
 
 // Teardown stops the capture (see Stop) and removes its directory.

@@ -149,6 +149,44 @@ func TestLocalDaemonLifecycle(t *testing.T) {
 	}
 }
 
+// StopDaemon with Drain waits until the daemon has written what it is
+// still working through, and no longer than 2 s for a daemon that never
+// stops writing; without Drain the signal comes at once.
+func TestLocalStopDrains(t *testing.T) {
+	s := localSession(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	pf, lf, out := filepath.Join(dir, "d.pid"), filepath.Join(dir, "d.log"), filepath.Join(dir, "out")
+	// Writes a line every 20 ms for about 0.4 s, then "done", then idles.
+	writer := `i=0; while [ $i -lt 20 ]; do echo $i >> out; sleep 0.02; i=$((i+1)); done; echo done >> out; exec sleep 86391`
+	for _, tc := range []struct {
+		name  string
+		drain string
+		done  bool
+	}{{"drain", out, true}, {"no drain", "", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(out)
+			if _, err := StartDaemon(ctx, s, DaemonOpts{Logfile: lf, Pidfile: pf, Chdir: dir}, "sh", "-c", writer); err != nil {
+				t.Fatal(err)
+			}
+			if err := StopDaemon(ctx, s, pf, StopOpts{Drain: tc.drain}); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(out)
+			if got := strings.HasSuffix(string(b), "done\n"); got != tc.done {
+				t.Fatalf("finished writing: %t, want %t (%q)", got, tc.done, b)
+			}
+		})
+	}
+	if _, err := StartDaemon(ctx, s, DaemonOpts{Logfile: lf, Pidfile: pf, Chdir: dir}, "sh", "-c", "while :; do echo x >> out; sleep 0.005; done"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := StopDaemon(ctx, s, pf, StopOpts{Drain: out}); err != nil || time.Since(start) > 3500*time.Millisecond {
+		t.Fatalf("a daemon that never stops writing: %v after %v", err, time.Since(start))
+	}
+}
+
 // A daemon that dies: StartDaemon or the wait right after says so at
 // once, with the end of its log, and the error names the node and the
 // script, not its text.

@@ -183,6 +183,14 @@ type StopOpts struct {
 	// Wait bounds how long to wait for the daemon to exit before SIGKILL;
 	// default 10 s.
 	Wait time.Duration
+	// Drain, when set, is a file the daemon appends to as it reads its
+	// input (a packet capture). Before the signal, StopDaemon waits until
+	// the file has not grown for 100 ms while the daemon sleeps, at most
+	// 2 s, so that what the daemon has received but not yet written
+	// reaches the file: tcpdump stops reading its capture ring at SIGINT
+	// and drops what is still in it. A daemon still busy after 2 s is
+	// stopped anyway.
+	Drain string
 }
 
 // StopDaemon stops the daemon recorded in pidfile (Jepsen's stop-daemon!):
@@ -207,7 +215,11 @@ func StopDaemon(ctx context.Context, s *control.Session, pidfile string, opts St
 		opts.Wait = 10 * time.Second
 	}
 	ticks := strconv.Itoa(int(opts.Wait / (50 * time.Millisecond)))
-	_, err := s.Exec(ctx, script("stop-daemon.sh", pidfile, opts.Signal, ticks, "jepsen-launch "+ereQuote(pidfile)+"( |$)"))
+	args := []string{pidfile, opts.Signal, ticks, "jepsen-launch " + ereQuote(pidfile) + "( |$)"}
+	if opts.Drain != "" {
+		args = append(args, opts.Drain)
+	}
+	_, err := s.Exec(ctx, script("stop-daemon.sh", args...))
 	if exitCode(err) == ExitStillRunning {
 		return fmt.Errorf("stop daemon (pidfile %s): %w: %w", pidfile, ErrStillRunning, err)
 	}

@@ -152,6 +152,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		return code
 	}
 	if code := run("run", "--db", "etcd", "--sudo-password", sudoPW, "--time-limit", "6s", "--interval", "1500ms", "--test-name", "secrets"); code != 0 {
+		logFailedEvents(t, storeDir)
 		t.Fatalf("the run failed (exit %d)", code)
 	}
 	if code := run("run", "--db", "etcd", "--sudo-password", "Wrong-"+sudoPW, "--time-limit", "2s", "--faults", "none", "--test-name", "secrets-bad"); code == 0 {
@@ -229,4 +230,28 @@ func TestLateSIGINTIsNotSwallowed(t *testing.T) {
 			t.Fatalf("%s's log: %v", n, err)
 		}
 	}
+}
+
+// logFailedEvents logs every journal event under dir that records an
+// error, so that a failed run says which step or fault failed and why.
+func logFailedEvents(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "journal.jsonl" {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"error":`) {
+				t.Logf("%s: %s", filepath.Base(filepath.Dir(p)), sc.Text())
+			}
+		}
+		return nil
+	})
 }
