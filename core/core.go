@@ -35,7 +35,10 @@ import (
 type Body func(ctx context.Context, r *State) error
 
 // Nemesis injects faults beside the body. Run starts it with the body and
-// stops it (cancels its context) when the body returns; Recover then runs
+// stops it (cancels its context) when the body returns, with the cause
+// event.ErrBodyEnded: Run must start no new fault then, and may finish
+// one it is applying (an interrupt cancels with another cause, and means
+// stop at once); Recover then runs
 // on every path, also after errors and interrupts, before logs are
 // collected, and must undo only the faults in force. Both record what
 // they do through env, whose Dir is the run directory (for a record of the
@@ -287,8 +290,8 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 	}
 	progress("%s is up on %d nodes", db.Name(spec.DB), len(t.Nodes))
 	r.setUp = true
-	bodyCtx, stopNemesis := context.WithCancel(ctx)
-	defer stopNemesis()
+	bodyCtx, stopNemesis := context.WithCancelCause(ctx)
+	defer stopNemesis(event.ErrBodyEnded)
 	nemDone := make(chan error, 1)
 	if spec.Nemesis != nil {
 		go func() {
@@ -305,7 +308,7 @@ func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...an
 		bodyErr = control.CatchPanic("body", func() error { return spec.Body(bodyCtx, r) })
 		r.Event(event.Body, "", s, bodyErr)
 	}
-	stopNemesis()
+	stopNemesis(event.ErrBodyEnded)
 	nemErr := <-nemDone
 	if errors.Is(nemErr, context.Canceled) && ctx.Err() == nil {
 		// Stopped because the body ended; keep what else it reports.

@@ -11,6 +11,7 @@ package event
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -127,6 +128,13 @@ func (l *Log) Events() []Event {
 	defer l.mu.Unlock()
 	return append([]Event(nil), l.events...)
 }
+
+// ErrBodyEnded is the cause (context.Cause) with which core.Run cancels a
+// fault injector's context when the body returns: the schedule is over,
+// but the run is not interrupted, so a fault being applied or undone at
+// that moment may finish (a fault cut in half would be counted failed).
+// Any other cause, an interrupt's, means stop at once.
+var ErrBodyEnded = errors.New("the body ended")
 
 // Env is what a fault injector gets from the run it works in: where to
 // record what it does, and a directory for the state it must keep on

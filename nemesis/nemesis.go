@@ -317,8 +317,8 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) erro
 		}
 	}
 	// Duration ends the schedule: no fault starts after it. A fault being
-	// applied or undone when it passes finishes under ctx, not the
-	// schedule's end, so that it is neither half-applied nor counted as
+	// applied or undone when it passes, or when the body ends, finishes
+	// (see finishing), so that it is neither half-applied nor counted as
 	// failed for being slow.
 	sched := ctx
 	if n.opts.Duration > 0 {
@@ -342,64 +342,112 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) erro
 			return errors.Join(ctx.Err(), err)
 		case <-time.After(n.opts.Interval):
 		}
-		switch active {
-		case event.FaultKill:
-			n.undo(ctx, t, env, event.Start, killed, t.Nodes)
+		if sched.Err() != nil {
+			continue // both were ready: the schedule's end wins
+		}
+		fctx, done := finishing(ctx)
+		if active != "" {
+			n.undoActive(fctx, t, env, active)
 			active = ""
-			continue
-		case event.FaultPause:
-			n.undo(ctx, t, env, event.Resume, paused, t.Nodes)
-			active = ""
-			continue
-		case event.FaultPartition:
-			n.undo(ctx, t, env, event.Heal, partitioned, t.Nodes)
-			active = ""
+			done()
 			continue
 		}
-		fault := n.opts.Faults[next%len(n.opts.Faults)]
-		next++
-		decision := event.Event{Kind: event.Nemesis, Fault: fault, Start: time.Now()}
-		var err error
-		var nodes []string
-		var grudge Grudge
-		if fault == event.FaultPartition {
-			var sh Shape
-			sh, grudge, decision.Detail, err = n.pickShape(ctx, t, rng)
-			decision.Target = string(sh)
-			nodes = grudge.Cut(t.Nodes)
-		} else {
-			var tg Target
-			tg, nodes, err = n.pick(ctx, t, rng)
-			decision.Target = tg.String()
-		}
-		decision.Nodes = nodes
-		if err != nil || len(nodes) == 0 {
-			decision.Detail = "no node to target"
-			if err == nil {
-				decision.Detail += " (every target picked none of " + strings.Join(t.Nodes, ",") + ")"
-			}
-			decision.End = time.Now()
-			env.Record(decision.WithErr(err))
-			t.Logger().Info("nemesis: no node to target", "fault", fault, "err", err)
+		fault, tried, err := n.attempt(fctx, t, env, rng, &next)
+		cut := fctx.Err() != nil
+		done()
+		if !tried {
 			continue
 		}
 		attempts++
-		if fault == event.FaultPartition {
-			err = n.cut(ctx, t, env, grudge, decision.Detail)
-		} else {
-			err = n.apply(ctx, t, env, fault, nodes)
+		if err != nil {
+			failed++
+			if cut {
+				continue // interrupted: Recover undoes what was applied
+			}
+		}
+		// Also after a failure: what was applied on some nodes is undone
+		// at the next tick.
+		active = fault
+	}
+}
+
+// finishGrace bounds how long a fault in flight when the body ends may
+// take to finish.
+const finishGrace = 10 * time.Second
+
+// finishing returns the context a fault is applied or undone under: ctx,
+// except that the body's end (cause event.ErrBodyEnded) cancels it only
+// after finishGrace, so that a fault in flight then is neither cut in
+// half nor counted failed. Any other end of ctx (an interrupt, a
+// deadline) cancels it at once. Call the CancelFunc when done.
+func finishing(ctx context.Context) (context.Context, context.CancelFunc) {
+	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		cause := context.Cause(ctx)
+		if !errors.Is(cause, event.ErrBodyEnded) {
+			cancel(cause)
+			return
+		}
+		select {
+		case <-time.After(finishGrace):
+			cancel(fmt.Errorf("%w, and the fault did not finish within %v", cause, finishGrace))
+		case <-fctx.Done():
+		}
+	})
+	return fctx, func() { stop(); cancel(context.Canceled) }
+}
+
+// undoActive undoes the fault in force (see undo).
+func (n *DBNemesis) undoActive(ctx context.Context, t *jepsen.Test, env event.Env, active event.Fault) {
+	switch active {
+	case event.FaultKill:
+		n.undo(ctx, t, env, event.Start, killed, t.Nodes)
+	case event.FaultPause:
+		n.undo(ctx, t, env, event.Resume, paused, t.Nodes)
+	case event.FaultPartition:
+		n.undo(ctx, t, env, event.Heal, partitioned, t.Nodes)
+	}
+}
+
+// attempt picks the next fault's targets and applies it, recording the
+// decision. tried is false when no node could be targeted (recorded,
+// but not an attempt).
+func (n *DBNemesis) attempt(ctx context.Context, t *jepsen.Test, env event.Env, rng *rand.Rand, next *int) (fault event.Fault, tried bool, err error) {
+	fault = n.opts.Faults[*next%len(n.opts.Faults)]
+	*next++
+	decision := event.Event{Kind: event.Nemesis, Fault: fault, Start: time.Now()}
+	var nodes []string
+	var grudge Grudge
+	if fault == event.FaultPartition {
+		var sh Shape
+		sh, grudge, decision.Detail, err = n.pickShape(ctx, t, rng)
+		decision.Target = string(sh)
+		nodes = grudge.Cut(t.Nodes)
+	} else {
+		var tg Target
+		tg, nodes, err = n.pick(ctx, t, rng)
+		decision.Target = tg.String()
+	}
+	decision.Nodes = nodes
+	if err != nil || len(nodes) == 0 {
+		decision.Detail = "no node to target"
+		if err == nil {
+			decision.Detail += " (every target picked none of " + strings.Join(t.Nodes, ",") + ")"
 		}
 		decision.End = time.Now()
 		env.Record(decision.WithErr(err))
-		t.Logger().Info("nemesis", "fault", fault, "target", decision.Target, "nodes", nodes, "detail", decision.Detail, "err", err)
-		if err != nil {
-			failed++
-			if ctx.Err() != nil {
-				continue
-			}
-		}
-		active = fault
+		t.Logger().Info("nemesis: no node to target", "fault", fault, "err", err)
+		return fault, false, nil
 	}
+	if fault == event.FaultPartition {
+		err = n.cut(ctx, t, env, grudge, decision.Detail)
+	} else {
+		err = n.apply(ctx, t, env, fault, nodes)
+	}
+	decision.End = time.Now()
+	env.Record(decision.WithErr(err))
+	t.Logger().Info("nemesis", "fault", fault, "target", decision.Target, "nodes", nodes, "detail", decision.Detail, "err", err)
+	return fault, true, err
 }
 
 // pick chooses a target and resolves it, trying the other targets in

@@ -3,6 +3,7 @@ package nemesis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -114,26 +115,86 @@ func TestScheduleRecordsNoNodeToTarget(t *testing.T) {
 func TestScheduleFailedAttemptsFailTheRun(t *testing.T) {
 	d, env, log := setUp(t, "n1", "n2")
 	tt := localdb.Test("sched", "n1", "n2")
-	d.Hook = func(ctx context.Context, step, node string) error {
+	// The run ends once the second kill has been refused: the count of
+	// attempts is the test's, not the machine's speed.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	refused := 0
+	d.Hook = func(_ context.Context, step, node string) error {
 		if step == "kill" && node == "n2" {
+			if refused++; refused == 2 {
+				cancel()
+			}
 			return errors.New("kill refused")
 		}
 		return nil
 	}
 	n, err := New(d, Options{Faults: []event.Fault{event.FaultKill}, Interval: 50 * time.Millisecond,
-		Targets: []Target{{Kind: All}}, Duration: 500 * time.Millisecond})
+		Targets: []Target{{Kind: All}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = n.Run(context.Background(), tt, env)
-	if err == nil || !strings.Contains(err.Error(), "fault attempts failed") {
+	err = n.Run(ctx, tt, env)
+	if err == nil || !strings.Contains(err.Error(), "2 of 2 fault attempts failed") {
 		t.Fatalf("run: %v", err)
 	}
 	ds := decisions(log)
-	if len(ds) < 2 || ds[0].OK || !strings.Contains(ds[0].Err, "kill refused") {
+	if len(ds) != 2 || ds[0].OK || ds[1].OK || !strings.Contains(ds[0].Err, "kill refused") {
 		t.Fatalf("decisions %+v", ds)
 	}
+	// The schedule went on after the first failure: n1, which was killed,
+	// was started again before the second attempt.
+	calls := strings.Join(d.Calls(), " ")
+	if !strings.Contains(calls, "start n1") {
+		t.Fatalf("calls: %s", calls)
+	}
 	n.Recover(context.Background(), tt, env)
+}
+
+// The body's end stops the schedule but lets a fault in flight finish:
+// it is applied in full and not counted failed. An interrupt cuts it at
+// once, and it is.
+func TestScheduleFinishesFaultInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cause error
+		ok    bool
+	}{
+		{"body ended", event.ErrBodyEnded, true},
+		{"interrupted", errors.New("interrupt"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, env, log := setUp(t, "n1")
+			tt := localdb.Test("sched", "n1")
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			d.Hook = func(hctx context.Context, step, node string) error {
+				if step != "kill" {
+					return nil
+				}
+				cancel(tc.cause) // the run's end comes while the kill is under way
+				select {
+				case <-time.After(300 * time.Millisecond):
+					return nil
+				case <-hctx.Done():
+					return context.Cause(hctx)
+				}
+			}
+			n, err := New(d, Options{Faults: []event.Fault{event.FaultKill}, Interval: 20 * time.Millisecond, Targets: []Target{{Kind: All}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = n.Run(ctx, tt, env)
+			if !errors.Is(err, context.Canceled) || strings.Contains(fmt.Sprint(err), "fault attempts failed") == tc.ok {
+				t.Fatalf("run: %v", err)
+			}
+			ds := decisions(log)
+			if len(ds) != 1 || ds[0].OK != tc.ok {
+				t.Fatalf("decisions %+v", ds)
+			}
+			n.Recover(context.Background(), tt, env)
+		})
+	}
 }
 
 // Recovery undoes the faults in force and nothing else: a nemesis that
