@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,38 +55,136 @@ func (o *dbOpts) build() (db.DB, error) {
 	return d, nil
 }
 
-const dbUsage = `Usage: jepsen db ACTION [flags]
+// dbCall is what an action of `jepsen db` works on.
+type dbCall struct {
+	t        *jepsen.Test
+	d        db.DB
+	name     string // the DB's name in the registry
+	target   nemesis.Target
+	storeDir string
+	stdout   io.Writer
+}
 
-Actions: cycle, teardown, start, kill, pause, resume, primaries, logs.
-  cycle       tear down, then set up the DB on every node (retrying setup)
-  teardown    tear the DB down on every node
-  start|kill|pause|resume   on the nodes --target picks (default all)
-  primaries   print the nodes that are primaries now
-  logs        collect the DB's log files into the store
-`
+// dbAction is one action of `jepsen db`: its usage line and what it does.
+// The table below is the one list of actions: usage, validation and
+// dispatch all read it.
+type dbAction struct {
+	name, usage string
+	run         func(ctx context.Context, c dbCall) error
+}
+
+var dbActions = []dbAction{
+	{"cycle", "tear down, then set up the DB on every node (retrying setup)", func(ctx context.Context, c dbCall) error {
+		fmt.Fprintf(c.stdout, "cycling %s on %d nodes (teardown, setup)...\n", c.name, len(c.t.Nodes))
+		return timed(c.stdout, func() error { return db.Cycle(ctx, c.t, c.d) })
+	}},
+	{"teardown", "tear the DB down on every node", func(ctx context.Context, c dbCall) error {
+		fmt.Fprintf(c.stdout, "tearing %s down on %d nodes...\n", c.name, len(c.t.Nodes))
+		return timed(c.stdout, func() error { return onAll(ctx, c.t, c.t.Nodes, c.d.Teardown) })
+	}},
+	nodeAction("start", "start the DB on the nodes --target picks (default all)", db.CapKill, func(c db.Capabilities) db.NodeFunc { return c.Kill.Start }),
+	nodeAction("kill", "kill the DB on the nodes --target picks", db.CapKill, func(c db.Capabilities) db.NodeFunc { return c.Kill.Kill }),
+	nodeAction("pause", "pause the DB on the nodes --target picks", db.CapPause, func(c db.Capabilities) db.NodeFunc { return c.Pause.Pause }),
+	nodeAction("resume", "resume the DB on the nodes --target picks", db.CapPause, func(c db.Capabilities) db.NodeFunc { return c.Pause.Resume }),
+	{"primaries", "print the nodes that are primaries now", func(ctx context.Context, c dbCall) error {
+		p, ok := c.d.(db.Primary)
+		if !ok {
+			return usagef("db primaries: %v", db.Require(c.d, db.CapPrimary))
+		}
+		ps, err := p.Primaries(ctx, c.t)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "primaries: %s\n", strings.Join(ps, ", "))
+		return nil
+	}},
+	{"logs", "collect the DB's log files into the store", dbLogs},
+}
+
+// nodeAction is an action that runs one of the DB's fault operations on
+// the nodes --target picks; a DB without the capability is a usage error.
+func nodeAction(name, usage string, cp db.Capability, op func(db.Capabilities) db.NodeFunc) dbAction {
+	return dbAction{name, usage, func(ctx context.Context, c dbCall) error {
+		if err := db.Require(c.d, cp); err != nil {
+			return usagef("db %s: %v", name, err)
+		}
+		nodes, err := c.target.Pick(ctx, c.t, c.d, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s on %s...\n", name, strings.Join(nodes, ", "))
+		return timed(c.stdout, func() error { return onAll(ctx, c.t, nodes, op(db.CapabilitiesOf(c.d))) })
+	}}
+}
+
+func dbLogs(ctx context.Context, c dbCall) error {
+	sr, err := store.NewRun(c.storeDir, c.name+"-logs", time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "collecting logs from %d nodes...\n", len(c.t.Nodes))
+	m, err := store.CollectLogs(ctx, c.t, c.d, sr.Dir, store.CollectOpts{})
+	if m != nil {
+		_ = m.Write(sr.Path("manifest.json"))
+		for _, n := range m.Nodes {
+			fetched := 0
+			for _, f := range n.Files {
+				if f.Status == store.Fetched {
+					fetched++
+				}
+			}
+			fmt.Fprintf(c.stdout, "  %s: %d of %d files fetched %s\n", n.Node, fetched, len(n.Files), n.Error)
+		}
+	}
+	fmt.Fprintf(c.stdout, "logs in %s\n", sr.Dir)
+	return err
+}
+
+// timed runs f and, when it succeeds, says how long it took.
+func timed(stdout io.Writer, f func() error) error {
+	start := time.Now()
+	if err := f(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "done in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// dbUsage is the usage of `jepsen db`, from the action table.
+func dbUsage() string {
+	var b strings.Builder
+	names := make([]string, len(dbActions))
+	for i, a := range dbActions {
+		names[i] = a.name
+	}
+	fmt.Fprintf(&b, "Usage: jepsen db ACTION [flags]\n\nActions: %s.\n", strings.Join(names, ", "))
+	for _, a := range dbActions {
+		fmt.Fprintf(&b, "  %-11s %s\n", a.name, a.usage)
+	}
+	return b.String()
+}
 
 func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprint(stderr, dbUsage)
+		fmt.Fprint(stderr, dbUsage())
 		return usagef("db: give an action")
 	}
-	action := args[0]
-	fs := flag.NewFlagSet("db "+action, flag.ContinueOnError)
+	i := slices.IndexFunc(dbActions, func(a dbAction) bool { return a.name == args[0] })
+	if i < 0 {
+		fmt.Fprint(stderr, dbUsage())
+		return usagef("db: unknown action %q", args[0])
+	}
+	action := dbActions[i]
+	fs := flag.NewFlagSet("db "+action.name, flag.ContinueOnError)
 	cf := connFlags(fs)
 	do := dbFlags(fs)
 	target := fs.String("target", "all", "nodes for start/kill/pause/resume: all, one, minority, majority, minority-third, primaries, random, or a node list")
 	storeDir := fs.String("store", store.DefaultBase, "store directory (for logs)")
-	switch action {
-	case "cycle", "teardown", "start", "kill", "pause", "resume", "primaries", "logs":
-	default:
-		fmt.Fprint(stderr, dbUsage)
-		return usagef("db: unknown action %q", action)
-	}
 	if help, err := parseFlags(fs, args[1:], stderr); help || err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usagef("db %s: unexpected argument %q", action, fs.Arg(0))
+		return usagef("db %s: unexpected argument %q", action.name, fs.Arg(0))
 	}
 	d, err := do.build()
 	if err != nil {
@@ -106,78 +205,7 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := connect(ctx, t, stdout); err != nil {
 		return err
 	}
-	start := time.Now()
-	switch action {
-	case "cycle":
-		fmt.Fprintf(stdout, "cycling %s on %d nodes (teardown, setup)...\n", do.name, len(t.Nodes))
-		if err := db.Cycle(ctx, t, d); err != nil {
-			return err
-		}
-	case "teardown":
-		fmt.Fprintf(stdout, "tearing %s down on %d nodes...\n", do.name, len(t.Nodes))
-		if err := onAll(ctx, t, t.Nodes, d.Teardown); err != nil {
-			return err
-		}
-	case "start", "kill", "pause", "resume":
-		caps := db.CapabilitiesOf(d)
-		var op db.NodeFunc
-		switch {
-		case (action == "start" || action == "kill") && caps.Kill == nil:
-			return usagef("db %s: %v", action, db.Require(d, db.CapKill))
-		case (action == "pause" || action == "resume") && caps.Pause == nil:
-			return usagef("db %s: %v", action, db.Require(d, db.CapPause))
-		case action == "start":
-			op = caps.Kill.Start
-		case action == "kill":
-			op = caps.Kill.Kill
-		case action == "pause":
-			op = caps.Pause.Pause
-		default:
-			op = caps.Pause.Resume
-		}
-		nodes, err := tg.Pick(ctx, t, d, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)))
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s on %s...\n", action, strings.Join(nodes, ", "))
-		if err := onAll(ctx, t, nodes, op); err != nil {
-			return err
-		}
-	case "primaries":
-		p, ok := d.(db.Primary)
-		if !ok {
-			return usagef("db primaries: %v", db.Require(d, db.CapPrimary))
-		}
-		ps, err := p.Primaries(ctx, t)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "primaries: %s\n", strings.Join(ps, ", "))
-		return nil
-	case "logs":
-		sr, err := store.NewRun(*storeDir, do.name+"-logs", time.Now())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "collecting logs from %d nodes...\n", len(t.Nodes))
-		m, err := store.CollectLogs(ctx, t, d, sr.Dir, store.CollectOpts{})
-		if m != nil {
-			_ = m.Write(sr.Path("manifest.json"))
-			for _, n := range m.Nodes {
-				fetched := 0
-				for _, f := range n.Files {
-					if f.Status == store.Fetched {
-						fetched++
-					}
-				}
-				fmt.Fprintf(stdout, "  %s: %d of %d files fetched %s\n", n.Node, fetched, len(n.Files), n.Error)
-			}
-		}
-		fmt.Fprintf(stdout, "logs in %s\n", sr.Dir)
-		return err
-	}
-	fmt.Fprintf(stdout, "done in %s\n", time.Since(start).Round(time.Millisecond))
-	return nil
+	return action.run(ctx, dbCall{t: t, d: d, name: do.name, target: tg, storeDir: *storeDir, stdout: stdout})
 }
 
 func onAll(ctx context.Context, t *jepsen.Test, nodes []string, op db.NodeFunc) error {

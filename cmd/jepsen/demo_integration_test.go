@@ -192,6 +192,27 @@ func TestDemoEndToEnd(t *testing.T) {
 	if got := stoppedMembers(t); got != 0 {
 		t.Fatalf("%d members still stopped after jepsen recover", got)
 	}
+	// Every action of `jepsen db` on the running cluster.
+	nf := []string{"--nodes-file", p.NodesFile()}
+	dbAct := func(want string, args ...string) {
+		t.Helper()
+		code, out, errs := run(append(append([]string{"db"}, args...), nf...)...)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("db %v: exit %d, want %q in: %s %s", args, code, want, out, errs)
+		}
+	}
+	dbAct("primaries: n", "primaries")
+	dbAct("pause on n2", "pause", "--target", "n2")
+	if got := stoppedMembers(t); got != 1 {
+		t.Fatalf("%d members stopped after db pause n2", got)
+	}
+	dbAct("resume on n1, n2, n3, n4, n5", "resume")
+	if got := stoppedMembers(t); got != 0 {
+		t.Fatalf("%d members stopped after db resume", got)
+	}
+	dbAct("kill on n3", "kill", "--target", "n3")
+	dbAct("start on n3", "start", "--target", "n3")
+	dbAct("5 nodes", "logs", "--store", t.TempDir())
 	if code, out, errs := run("db", "teardown", "--nodes-file", p.NodesFile()); code != 0 {
 		t.Fatalf("teardown: %s %s", out, errs)
 	}

@@ -51,7 +51,7 @@ Usage:
   jepsen docker down [--purge] remove them (and, with --purge, the image)
   jepsen docker status         show the container nodes
   jepsen exec [flags] -- CMD   run a shell command on every node
-  jepsen db ACTION [flags]     cycle|teardown|start|kill|pause|resume|primaries|logs
+  jepsen db ACTION [flags]     one DB action on the nodes (cycle, kill, logs...; "jepsen db" lists them)
   jepsen run [flags]           cycle the DB, run a client with faults, collect logs, tear down
   jepsen recover [flags]       undo the faults a crashed run left in force
   jepsen check RUN_DIR         check a stored history again (valid, invalid or unknown)
