@@ -175,7 +175,7 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 		return res, err
 	}
 
-	runErr := r.main(ctx, spec, progress)
+	runErr := r.setUpAndRun(ctx, spec, progress)
 	cleanupErr := r.cleanup(ctx, spec, res, progress)
 	if ctx.Err() != nil {
 		runErr = errors.Join(fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx)), runErr)
@@ -261,8 +261,8 @@ func logError(log *slog.Logger, w io.Writer, msg string, err error) {
 	})
 }
 
-// main connects, cycles and runs the body and nemesis.
-func (r *State) main(ctx context.Context, spec Spec, progress func(string, ...any)) error {
+// setUpAndRun connects, cycles the DB and runs the body and nemesis.
+func (r *State) setUpAndRun(ctx context.Context, spec Spec, progress func(string, ...any)) error {
 	t := r.Test
 	progress("connecting to %d nodes", len(t.Nodes))
 	s := time.Now()
