@@ -118,6 +118,10 @@ const (
 )
 
 // Capabilities holds a DB's optional parts; a nil field is one it lacks.
+// A new capability is a field here, a line in internal/genassemble, and
+// `go generate ./db` (Assemble's cases are generated).
+//
+//go:generate go run ./internal/genassemble
 type Capabilities struct {
 	Kill     Kill
 	Pause    Pause
