@@ -353,7 +353,7 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) erro
 			continue
 		}
 		fault, tried, err := n.attempt(fctx, t, env, rng, &next)
-		cut := fctx.Err() != nil
+		interrupted := fctx.Err() != nil
 		done()
 		if !tried {
 			continue
@@ -361,8 +361,8 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) erro
 		attempts++
 		if err != nil {
 			failed++
-			if cut {
-				continue // interrupted: Recover undoes what was applied
+			if interrupted {
+				continue // Recover undoes what was applied
 			}
 		}
 		// Also after a failure: what was applied on some nodes is undone

@@ -15,7 +15,7 @@ import (
 // connOpts are Jepsen's connection flags.
 type connOpts struct {
 	nodes, nodesFile, user, password, key, sudoPassword string
-	remote, dockerHost, warm                            string
+	remote, dockerHost, warm, agentCache                string
 	strict                                              bool
 }
 
@@ -30,6 +30,7 @@ func connFlags(fs *flag.FlagSet) *connOpts {
 	fs.BoolVar(&c.strict, "strict-host-key-checking", true, "check host keys against known_hosts (false accepts any key: throwaway clusters only)")
 	fs.StringVar(&c.remote, "remote", "", "how to reach the nodes: ssh or docker (default: what the nodes file says, else ssh)")
 	fs.StringVar(&c.warm, "warm", "auto", "the warm command path over SSH (a node agent running buffered commands): auto (after a connection's third command), eager (at connect) or off")
+	fs.StringVar(&c.agentCache, "agent-cache", "", "where the warm path finds (or, with Go on PATH, builds) its node agent (default "+ssh.DefaultAgentCache()+"; see jepsen agent build)")
 	fs.StringVar(&c.dockerHost, "docker-host", "", "with --remote docker: the Docker engine's address (default DOCKER_HOST or the local socket)")
 	return c
 }
@@ -41,7 +42,7 @@ func (c *connOpts) test(ctx context.Context, name string) (*jepsen.Test, error) 
 	if err != nil {
 		return nil, usagef("--warm: %v", err)
 	}
-	cfg := ssh.Config{User: c.user, Password: c.password, InsecureIgnoreHostKey: !c.strict, Warm: warm}
+	cfg := ssh.Config{User: c.user, Password: c.password, InsecureIgnoreHostKey: !c.strict, Warm: warm, AgentCache: c.agentCache}
 	if c.key != "" {
 		if _, err := os.Stat(c.key); err != nil {
 			return nil, usagef("--ssh-private-key: %v", err)

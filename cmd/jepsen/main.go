@@ -58,6 +58,8 @@ Usage:
   jepsen serve [--store DIR]   the runs as web pages on http://127.0.0.1:8080/
   jepsen demo [--nodes docker] sandbox (or docker) up, an etcd run with faults, down again
   jepsen pcap summary FILE     summarise a capture (--json for JSON)
+  jepsen agent build           build the warm path's node agent into the agent cache
+                               (for a control node without Go: copy the cache there)
 
 Run "jepsen COMMAND -h" for a command's flags.
 `
@@ -119,6 +121,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdRecover(ctx, args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(ctx, args[1:], stdout, stderr)
+	case "agent":
+		return cmdAgent(ctx, args[1:], stdout, stderr)
 	case "serve":
 		if err := cmdServe(ctx, args[1:], stdout, stderr); err != nil {
 			return err

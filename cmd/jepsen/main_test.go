@@ -81,6 +81,8 @@ func TestCLIHelpAndBadInput(t *testing.T) {
 		{"partition without the fault", []string{"run", "--db", "noop", "--faults", "kill", "--partition", "one", "--nodes", "n1,n2"}, 2, "--partition without the partition fault"},
 		{"primaries on noop", []string{"run", "--db", "noop", "--faults", "partition", "--partition", "primaries", "--nodes", "n1,n2", "--ssh-private-key", key}, 2, "noop lacks Primary"},
 		{"exec without command", []string{"exec", "--nodes", "n1"}, 2, "give a shell command"},
+		{"agent without build", []string{"agent"}, 2, "jepsen agent build"},
+		{"agent for an unknown architecture", []string{"agent", "build", "--arch", "amd64,mips"}, 2, `--arch "mips"`},
 		{"bad concurrency", []string{"run", "--db", "noop", "--faults", "none", "--nodes", "n1", "--concurrency", "0"}, 2, "--concurrency"},
 	}
 	for _, tt := range tests {
@@ -103,6 +105,25 @@ func TestCLIHelpAndBadInput(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// jepsen agent build puts the agent where the warm path looks first, by
+// its source's digest: a second build is the same file, and a control
+// node without Go needs only a copy of the cache.
+func TestCLIAgentBuild(t *testing.T) {
+	cache := t.TempDir()
+	code, out, errs := run("agent", "build", "--arch", "amd64", "--agent-cache", cache)
+	bin := strings.TrimSpace(out)
+	if code != 0 || filepath.Dir(bin) != cache || !strings.HasSuffix(bin, "-linux-amd64") {
+		t.Fatalf("exit %d: %q %s", code, out, errs)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil || !bytes.HasPrefix(b, []byte("\x7fELF")) {
+		t.Fatalf("%s is not an executable: %v", bin, err)
+	}
+	if code, again, _ := run("agent", "build", "--arch", "amd64", "--agent-cache", cache); code != 0 || again != out {
+		t.Fatalf("second build: exit %d, %q", code, again)
 	}
 }
 

@@ -320,6 +320,17 @@ func TestBuildAndRun(t *testing.T) {
 	if err != nil || again != bin {
 		t.Fatalf("second build: %s %v", again, err)
 	}
+	// Without a toolchain, a cache that holds the build (built here, or
+	// copied from a machine with Go) is enough; an empty one is not.
+	t.Run("without go", func(t *testing.T) {
+		t.Setenv("PATH", t.TempDir())
+		if again, err := Build(ctx, dir, runtime.GOARCH); err != nil || again != bin {
+			t.Fatalf("from the cache: %s %v", again, err)
+		}
+		if _, err := Build(ctx, t.TempDir(), runtime.GOARCH); !errors.Is(err, ErrNoToolchain) {
+			t.Fatalf("empty cache: %v", err)
+		}
+	})
 	if fi, _ := os.Stat(bin); fi.Size() > 4<<20 {
 		t.Errorf("agent binary of %d bytes", fi.Size())
 	}
@@ -341,5 +352,24 @@ func TestBuildAndRun(t *testing.T) {
 	in.Close()
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("agent exit: %v", err)
+	}
+}
+
+func TestGOARCH(t *testing.T) {
+	for _, tc := range []struct{ machine, goarch string }{
+		{"x86_64", "amd64"}, {"aarch64", "arm64"}, {"armv7l", "arm"}, {"i686", "386"},
+		{"riscv64", "riscv64"}, {"mips", ""}, {"", ""},
+	} {
+		if got := GOARCH(tc.machine); got != tc.goarch {
+			t.Errorf("GOARCH(%q) = %q, want %q", tc.machine, got, tc.goarch)
+		}
+		if tc.goarch != "" && !KnownGOARCH(tc.goarch) {
+			t.Errorf("KnownGOARCH(%q) is false", tc.goarch)
+		}
+	}
+	for _, a := range []string{"x86_64", "mips", ""} {
+		if KnownGOARCH(a) {
+			t.Errorf("KnownGOARCH(%q) is true", a)
+		}
 	}
 }

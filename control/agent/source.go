@@ -102,23 +102,27 @@ func Build(ctx context.Context, cacheDir, goarch string) (string, error) {
 	return out, nil
 }
 
+// machines maps `uname -m` to Go's name for the architecture.
+var machines = map[string]string{
+	"x86_64": "amd64", "amd64": "amd64",
+	"aarch64": "arm64", "arm64": "arm64",
+	"armv7l": "arm", "armv6l": "arm",
+	"i686": "386", "i386": "386",
+	"ppc64le": "ppc64le",
+	"s390x":   "s390x",
+	"riscv64": "riscv64",
+}
+
 // GOARCH maps `uname -m` to Go's name for the architecture, or "".
-func GOARCH(machine string) string {
-	switch machine {
-	case "x86_64", "amd64":
-		return "amd64"
-	case "aarch64", "arm64":
-		return "arm64"
-	case "armv7l", "armv6l":
-		return "arm"
-	case "i686", "i386":
-		return "386"
-	case "ppc64le":
-		return "ppc64le"
-	case "s390x":
-		return "s390x"
-	case "riscv64":
-		return "riscv64"
+func GOARCH(machine string) string { return machines[machine] }
+
+// KnownGOARCH says whether goarch is an architecture the agent is built
+// for: one that GOARCH returns for some machine.
+func KnownGOARCH(goarch string) bool {
+	for _, a := range machines {
+		if a == goarch {
+			return true
+		}
 	}
-	return ""
+	return false
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
+	nodeagent "github.com/go-jepsen/jepsen/control/agent"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/internal/contract"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
@@ -36,7 +38,13 @@ func sandboxTest(t testing.TB, opts control.Options) *jepsen.Test {
 func warmTest(t *testing.T, m jssh.WarmMode) *jepsen.Test {
 	t.Helper()
 	sandboxtest.Warm(t) // builds the agent
-	nodes, r, err := jssh.Load(env.Get(t).NodesFile(), jssh.Config{Warm: m})
+	return configTest(t, jssh.Config{Warm: m})
+}
+
+// configTest is a Test on the sandbox's nodes with the given SSH config.
+func configTest(t *testing.T, cfg jssh.Config) *jepsen.Test {
+	t.Helper()
+	nodes, r, err := jssh.Load(env.Get(t).NodesFile(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +131,22 @@ func TestWarmPathChoice(t *testing.T) {
 				t.Fatalf("after the agent died: channel seen %v, agent back %v", sawChannel, got == "agent")
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	// A control node without Go: the agent from a cache built elsewhere
+	// (jepsen agent build, then a copy) runs the commands; with an empty
+	// cache they use channels and nothing fails.
+	t.Run("no toolchain", func(t *testing.T) {
+		cache := t.TempDir()
+		if _, err := nodeagent.Build(ctx, cache, runtime.GOARCH); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("PATH", t.TempDir())
+		if got := via(t, configTest(t, jssh.Config{Warm: jssh.WarmEager, AgentCache: cache}).Session("n4")); got != "agent" {
+			t.Fatalf("with a built cache, a command ran under %q", got)
+		}
+		if got := via(t, configTest(t, jssh.Config{Warm: jssh.WarmEager, AgentCache: t.TempDir()}).Session("n5")); got == "agent" {
+			t.Fatal("with an empty cache and no go, a command went through an agent")
 		}
 	})
 	t.Run("off", func(t *testing.T) {
