@@ -4,7 +4,7 @@
 # stdout, for store.CollectLogs: missing paths are simply not in it, and
 # files that change or vanish while tar reads them are not errors.
 # COMPRESSORS is a comma-separated preference list of tar
-# --use-compress-program arguments ("zstd -1 -T0,gzip -1"); the first
+# --use-compress-program arguments ("zstd --fast=2 -T0,gzip -1"); the first
 # whose program the node has is used, and none at all means an
 # uncompressed stream: a node without a compressor still gives its logs.
 # The reader tells the formats apart by their magic bytes.
