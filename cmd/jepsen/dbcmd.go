@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -221,8 +220,4 @@ func connect(ctx context.Context, t *jepsen.Test, stdout io.Writer) error {
 		return fmt.Errorf("cannot reach every node (check the node names or addresses, that sshd runs there, --username and --ssh-private-key): %w", err)
 	}
 	return nil
-}
-
-func latestRun(storeDir string) string {
-	return filepath.Join(storeDir, "latest")
 }
