@@ -37,8 +37,9 @@ type Body func(ctx context.Context, r *State) error
 // Nemesis injects faults beside the body. Run starts it with the body and
 // stops it (cancels its context) when the body returns, with the cause
 // event.ErrBodyEnded: Run must start no new fault then, and may finish
-// one it is applying (an interrupt cancels with another cause, and means
-// stop at once); Recover then runs
+// one it is applying until env.RunDone closes (an interrupt before the
+// body's end cancels with another cause, and means stop at once); Recover
+// then runs
 // on every path, also after errors and interrupts, before logs are
 // collected, and must undo only the faults in force. Both record what
 // they do through env, whose Dir is the run directory (for a record of the
@@ -295,7 +296,9 @@ func (r *State) setUpAndRun(ctx context.Context, spec Spec, progress func(string
 	nemDone := make(chan error, 1)
 	if spec.Nemesis != nil {
 		go func() {
-			nemDone <- control.CatchPanic("nemesis", func() error { return spec.Nemesis.Run(bodyCtx, t, r.env()) })
+			env := r.env()
+			env.RunDone = ctx.Done()
+			nemDone <- control.CatchPanic("nemesis", func() error { return spec.Nemesis.Run(bodyCtx, t, env) })
 		}()
 	} else {
 		nemDone <- nil

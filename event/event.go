@@ -143,6 +143,11 @@ var ErrBodyEnded = errors.New("the body ended")
 type Env struct {
 	Recorder Recorder
 	Dir      string
+	// RunDone, when set, is closed when the run itself ends early (an
+	// interrupt, its deadline), as opposed to its body's end
+	// (ErrBodyEnded): a fault being finished after the body ended stops
+	// then.
+	RunDone <-chan struct{}
 }
 
 // Record records e, also when Recorder is nil.

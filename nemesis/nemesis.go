@@ -345,7 +345,7 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) erro
 		if sched.Err() != nil {
 			continue // both were ready: the schedule's end wins
 		}
-		fctx, done := finishing(ctx)
+		fctx, done := finishing(ctx, env.RunDone)
 		if active != "" {
 			n.undoActive(fctx, t, env, active)
 			active = ""
@@ -377,10 +377,11 @@ const finishGrace = 10 * time.Second
 
 // finishing returns the context a fault is applied or undone under: ctx,
 // except that the body's end (cause event.ErrBodyEnded) cancels it only
-// after finishGrace, so that a fault in flight then is neither cut in
-// half nor counted failed. Any other end of ctx (an interrupt, a
-// deadline) cancels it at once. Call the CancelFunc when done.
-func finishing(ctx context.Context) (context.Context, context.CancelFunc) {
+// when runDone closes (the run was interrupted after all) or after
+// finishGrace, so that a fault in flight then is neither cut in half nor
+// counted failed. Any other end of ctx (an interrupt, a deadline) cancels
+// it at once. Call the CancelFunc when done.
+func finishing(ctx context.Context, runDone <-chan struct{}) (context.Context, context.CancelFunc) {
 	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() {
 		cause := context.Cause(ctx)
@@ -391,6 +392,8 @@ func finishing(ctx context.Context) (context.Context, context.CancelFunc) {
 		select {
 		case <-time.After(finishGrace):
 			cancel(fmt.Errorf("%w, and the fault did not finish within %v", cause, finishGrace))
+		case <-runDone:
+			cancel(fmt.Errorf("%w, then the run was interrupted", cause))
 		case <-fctx.Done():
 		}
 	})

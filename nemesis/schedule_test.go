@@ -153,26 +153,33 @@ func TestScheduleFailedAttemptsFailTheRun(t *testing.T) {
 
 // The body's end stops the schedule but lets a fault in flight finish:
 // it is applied in full and not counted failed. An interrupt cuts it at
-// once, and it is.
+// once, and it is, also one that comes after the body's end.
 func TestScheduleFinishesFaultInFlight(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		cause error
-		ok    bool
+		name      string
+		cause     error
+		interrupt bool // the run is interrupted 50 ms after the cause
+		ok        bool
 	}{
-		{"body ended", event.ErrBodyEnded, true},
-		{"interrupted", errors.New("interrupt"), false},
+		{"body ended", event.ErrBodyEnded, false, true},
+		{"interrupted", errors.New("interrupt"), false, false},
+		{"body ended, then interrupted", event.ErrBodyEnded, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, env, log := setUp(t, "n1")
 			tt := localdb.Test("sched", "n1")
 			ctx, cancel := context.WithCancelCause(context.Background())
 			defer cancel(nil)
+			runDone := make(chan struct{})
+			env.RunDone = runDone
 			d.Hook = func(hctx context.Context, step, node string) error {
 				if step != "kill" {
 					return nil
 				}
 				cancel(tc.cause) // the run's end comes while the kill is under way
+				if tc.interrupt {
+					time.AfterFunc(50*time.Millisecond, func() { close(runDone) })
+				}
 				select {
 				case <-time.After(300 * time.Millisecond):
 					return nil
