@@ -349,8 +349,8 @@ func (r *State) onAll(ctx context.Context, kind event.Kind, op db.NodeFunc) erro
 	return db.EachNode(ctx, r.Test, r.Test.Nodes, control.Fanout{Mode: control.WaitAll}, kind, op, r.Journal, nil)
 }
 
-// cleanup recovers faults, checks, kills (so files stop changing),
-// collects logs, tears down and closes the connections. It runs on every
+// cleanup recovers faults, checks, kills and quiesces (so files stop
+// changing), collects logs, tears down and closes the connections. It runs on every
 // path, with its own deadline, whatever happened to ctx: an interrupt
 // does not stop it (the CLI's second interrupt abandons it).
 func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress func(string, ...any)) error {
@@ -385,6 +385,12 @@ func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress fu
 		progress("killing the DB before collecting logs")
 		if err := r.onAll(cctx, event.Kill, caps.Kill.Kill); err != nil {
 			errs = append(errs, fmt.Errorf("killing before log collection: %w", err))
+		}
+	}
+	if caps.Quiesce != nil && !spec.LeaveDBRunning {
+		progress("closing what the DB records (captures) before collecting logs")
+		if err := r.onAll(cctx, event.Quiesce, caps.Quiesce.Quiesce); err != nil {
+			errs = append(errs, fmt.Errorf("quiescing before log collection: %w", err))
 		}
 	}
 	if caps.LogFiles != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/local"
 	"github.com/go-jepsen/jepsen/core"
+	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/localdb"
 	"github.com/go-jepsen/jepsen/nemesis"
@@ -85,6 +86,64 @@ func TestRunCleanupOrder(t *testing.T) {
 	}
 	if out, err := tt.Session("n1").Exec(context.Background(), "echo", "still usable"); err != nil || out != "still usable" {
 		t.Fatalf("the Test after Run: %q %v", out, err)
+	}
+}
+
+// quiesceDB stands for a capture beside the DB: it records Quiesce.
+type quiesceDB struct {
+	mu    sync.Mutex
+	nodes []string
+}
+
+func (q *quiesceDB) Setup(context.Context, *jepsen.Test, string) error    { return nil }
+func (q *quiesceDB) Teardown(context.Context, *jepsen.Test, string) error { return nil }
+func (q *quiesceDB) Quiesce(_ context.Context, _ *jepsen.Test, node string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.nodes = append(q.nodes, node)
+	return nil
+}
+
+// What a DB records is closed after the kill and before the logs are
+// collected, on every node; a DB left running is not quiesced.
+func TestRunQuiescesBeforeLogs(t *testing.T) {
+	for _, leave := range []bool{false, true} {
+		d := localdb.New(t.TempDir())
+		q := &quiesceDB{}
+		tt := localdb.Test("quiesce", nodes3...)
+		res, err := core.Run(context.Background(), core.Spec{Test: tt, DB: db.Compose(d, q), StoreDir: t.TempDir(), LeaveDBRunning: leave})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leave {
+			if len(q.nodes) != 0 {
+				t.Fatalf("left running, yet quiesced on %v", q.nodes)
+			}
+			for _, n := range nodes3 {
+				d.Teardown(context.Background(), tt, n)
+			}
+			continue
+		}
+		evs, err := store.ReadJournal(filepath.Join(res.Dir, "journal.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []event.Kind
+		for _, e := range evs {
+			kinds = append(kinds, e.Kind)
+		}
+		lastKill, firstQ, lastQ, firstFetch := -1, slices.Index(kinds, event.Quiesce), -1, slices.Index(kinds, event.LogFetch)
+		for i, k := range kinds {
+			switch k {
+			case event.Kill:
+				lastKill = i
+			case event.Quiesce:
+				lastQ = i
+			}
+		}
+		if firstQ < 0 || firstQ < lastKill || lastQ > firstFetch || len(q.nodes) != 3 {
+			t.Fatalf("quiesced on %v; journal %v", q.nodes, kinds)
+		}
 	}
 }
 

@@ -4,99 +4,99 @@ package db
 
 // Assemble returns a DB whose Setup, Teardown and Unwrap are base's and
 // whose optional capabilities are exactly the non-nil fields of caps, no
-// more: a type assertion to Kill, Pause, Primary or LogFiles on the result
+// more: a type assertion to Kill, Pause, Primary, LogFiles or Quiesce on the result
 // succeeds if and only if the field is set. It is how every wrapper in
 // go-jepsen keeps capabilities exact, and is there for users' wrappers too.
 func Assemble(base Wrapper, caps Capabilities) DB {
-	k, p, pr, l := caps.Kill, caps.Pause, caps.Primary, caps.LogFiles
+	k, p, pr, l, q := caps.Kill, caps.Pause, caps.Primary, caps.LogFiles, caps.Quiesce
 	switch {
-	case k == nil && p == nil && pr == nil && l == nil:
+	case k == nil && p == nil && pr == nil && l == nil && q == nil:
 		return struct{ Wrapper }{base}
-	case k != nil && p == nil && pr == nil && l == nil:
+	case k != nil && p == nil && pr == nil && l == nil && q == nil:
 		return struct {
 			Wrapper
 			killCap
 		}{base, k}
-	case k == nil && p != nil && pr == nil && l == nil:
+	case k == nil && p != nil && pr == nil && l == nil && q == nil:
 		return struct {
 			Wrapper
 			pauseCap
 		}{base, p}
-	case k != nil && p != nil && pr == nil && l == nil:
+	case k != nil && p != nil && pr == nil && l == nil && q == nil:
 		return struct {
 			Wrapper
 			killCap
 			pauseCap
 		}{base, k, p}
-	case k == nil && p == nil && pr != nil && l == nil:
+	case k == nil && p == nil && pr != nil && l == nil && q == nil:
 		return struct {
 			Wrapper
 			primaryCap
 		}{base, pr}
-	case k != nil && p == nil && pr != nil && l == nil:
+	case k != nil && p == nil && pr != nil && l == nil && q == nil:
 		return struct {
 			Wrapper
 			killCap
 			primaryCap
 		}{base, k, pr}
-	case k == nil && p != nil && pr != nil && l == nil:
+	case k == nil && p != nil && pr != nil && l == nil && q == nil:
 		return struct {
 			Wrapper
 			pauseCap
 			primaryCap
 		}{base, p, pr}
-	case k != nil && p != nil && pr != nil && l == nil:
+	case k != nil && p != nil && pr != nil && l == nil && q == nil:
 		return struct {
 			Wrapper
 			killCap
 			pauseCap
 			primaryCap
 		}{base, k, p, pr}
-	case k == nil && p == nil && pr == nil && l != nil:
+	case k == nil && p == nil && pr == nil && l != nil && q == nil:
 		return struct {
 			Wrapper
 			logCap
 		}{base, l}
-	case k != nil && p == nil && pr == nil && l != nil:
+	case k != nil && p == nil && pr == nil && l != nil && q == nil:
 		return struct {
 			Wrapper
 			killCap
 			logCap
 		}{base, k, l}
-	case k == nil && p != nil && pr == nil && l != nil:
+	case k == nil && p != nil && pr == nil && l != nil && q == nil:
 		return struct {
 			Wrapper
 			pauseCap
 			logCap
 		}{base, p, l}
-	case k != nil && p != nil && pr == nil && l != nil:
+	case k != nil && p != nil && pr == nil && l != nil && q == nil:
 		return struct {
 			Wrapper
 			killCap
 			pauseCap
 			logCap
 		}{base, k, p, l}
-	case k == nil && p == nil && pr != nil && l != nil:
+	case k == nil && p == nil && pr != nil && l != nil && q == nil:
 		return struct {
 			Wrapper
 			primaryCap
 			logCap
 		}{base, pr, l}
-	case k != nil && p == nil && pr != nil && l != nil:
+	case k != nil && p == nil && pr != nil && l != nil && q == nil:
 		return struct {
 			Wrapper
 			killCap
 			primaryCap
 			logCap
 		}{base, k, pr, l}
-	case k == nil && p != nil && pr != nil && l != nil:
+	case k == nil && p != nil && pr != nil && l != nil && q == nil:
 		return struct {
 			Wrapper
 			pauseCap
 			primaryCap
 			logCap
 		}{base, p, pr, l}
-	default:
+	case k != nil && p != nil && pr != nil && l != nil && q == nil:
 		return struct {
 			Wrapper
 			killCap
@@ -104,6 +104,118 @@ func Assemble(base Wrapper, caps Capabilities) DB {
 			primaryCap
 			logCap
 		}{base, k, p, pr, l}
+	case k == nil && p == nil && pr == nil && l == nil && q != nil:
+		return struct {
+			Wrapper
+			quiesceCap
+		}{base, q}
+	case k != nil && p == nil && pr == nil && l == nil && q != nil:
+		return struct {
+			Wrapper
+			killCap
+			quiesceCap
+		}{base, k, q}
+	case k == nil && p != nil && pr == nil && l == nil && q != nil:
+		return struct {
+			Wrapper
+			pauseCap
+			quiesceCap
+		}{base, p, q}
+	case k != nil && p != nil && pr == nil && l == nil && q != nil:
+		return struct {
+			Wrapper
+			killCap
+			pauseCap
+			quiesceCap
+		}{base, k, p, q}
+	case k == nil && p == nil && pr != nil && l == nil && q != nil:
+		return struct {
+			Wrapper
+			primaryCap
+			quiesceCap
+		}{base, pr, q}
+	case k != nil && p == nil && pr != nil && l == nil && q != nil:
+		return struct {
+			Wrapper
+			killCap
+			primaryCap
+			quiesceCap
+		}{base, k, pr, q}
+	case k == nil && p != nil && pr != nil && l == nil && q != nil:
+		return struct {
+			Wrapper
+			pauseCap
+			primaryCap
+			quiesceCap
+		}{base, p, pr, q}
+	case k != nil && p != nil && pr != nil && l == nil && q != nil:
+		return struct {
+			Wrapper
+			killCap
+			pauseCap
+			primaryCap
+			quiesceCap
+		}{base, k, p, pr, q}
+	case k == nil && p == nil && pr == nil && l != nil && q != nil:
+		return struct {
+			Wrapper
+			logCap
+			quiesceCap
+		}{base, l, q}
+	case k != nil && p == nil && pr == nil && l != nil && q != nil:
+		return struct {
+			Wrapper
+			killCap
+			logCap
+			quiesceCap
+		}{base, k, l, q}
+	case k == nil && p != nil && pr == nil && l != nil && q != nil:
+		return struct {
+			Wrapper
+			pauseCap
+			logCap
+			quiesceCap
+		}{base, p, l, q}
+	case k != nil && p != nil && pr == nil && l != nil && q != nil:
+		return struct {
+			Wrapper
+			killCap
+			pauseCap
+			logCap
+			quiesceCap
+		}{base, k, p, l, q}
+	case k == nil && p == nil && pr != nil && l != nil && q != nil:
+		return struct {
+			Wrapper
+			primaryCap
+			logCap
+			quiesceCap
+		}{base, pr, l, q}
+	case k != nil && p == nil && pr != nil && l != nil && q != nil:
+		return struct {
+			Wrapper
+			killCap
+			primaryCap
+			logCap
+			quiesceCap
+		}{base, k, pr, l, q}
+	case k == nil && p != nil && pr != nil && l != nil && q != nil:
+		return struct {
+			Wrapper
+			pauseCap
+			primaryCap
+			logCap
+			quiesceCap
+		}{base, p, pr, l, q}
+	default:
+		return struct {
+			Wrapper
+			killCap
+			pauseCap
+			primaryCap
+			logCap
+			quiesceCap
+		}{base, k, p, pr, l, q}
 	}
 }
 
@@ -115,4 +227,5 @@ type (
 	pauseCap   interface{ Pause }
 	primaryCap interface{ Primary }
 	logCap     interface{ LogFiles }
+	quiesceCap interface{ Quiesce }
 )

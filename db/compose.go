@@ -19,7 +19,8 @@ import (
 // order, Start in order), Pause and Resume the pausable ones; Primaries
 // comes from the first member with Primary, and SetupPrimary runs on
 // every member with Primary, in order; LogFiles merges every member's
-// files. A member without a capability is never asked for it.
+// files; Quiesce reaches every member with it, in reverse order, as
+// Kill does. A member without a capability is never asked for it.
 //
 // Local log names stay distinct: each member's names are resolved on their
 // own (see ResolveLogFiles), and a name an earlier member already uses is
@@ -42,6 +43,12 @@ func Compose(dbs ...DB) DB {
 		if mc.LogFiles != nil {
 			caps.LogFiles = compLogs{c}
 		}
+		if mc.Quiesce != nil {
+			c.quiesce = append(c.quiesce, mc.Quiesce)
+		}
+	}
+	if len(c.quiesce) > 0 {
+		caps.Quiesce = compQuiesce{c}
 	}
 	if len(c.kill) > 0 {
 		caps.Kill = compKill{c}
@@ -60,6 +67,7 @@ type composite struct {
 	kill    []Kill
 	pause   []Pause
 	primary []Primary
+	quiesce []Quiesce
 }
 
 // Name joins the members' names: "etcd+tcpdump".
@@ -108,6 +116,16 @@ func (k compKill) Kill(ctx context.Context, t *jepsen.Test, node string) error {
 	var errs []error
 	for i := len(k.c.kill) - 1; i >= 0; i-- {
 		errs = append(errs, k.c.kill[i].Kill(ctx, t, node))
+	}
+	return errors.Join(errs...)
+}
+
+type compQuiesce struct{ c *composite }
+
+func (q compQuiesce) Quiesce(ctx context.Context, t *jepsen.Test, node string) error {
+	var errs []error
+	for i := len(q.c.quiesce) - 1; i >= 0; i-- {
+		errs = append(errs, q.c.quiesce[i].Quiesce(ctx, t, node))
 	}
 	return errors.Join(errs...)
 }

@@ -6,8 +6,9 @@
 // idempotent and work on a node that was never set up, because Cycle runs
 // it first. A DB may also implement the optional capabilities Kill
 // (Start/Kill; Process is an alias, as in Jepsen since 0.3.2), Pause
-// (Pause/Resume), Primary (Primaries/SetupPrimary) and LogFiles. Callers
-// find them with a type assertion or CapabilitiesOf.
+// (Pause/Resume), Primary (Primaries/SetupPrimary), LogFiles, and
+// go-jepsen's own Quiesce (close what the DB records before its logs are
+// collected). Callers find them with a type assertion or CapabilitiesOf.
 //
 // Every method gets a context (its deadline bounds the remote commands),
 // the test (whose Session(node) is how a DB reaches the node), and the node.
@@ -91,6 +92,17 @@ type LogFiles interface {
 	LogFiles(ctx context.Context, t *jepsen.Test, node string) ([]LogFile, error)
 }
 
+// Quiesce is the optional capability of a DB that records something
+// while it runs, a packet capture say, and must close it for its log
+// files to be complete: core.Run calls Quiesce on every node after
+// killing the DB and before collecting its logs (unless the DB is left
+// running), and Teardown follows. It is not in Jepsen, which collects a
+// capture while tcpdump still writes it. Quiesce must succeed when there
+// is nothing to close.
+type Quiesce interface {
+	Quiesce(ctx context.Context, t *jepsen.Test, node string) error
+}
+
 // ErrSetupFailed marks a setup error worth retrying from scratch (Jepsen's
 // :jepsen.db/setup-failed): the cluster did not form, say. Wrap it,
 // fmt.Errorf("%w: no leader after 30s", db.ErrSetupFailed), from Setup or
@@ -115,6 +127,7 @@ const (
 	CapPause    Capability = "Pause"
 	CapPrimary  Capability = "Primary"
 	CapLogFiles Capability = "LogFiles"
+	CapQuiesce  Capability = "Quiesce"
 )
 
 // Capabilities holds a DB's optional parts; a nil field is one it lacks.
@@ -127,6 +140,7 @@ type Capabilities struct {
 	Pause    Pause
 	Primary  Primary
 	LogFiles LogFiles
+	Quiesce  Quiesce
 }
 
 // CapabilitiesOf returns what d implements.
@@ -136,6 +150,7 @@ func CapabilitiesOf(d DB) Capabilities {
 	c.Pause, _ = d.(Pause)
 	c.Primary, _ = d.(Primary)
 	c.LogFiles, _ = d.(LogFiles)
+	c.Quiesce, _ = d.(Quiesce)
 	return c
 }
 
@@ -150,6 +165,8 @@ func (c Capabilities) Has(cp Capability) bool {
 		return c.Primary != nil
 	case CapLogFiles:
 		return c.LogFiles != nil
+	case CapQuiesce:
+		return c.Quiesce != nil
 	}
 	return false
 }
@@ -157,7 +174,7 @@ func (c Capabilities) Has(cp Capability) bool {
 // String lists the present capabilities, for messages.
 func (c Capabilities) String() string {
 	var out []string
-	for _, cp := range []Capability{CapKill, CapPause, CapPrimary, CapLogFiles} {
+	for _, cp := range []Capability{CapKill, CapPause, CapPrimary, CapLogFiles, CapQuiesce} {
 		if c.Has(cp) {
 			out = append(out, string(cp))
 		}

@@ -140,7 +140,7 @@ func ExampleCompose() {
 	tcp, _ := db.Tcpdump(db.TcpdumpOpts{Ports: []int{2379}})
 	d := db.Compose(toyDB{root: root}, tcp)
 	fmt.Println(db.Name(d), "has", db.CapabilitiesOf(d))
-	// Output: toyDB+tcpdump has LogFiles
+	// Output: toyDB+tcpdump has LogFiles, Quiesce
 }
 
 // ExampleLogFilesMap derives local names the way Jepsen does, and refuses

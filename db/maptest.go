@@ -12,8 +12,8 @@ import (
 // (Jepsen's map-test). f usually returns t.Clone() with Params changed;
 // the clone shares t's connections. A nil result from f is an error.
 //
-// Unlike Jepsen's, the wrapper has Kill, Pause, Primary and LogFiles if
-// and only if d does (see Assemble), so Cycle never calls SetupPrimary on
+// Unlike Jepsen's, the wrapper has Kill, Pause, Primary, LogFiles and
+// Quiesce if and only if d does (see Assemble), so Cycle never calls SetupPrimary on
 // a DB without Primary, and a nemesis refuses up front to kill a wrapped
 // DB that cannot be killed.
 func MapTest(f func(*jepsen.Test) *jepsen.Test, d DB) DB {
@@ -31,6 +31,9 @@ func MapTest(f func(*jepsen.Test) *jepsen.Test, d DB) DB {
 	}
 	if c.LogFiles != nil {
 		out.LogFiles = mapLogs{m, c.LogFiles}
+	}
+	if c.Quiesce != nil {
+		out.Quiesce = mapQuiesce{m, c.Quiesce}
 	}
 	return Assemble(m, out)
 }
@@ -129,4 +132,13 @@ func (a mapLogs) LogFiles(ctx context.Context, t *jepsen.Test, node string) ([]L
 		return nil, err
 	}
 	return a.l.LogFiles(ctx, nt, node)
+}
+
+type mapQuiesce struct {
+	m *mapTest
+	q Quiesce
+}
+
+func (a mapQuiesce) Quiesce(ctx context.Context, t *jepsen.Test, node string) error {
+	return a.m.mapNode(ctx, t, node, a.q.Quiesce)
 }

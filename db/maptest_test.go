@@ -62,6 +62,12 @@ func (k recPrimary) SetupPrimary(_ context.Context, t *jepsen.Test, n string) er
 	return k.r.rec("primary", t, n)
 }
 
+type recQuiesce struct{ r *recorder }
+
+func (k recQuiesce) Quiesce(_ context.Context, t *jepsen.Test, n string) error {
+	return k.r.rec("quiesce", t, n)
+}
+
 type recLogs struct {
 	r   *recorder
 	dir string
@@ -90,7 +96,7 @@ func withV(t *jepsen.Test) *jepsen.Test {
 // call gets the mapped test.
 func TestMapTestCapabilitiesExact(t *testing.T) {
 	ctx := context.Background()
-	for mask := range 16 {
+	for mask := range 32 {
 		r := &recorder{}
 		var caps db.Capabilities
 		if mask&1 != 0 {
@@ -104,6 +110,9 @@ func TestMapTestCapabilitiesExact(t *testing.T) {
 		}
 		if mask&8 != 0 {
 			caps.LogFiles = recLogs{r: r}
+		}
+		if mask&16 != 0 {
+			caps.Quiesce = recQuiesce{r}
 		}
 		inner := db.Assemble(r, caps)
 		t.Run(caps.String(), func(t *testing.T) {
@@ -133,6 +142,9 @@ func TestMapTestCapabilitiesExact(t *testing.T) {
 			}
 			if p, ok := w.(db.Pause); ok {
 				p.Pause(ctx, tt, "n2")
+			}
+			if q, ok := w.(db.Quiesce); ok {
+				q.Quiesce(ctx, tt, "n1")
 			}
 			if p, ok := w.(db.Primary); ok {
 				ps, _ := p.Primaries(ctx, tt)
@@ -200,11 +212,14 @@ func TestCompose(t *testing.T) {
 	b := db.Assemble(r2, db.Capabilities{Pause: recPause{r2}, LogFiles: recLogs{r2, "/two"}})
 	tcp, _ := db.Tcpdump(db.TcpdumpOpts{})
 	c := db.Compose(a, b, tcp)
-	if got := db.CapabilitiesOf(c).String(); got != "Kill, Pause, LogFiles" {
+	if got := db.CapabilitiesOf(c).String(); got != "Kill, Pause, LogFiles, Quiesce" {
 		t.Fatalf("capabilities %s", got)
 	}
-	if got := db.CapabilitiesOf(db.Compose(tcp, db.Noop)).String(); got != "LogFiles" {
+	if got := db.CapabilitiesOf(db.Compose(tcp, db.Noop)).String(); got != "LogFiles, Quiesce" {
 		t.Fatalf("tcpdump+noop: %s", got)
+	}
+	if got := db.CapabilitiesOf(db.Compose(a, b)).String(); got != "Kill, Pause, LogFiles" {
+		t.Fatalf("without tcpdump: %s", got)
 	}
 	tt := localTest(t, "n1")
 	if err := c.(db.Kill).Kill(ctx, tt, "n1"); err != nil {
@@ -212,6 +227,12 @@ func TestCompose(t *testing.T) {
 	}
 	if len(r1.calls) != 1 || len(r2.calls) != 0 {
 		t.Fatalf("kill reached %v / %v", r1.calls, r2.calls)
+	}
+	// Quiesce reaches the members that have it, and only them.
+	q1, q2 := &recorder{}, &recorder{}
+	cq := db.Compose(db.Assemble(q1, db.Capabilities{Quiesce: recQuiesce{q1}}), a, db.Assemble(q2, db.Capabilities{Quiesce: recQuiesce{q2}}))
+	if err := cq.(db.Quiesce).Quiesce(ctx, tt, "n1"); err != nil || len(q1.calls) != 1 || len(q2.calls) != 1 || len(r1.calls) != 1 {
+		t.Fatalf("quiesce reached %v / %v / %v: %v", q1.calls, r1.calls, q2.calls, err)
 	}
 	// Setup in order, teardown in reverse.
 	var order []string

@@ -34,7 +34,8 @@ type TcpdumpOpts struct {
 
 // TcpdumpDB captures packets on every node from Setup to Teardown and
 // yields tcpdump.log and tcpdump.pcap through LogFiles (Jepsen's tcpdump).
-// It has no Kill, Pause or Primary.
+// It has no Kill, Pause or Primary; its Quiesce is Stop, so that
+// core.Run collects a closed capture, with tcpdump's statistics in its log.
 //
 // Fixed against Jepsen: the filter is valid for any subset of the options
 // (each part is parenthesised; Jepsen's starts with " and" without
@@ -140,6 +141,14 @@ func (d *TcpdumpDB) Setup(ctx context.Context, t *jepsen.Test, node string) erro
 // succeeds. Collect the capture after Stop for a complete file.
 func (d *TcpdumpDB) Stop(ctx context.Context, t *jepsen.Test, node string) error {
 	return cu.StopDaemon(ctx, t.Session(node).Su(), d.file("pid"), cu.StopOpts{Signal: "INT", Wait: 10 * time.Second, Drain: d.file("tcpdump")})
+}
+
+// Quiesce is Stop: core.Run calls it after killing the DB and before
+// collecting logs, so the capture is complete and tcpdump.log ends with
+// tcpdump's counts (packets captured, dropped by the kernel). Jepsen
+// collects the capture while tcpdump still writes it.
+func (d *TcpdumpDB) Quiesce(ctx context.Context, t *jepsen.Test, node string) error {
+	return d.Stop(ctx, t, node)
 }
 
 // Teardown stops the capture (see Stop) and removes its directory.

@@ -122,8 +122,13 @@ func TestTcpdumpOptionCombinations(t *testing.T) {
 			}
 			defer d.Teardown(ctx, tt, "n1")
 			traffic(t, tt, n1)
-			if err := d.Stop(ctx, tt, "n1"); err != nil {
+			// Quiesce (Stop) as core.Run does before collecting logs: the
+			// capture is closed and the log ends with tcpdump's counts.
+			if err := d.Quiesce(ctx, tt, "n1"); err != nil {
 				t.Fatal(err)
+			}
+			if out, err := tt.Session("n1").Su().Exec(ctx, "cat", "/tmp/jepsen/tcpdump/log"); err != nil || !strings.Contains(out, "packets dropped by kernel") {
+				t.Fatalf("tcpdump.log after Quiesce lacks the counts (%v): %s", err, out)
 			}
 			m, err := db.LogFilesMap(ctx, d, tt, "n1")
 			if err != nil {
@@ -219,7 +224,7 @@ func TestTcpdumpFilterExpr(t *testing.T) {
 		}
 	}
 	d, _ := db.Tcpdump(db.TcpdumpOpts{})
-	if got := db.CapabilitiesOf(d).String(); got != "LogFiles" {
+	if got := db.CapabilitiesOf(d).String(); got != "LogFiles, Quiesce" {
 		t.Fatalf("tcpdump capabilities %s", got)
 	}
 }

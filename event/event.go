@@ -37,6 +37,7 @@ const (
 	Partition    Kind = "partition"     // a node cut off from others
 	Heal         Kind = "heal"          // a node's cuts removed
 	Recover      Kind = "recover"       // undoing the faults in force
+	Quiesce      Kind = "quiesce"       // closing what a DB records (a capture) before its logs are collected
 	LogFetch     Kind = "log-fetch"     // collecting a node's logs
 	Client       Kind = "client"        // client operations of one node, summed up
 	Analyze      Kind = "analyze"       // checking the history

@@ -141,7 +141,7 @@ func TestJournalAndTimeline(t *testing.T) {
 func TestTimelineColoursEveryKind(t *testing.T) {
 	kinds := []event.Kind{event.Connect, event.CycleTry, event.Teardown, event.Setup, event.SetupPrimary, event.KeepLogs, event.Body,
 		event.Check, event.Nemesis, event.Kill, event.Start, event.Pause, event.Resume, event.Partition, event.Heal, event.Recover,
-		event.LogFetch, event.Client, event.Analyze, event.Step}
+		event.LogFetch, event.Client, event.Analyze, event.Step, event.Quiesce}
 	seen := map[string]event.Kind{}
 	for _, k := range kinds {
 		c, ok := kindColors[k]

@@ -24,7 +24,7 @@ var kindColors = map[event.Kind]string{
 	event.KeepLogs: "#8d6e63", event.Kill: "#e53935", event.Start: "#1e88e5", event.Pause: "#fb8c00", event.Resume: "#8e24aa",
 	event.LogFetch: "#00897b", event.Nemesis: "#fdd835", event.Recover: "#5e35b1", event.Body: "#b0bec5", event.Connect: "#90caf9",
 	event.Check: "#26a69a", event.Partition: "#6d4c41", event.Heal: "#a1887f", event.Client: "#cfd8dc", event.Analyze: "#3949ab",
-	event.Step: "#1b5e20",
+	event.Step: "#1b5e20", event.Quiesce: "#ef9a9a",
 }
 
 // WriteTimeline draws events as an SVG: one lane per node (and one for

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -301,7 +302,7 @@ func TestPartitionEndToEnd(t *testing.T) {
 		code  int
 		want  string
 	}{
-		{"linearizable", nil, 0, "verdict: valid: "},
+		{"linearizable", []string{"--tcpdump"}, 0, "verdict: valid: "},
 		{"serializable", []string{"--serializable-reads"}, 3, "verdict: INVALID: key "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -317,6 +318,17 @@ func TestPartitionEndToEnd(t *testing.T) {
 			evs, err := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if slices.Contains(tc.extra, "--tcpdump") {
+				// The capture was closed before it was collected: the
+				// log ends with tcpdump's counts.
+				b, err := os.ReadFile(filepath.Join(dir, "n1", "tcpdump.log"))
+				if err != nil || !strings.Contains(string(b), "packets dropped by kernel") {
+					t.Fatalf("n1's tcpdump.log (%v): %s", err, b)
+				}
+				if fi, err := os.Stat(filepath.Join(dir, "n1", "tcpdump.pcap")); err != nil || fi.Size() == 0 {
+					t.Fatalf("n1's capture: %v", err)
+				}
 			}
 			cuts := 0
 			for _, e := range evs {

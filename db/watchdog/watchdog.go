@@ -10,7 +10,7 @@
 // progress or will happen until Start. Teardown stops the worker first.
 //
 // Capabilities stay exact (db.Assemble): the wrapper has Kill (it needs
-// the inner DB's), and Pause, Primary and LogFiles when the inner DB
+// the inner DB's), and Pause, Primary, LogFiles and Quiesce when the inner DB
 // does. Jepsen's wrapper claims all of them.
 package watchdog
 

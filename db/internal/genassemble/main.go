@@ -28,6 +28,7 @@ var caps = []capability{
 	{"Pause", "p", "pauseCap"},
 	{"Primary", "pr", "primaryCap"},
 	{"LogFiles", "l", "logCap"},
+	{"Quiesce", "q", "quiesceCap"},
 }
 
 func main() {
