@@ -350,9 +350,9 @@ func (r *State) onAll(ctx context.Context, kind event.Kind, op db.NodeFunc) erro
 }
 
 // cleanup recovers faults, checks, kills and quiesces (so files stop
-// changing), collects logs, tears down and closes the connections. It runs on every
-// path, with its own deadline, whatever happened to ctx: an interrupt
-// does not stop it (the CLI's second interrupt abandons it).
+// changing), collects logs, tears down and closes the connections. It
+// runs on every path, with its own deadline, whatever happened to ctx:
+// an interrupt does not stop it (the CLI's second interrupt abandons it).
 func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress func(string, ...any)) error {
 	timeout := spec.CleanupTimeout
 	if timeout <= 0 {
