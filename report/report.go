@@ -13,6 +13,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -115,13 +116,13 @@ func Load(dir string, captures bool) (*Run, error) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "results.json")); err == nil {
 		var res checker.Result
-		if json := decodeJSON(b, &res); json == nil {
+		if json.Unmarshal(b, &res) == nil {
 			r.Results = &res
 		}
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "manifest.json")); err == nil {
 		var m store.Manifest
-		if decodeJSON(b, &m) == nil {
+		if json.Unmarshal(b, &m) == nil {
 			r.Manifest = &m
 		}
 	}

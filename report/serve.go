@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/go-jepsen/jepsen/store"
 )
 
 //go:embed templates/*.html
@@ -30,15 +31,8 @@ var funcs = template.FuncMap{
 		return d.Round(100 * time.Millisecond).String()
 	},
 	"join": func(s []string) string { return strings.Join(s, ", ") },
-	"bytes": func(n int64) string {
-		switch {
-		case n >= 1<<20:
-			return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-		case n >= 1<<10:
-			return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-		}
-		return fmt.Sprintf("%d B", n)
-	},
+	// The CLI's units (kB, MB), so that a page and the run's output agree.
+	"bytes": store.HumanBytes,
 	// fileURL is replaced per page: a served page links into /files/,
 	// report.html to the files beside it.
 	"fileURL": func(string) string { return "" },
@@ -48,8 +42,6 @@ var (
 	indexTmpl = template.Must(template.New("index.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/index.html"))
 	runTmpl   = template.Must(template.New("run.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/run.html"))
 )
-
-func decodeJSON(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // page is what the run template renders.
 type page struct {
@@ -81,17 +73,15 @@ func WriteRunReport(dir string) error {
 		return err
 	}
 	var b bytes.Buffer
-	if err := WriteRunPage(&b, r, true, func(rel string) string { return (&urlPath{rel}).String() }); err != nil {
+	if err := WriteRunPage(&b, r, true, escapeRel); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "report.html"), b.Bytes(), 0o644)
 }
 
-// urlPath escapes a relative path for an href.
-type urlPath struct{ p string }
-
-func (u *urlPath) String() string {
-	parts := strings.Split(u.p, "/")
+// escapeRel escapes a relative path for an href, segment by segment.
+func escapeRel(rel string) string {
+	parts := strings.Split(rel, "/")
 	for i, s := range parts {
 		parts[i] = pathEscape(s)
 	}
@@ -240,7 +230,7 @@ func (s *server) run(w http.ResponseWriter, r *http.Request, rest string) {
 	}
 	prefix := "/files/" + pathEscape(parts[0]) + "/" + parts[1] + "/"
 	var b bytes.Buffer
-	if err := WriteRunPage(&b, run, false, func(rel string) string { return prefix + (&urlPath{rel}).String() }); err != nil {
+	if err := WriteRunPage(&b, run, false, func(rel string) string { return prefix + escapeRel(rel) }); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}

@@ -229,7 +229,7 @@ func reportProgress(mu *sync.Mutex, opts CollectOpts, nodes []string, moved []at
 		var parts []string
 		for i, n := range nodes {
 			if running[i].Load() {
-				parts = append(parts, fmt.Sprintf("%s %s", n, humanBytes(moved[i].Load())))
+				parts = append(parts, fmt.Sprintf("%s %s", n, HumanBytes(moved[i].Load())))
 			}
 		}
 		if len(parts) > 0 {
@@ -248,9 +248,9 @@ func (e NodeEntry) summary() string {
 			fetched++
 		}
 	}
-	s := fmt.Sprintf("logs: %s: %d of %d file(s), %s", e.Node, fetched, len(e.Files), humanBytes(e.Bytes))
+	s := fmt.Sprintf("logs: %s: %d of %d file(s), %s", e.Node, fetched, len(e.Files), HumanBytes(e.Bytes))
 	if e.Compression != "" {
-		s += fmt.Sprintf(" (%s moved, %s)", humanBytes(e.BytesMoved), e.Compression)
+		s += fmt.Sprintf(" (%s moved, %s)", HumanBytes(e.BytesMoved), e.Compression)
 	}
 	s += " in " + e.Duration
 	if !e.OK {
@@ -259,9 +259,9 @@ func (e NodeEntry) summary() string {
 	return s
 }
 
-// humanBytes is n in B, kB, MB or GB (powers of 1000, as network tools
-// count).
-func humanBytes(n int64) string {
+// HumanBytes is n in B, kB, MB or GB (powers of 1000, as network tools
+// count): the unit of the CLI's progress lines and of the results pages.
+func HumanBytes(n int64) string {
 	switch {
 	case n < 1000:
 		return fmt.Sprintf("%d B", n)
@@ -366,8 +366,9 @@ func decompress(br *bufio.Reader) (io.ReadCloser, string, error) {
 	}
 	switch {
 	case bytes.HasPrefix(magic, zstdMagic):
-		// One decoding goroutine: the network, not the decoder, is the
-		// bottleneck, and fewer goroutines per node keep fan-out cheap.
+		// One decoding goroutine per node: the nodes' streams are already
+		// decoded in parallel, and fewer goroutines per node keep fan-out
+		// cheap.
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false))
 		if err != nil {
 			return nil, "zstd", err

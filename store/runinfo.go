@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-jepsen/jepsen/internal/atomicfile"
@@ -46,7 +47,7 @@ func (r *Run) WriteRunInfo(info RunInfo) error {
 
 // ReadRunInfo reads a run directory's run.json.
 func ReadRunInfo(dir string) (*RunInfo, error) {
-	b, err := os.ReadFile(dir + "/" + RunInfoFile)
+	b, err := os.ReadFile(filepath.Join(dir, RunInfoFile))
 	if err != nil {
 		return nil, err
 	}

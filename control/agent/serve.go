@@ -270,7 +270,9 @@ func (s *server) copyOut(id uint32, typ byte, r *os.File) {
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			s.send(Frame{Type: typ, ID: id, Payload: append([]byte(nil), buf[:n]...)})
+			// send has written the frame (WriteFrame copies it) when it
+			// returns: buf is free again.
+			s.send(Frame{Type: typ, ID: id, Payload: buf[:n]})
 		}
 		if err != nil {
 			return

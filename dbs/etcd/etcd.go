@@ -125,6 +125,16 @@ func (d *DB) source() (cu.Source, error) {
 // packSources are the binaries PackLocal packs.
 var packSources = []string{"/usr/bin/etcd", "/usr/bin/etcdctl"}
 
+// openSource opens one of packSources, saying what to install when it is
+// missing.
+func openSource(src string) (*os.File, error) {
+	f, err := os.Open(src)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %s not found; install Debian's etcd-server and etcd-client (apt-get install etcd-server etcd-client) or give an archive: %w", src, err)
+	}
+	return f, nil
+}
+
 // PackCached returns PackLocal's archive kept in dir under a name made of
 // the binaries' SHA-256, packing it only when no archive of these
 // binaries is there yet: every CLI process used to pack and gzip 38 MB
@@ -133,9 +143,9 @@ var packSources = []string{"/usr/bin/etcd", "/usr/bin/etcdctl"}
 func PackCached(dir string) (string, error) {
 	h := sha256.New()
 	for _, src := range packSources {
-		f, err := os.Open(src)
+		f, err := openSource(src)
 		if err != nil {
-			return "", fmt.Errorf("etcd: %s not found; install Debian's etcd-server and etcd-client (apt-get install etcd-server etcd-client) or give an archive: %w", src, err)
+			return "", err
 		}
 		_, err = io.Copy(h, f)
 		f.Close()
@@ -175,9 +185,9 @@ func PackLocal(path string) (string, error) {
 	_ = tw.WriteHeader(&tar.Header{Name: "etcd/", Typeflag: tar.TypeDir, Mode: 0o755})
 	for _, src := range packSources {
 		name := filepath.Base(src)
-		f, err := os.Open(src)
+		f, err := openSource(src)
 		if err != nil {
-			return "", fmt.Errorf("etcd: %s not found; install Debian's etcd-server and etcd-client (apt-get install etcd-server etcd-client) or give an archive: %w", src, err)
+			return "", err
 		}
 		fi, _ := f.Stat()
 		if err := tw.WriteHeader(&tar.Header{Name: "etcd/" + name, Typeflag: tar.TypeReg, Mode: 0o755, Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
