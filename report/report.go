@@ -80,10 +80,11 @@ type Capture struct {
 
 var idRE = regexp.MustCompile(`^\d{8}T\d{6}\.\d{3}Z$`)
 
-// Load reads a run directory: run.json, the journal, results.json,
-// manifest.json, its files, and the summaries of its captures (with
-// captures false, just their names).
-func Load(dir string, captures bool) (*Run, error) {
+// Load reads a run directory: run.json, the journal and results.json,
+// and with full (a run's page, not the index, which loads every run on
+// each request) also manifest.json, its files and the summaries of its
+// captures.
+func Load(dir string, full bool) (*Run, error) {
 	id := filepath.Base(dir)
 	start, err := store.ParseStart(id)
 	if err != nil {
@@ -120,13 +121,16 @@ func Load(dir string, captures bool) (*Run, error) {
 			r.Results = &res
 		}
 	}
+	r.Verdict = verdict(r, info, infoErr, dir)
+	if !full {
+		return r, nil
+	}
 	if b, err := os.ReadFile(filepath.Join(dir, "manifest.json")); err == nil {
 		var m store.Manifest
 		if json.Unmarshal(b, &m) == nil {
 			r.Manifest = &m
 		}
 	}
-	r.Verdict = verdict(r, info, infoErr, dir)
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
@@ -140,7 +144,7 @@ func Load(dir string, captures bool) (*Run, error) {
 		r.Files = append(r.Files, File{Path: rel, Size: fi.Size()})
 		if strings.HasSuffix(rel, ".pcap") || strings.HasSuffix(rel, ".pcapng") {
 			c := Capture{Path: rel}
-			if captures && fi.Mode().IsRegular() {
+			if fi.Mode().IsRegular() {
 				if s, err := pcap.SummarizeFile(p); err != nil {
 					c.Err = err.Error()
 				} else {
