@@ -29,13 +29,15 @@ type NodeAddr struct {
 // section the transport's package reads: control/ssh reads "ssh". This
 // package knows nothing of them.
 type NodesFile struct {
-	// Remote names the transport: "ssh" (the default) or "docker".
+	// Remote names the transport: "ssh" (the default), "docker" or
+	// "k8s".
 	Remote string     `json:"remote,omitempty"`
 	Nodes  []NodeAddr `json:"nodes"`
-	// SSH and Docker are the transports' settings, decoded by
-	// control/ssh and control/docker.
+	// SSH, Docker and K8s are the transports' settings, decoded by
+	// control/ssh, control/docker and control/k8s.
 	SSH    json.RawMessage `json:"ssh,omitempty"`
 	Docker json.RawMessage `json:"docker,omitempty"`
+	K8s    json.RawMessage `json:"k8s,omitempty"`
 	// Dir is the directory the file was read from, against which a
 	// transport resolves relative paths; empty when parsed from memory.
 	Dir string `json:"-"`
@@ -141,9 +143,9 @@ func ParseNodesFile(data []byte, dir string) (*NodesFile, error) {
 		}
 	}
 	switch f.Remote {
-	case "", "ssh", "docker":
+	case "", "ssh", "docker", "k8s":
 	default:
-		return nil, fmt.Errorf("nodes file: unknown remote %q (want ssh or docker)", f.Remote)
+		return nil, fmt.Errorf("nodes file: unknown remote %q (want ssh, docker or k8s)", f.Remote)
 	}
 	f.Dir = dir
 	return &f, nil
