@@ -21,8 +21,11 @@ var (
 	ErrUnknownNode = errors.New("unknown node")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("control client closed")
-	// ErrUnresponsive: the node stopped answering on an open connection,
-	// which was closed so that the next command dials afresh.
+	// ErrUnresponsive: the node stopped answering a command on an open
+	// connection: the connection broke or went silent (OpLost), or the
+	// command's channel closed without an exit status (OpNoStatus). The
+	// command may have run. Every *TransportError with one of those Ops
+	// matches it (errors.Is); the next command dials afresh.
 	ErrUnresponsive = errors.New("node stopped answering")
 )
 
@@ -78,6 +81,12 @@ func (e *TransportError) Error() string {
 }
 
 func (e *TransportError) Unwrap() error { return e.Err }
+
+// Is makes a lost connection or a missing exit status match
+// ErrUnresponsive.
+func (e *TransportError) Is(target error) bool {
+	return target == ErrUnresponsive && (e.Op == OpLost || e.Op == OpNoStatus)
+}
 
 // NodeName is the node the error is about.
 func (e *TransportError) NodeName() string { return e.Node }

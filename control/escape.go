@@ -3,6 +3,8 @@ package control
 import (
 	"errors"
 	"fmt"
+	"math"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -68,8 +70,10 @@ type Script struct {
 	Args []string // its positional arguments, escaped
 }
 
-// Command renders arguments as one shell command line: strings, numbers
-// and booleans are escaped; Raw passes through; a Script becomes sh -c;
+// Command renders arguments as one shell command line: strings are
+// escaped; integers of every Go type, floats (in plain decimal, never
+// with an exponent; NaN and infinities are refused) and booleans are
+// written as they read; Raw passes through; a Script becomes sh -c;
 // slices of those are flattened. Anything else, and any string with a NUL
 // byte, is an ErrInvalidArg.
 func Command(args ...any) (string, error) {
@@ -106,15 +110,24 @@ func render(args []any) (line, display string, err error) {
 				parts = append(parts, Escape(s))
 				shown = append(shown, Escape(s))
 			}
-		case int:
-			parts = append(parts, strconv.Itoa(v))
-			shown = append(shown, strconv.Itoa(v))
-		case int64:
-			parts = append(parts, strconv.FormatInt(v, 10))
-			shown = append(shown, strconv.FormatInt(v, 10))
-		case uint64:
-			parts = append(parts, strconv.FormatUint(v, 10))
-			shown = append(shown, strconv.FormatUint(v, 10))
+		case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr:
+			n := fmt.Sprint(v)
+			parts = append(parts, n)
+			shown = append(shown, n)
+		case float32, float64:
+			// A number a shell and the usual tools read: no exponent, no
+			// NaN or infinity (which no command means).
+			f := reflect.ValueOf(v).Float()
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return fmt.Errorf("%w: %v is not a number a command can take", ErrInvalidArg, f)
+			}
+			bits := 64
+			if _, ok := v.(float32); ok {
+				bits = 32
+			}
+			n := strconv.FormatFloat(f, 'f', -1, bits)
+			parts = append(parts, n)
+			shown = append(shown, n)
 		case bool:
 			parts = append(parts, strconv.FormatBool(v))
 			shown = append(shown, strconv.FormatBool(v))

@@ -2,6 +2,7 @@ package control
 
 import (
 	"errors"
+	"math"
 	"os/exec"
 	"strings"
 	"testing"
@@ -44,7 +45,12 @@ func TestCommand(t *testing.T) {
 		{[]any{"sleep", 3}, "sleep 3", false},
 		{[]any{Raw("echo $HOME")}, "echo $HOME", false},
 		{[]any{"a\x00b"}, "", true},
-		{[]any{3.5}, "", true},
+		{[]any{"sleep", 3.5}, "sleep 3.5", false},
+		{[]any{int8(-3), int16(4), int32(5), uint(6), uint8(7), uint16(8), uint32(9), uint64(10), uintptr(11)}, "-3 4 5 6 7 8 9 10 11", false},
+		{[]any{float32(0.25), 1e21, 0.0}, "0.25 1000000000000000000000 0", false},
+		{[]any{math.NaN()}, "", true},
+		{[]any{math.Inf(1)}, "", true},
+		{[]any{struct{}{}}, "", true},
 		{[]any{}, "", true},
 	}
 	for _, tt := range tests {

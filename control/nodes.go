@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"net/netip"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
+
+	"github.com/go-jepsen/jepsen/internal/safefile"
 )
 
 // NodeAddr says how to reach one node: its name, and the address and port
@@ -82,6 +85,56 @@ func ValidateNodes(nodes []string) error {
 	return nil
 }
 
+var hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// ValidateAddress reports whether s is an address a node can be dialled
+// at: an IP address (v4 or v6, without brackets or port), or a DNS host
+// name (dot-separated labels of letters, digits and inner hyphens, at most
+// 253 characters). The error matches ErrInvalidNode.
+func ValidateAddress(s string) error {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return nil
+	}
+	ok := len(s) <= 253 && s != ""
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		ok = ok && hostLabel.MatchString(label)
+	}
+	if !ok {
+		return fmt.Errorf("%w: address %q is neither an IP address nor a host name", ErrInvalidNode, s)
+	}
+	return nil
+}
+
+// jsonError names the field of a type mismatch, which encoding/json
+// reports by Go type.
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Errorf("field %s: want %s, not a JSON %s", te.Field, jsonKind(te.Type.Kind()), te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("not JSON at byte %d: %v", se.Offset, err)
+	}
+	return err
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint16:
+		return "a number"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return k.String()
+}
+
 // ParseNodeList parses a comma- or whitespace-separated node list, as
 // given to --nodes.
 func ParseNodeList(s string) ([]string, error) {
@@ -121,7 +174,11 @@ func ParseNodesFile(data []byte, dir string) (*NodesFile, error) {
 		dec := json.NewDecoder(bytes.NewReader(trimmed))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&f); err != nil {
-			return nil, fmt.Errorf("nodes file: %w", err)
+			return nil, fmt.Errorf("nodes file: %w", jsonError(err))
+		}
+		// One JSON value, and nothing after it.
+		if _, err := dec.Token(); err != io.EOF {
+			return nil, fmt.Errorf("nodes file: text after the JSON object, at byte %d", dec.InputOffset()+1)
 		}
 	} else {
 		for _, line := range strings.Split(string(data), "\n") {
@@ -141,6 +198,11 @@ func ParseNodesFile(data []byte, dir string) (*NodesFile, error) {
 		if n.Port < 0 || n.Port > 65535 {
 			return nil, fmt.Errorf("nodes file: node %s: port %d out of range", n.Name, n.Port)
 		}
+		if n.Address != "" {
+			if err := ValidateAddress(n.Address); err != nil {
+				return nil, fmt.Errorf("nodes file: node %s: %w", n.Name, err)
+			}
+		}
 	}
 	switch f.Remote {
 	case "", "ssh", "docker", "k8s":
@@ -151,20 +213,13 @@ func ParseNodesFile(data []byte, dir string) (*NodesFile, error) {
 	return &f, nil
 }
 
-// LoadNodesFile reads and parses the nodes file at path. A file larger
-// than MaxNodesFileSize is refused without reading it all.
+// LoadNodesFile reads and parses the nodes file at path: a regular file
+// (a FIFO, a device or a directory is refused at once) of at most
+// MaxNodesFileSize bytes.
 func LoadNodesFile(path string) (*NodesFile, error) {
-	fh, err := os.Open(path)
+	data, err := safefile.ReadFile(path, MaxNodesFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("nodes file: %w", err)
-	}
-	defer fh.Close()
-	data, err := io.ReadAll(io.LimitReader(fh, MaxNodesFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("nodes file %s: %w", path, err)
-	}
-	if len(data) > MaxNodesFileSize {
-		return nil, fmt.Errorf("nodes file %s: larger than %d bytes; a nodes file lists node names", path, MaxNodesFileSize)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {

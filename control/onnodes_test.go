@@ -106,6 +106,12 @@ func TestNodesFile(t *testing.T) {
 		t.Fatal("lookup")
 	}
 	bad := []string{
+		`{"nodes":[{"name":"n1"}]}garbage`,
+		`{"nodes":[{"name":"n1"}]} {"nodes":[]}`,
+		`{"nodes":[{"name":"n1","address":"10.66.202.11; touch /tmp/x"}]}`,
+		`{"nodes":[{"name":"n1","address":"-bad-.example"}]}`,
+		`{"nodes":[{"name":"n1","port":"22"}]}`,
+		`{"nodes":"n1"}`,
 		"n1\nn1\n",
 		"",
 		"n1\n../etc\n",
@@ -119,6 +125,15 @@ func TestNodesFile(t *testing.T) {
 	for _, b := range bad {
 		if _, err := ParseNodesFile([]byte(b), ""); err == nil {
 			t.Errorf("accepted %q", b)
+		}
+	}
+	// A type mismatch names the field.
+	if _, err := ParseNodesFile([]byte(`{"nodes":[{"name":"n1","port":"22"}]}`), ""); err == nil || !strings.Contains(err.Error(), "field nodes.port: want a number, not a JSON string") {
+		t.Fatalf("a port given as a string: %v", err)
+	}
+	for _, good := range []string{"10.66.202.11", "::1", "fe80::1", "node-1.example.com", "n1", "db.internal."} {
+		if err := ValidateAddress(good); err != nil {
+			t.Errorf("%s refused: %v", good, err)
 		}
 	}
 	if _, err := ParseNodeList("n1, n2,n3"); err != nil {

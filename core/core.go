@@ -217,6 +217,7 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 	if res.Analyzed {
 		info.Valid = res.Valid.String()
 	}
+	info.Faults = store.CountFaults(j.Events())
 	if werr := sr.WriteRunInfo(info); werr != nil {
 		err = errors.Join(err, werr)
 	}

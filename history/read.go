@@ -287,7 +287,7 @@ func sizeHint(f interface{ Stat() (os.FileInfo, error) }) int {
 	if err != nil {
 		return 0
 	}
-	return int(min(fi.Size()/100, 1<<24))
+	return int(min(fi.Size()/100, 1<<20))
 }
 
 // parseLine parses one line of history.jsonl. It is a hand-written

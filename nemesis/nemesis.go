@@ -5,13 +5,14 @@
 package nemesis
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/atomicfile"
+	"github.com/go-jepsen/jepsen/internal/safefile"
 )
 
 // DefaultInterval is the time between nemesis operations, as Jepsen's
@@ -276,15 +278,25 @@ func writeRecord(path string, r *Record) error {
 	return atomicfile.Write(path, append(b, '\n'), 0o644)
 }
 
-// ReadRecord reads a fault record.
+// MaxRecordFile bounds what ReadRecord reads.
+const MaxRecordFile = 16 << 20
+
+// ReadRecord reads a fault record: a regular file of at most
+// MaxRecordFile bytes holding one JSON record. Errors about the file or
+// its content match safefile.ErrBadFile.
 func ReadRecord(path string) (*Record, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefile.ReadFile(path, MaxRecordFile)
 	if err != nil {
 		return nil, err
 	}
 	var r Record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, &safefile.MalformedError{Path: path, Err: fmt.Errorf("not a fault record: %w", err)}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &safefile.MalformedError{Path: path, Err: errors.New("not a fault record: text after the JSON object")}
 	}
 	if r.Faults == nil {
 		r.Faults = map[string]*NodeFault{}

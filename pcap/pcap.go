@@ -12,10 +12,10 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"sort"
 	"time"
 
+	"github.com/go-jepsen/jepsen/internal/safefile"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -195,9 +195,11 @@ func protoName(p layers.IPProtocol) string {
 	return fmt.Sprintf("ip-proto-%d", uint8(p))
 }
 
-// SummarizeFile summarises the capture at path.
+// SummarizeFile summarises the capture at path, a regular file (a FIFO
+// or a device is refused at once, with an error matching
+// safefile.ErrBadFile); it is read as a stream.
 func SummarizeFile(path string) (*Summary, error) {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -13,10 +13,10 @@ package report
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -27,6 +27,7 @@ import (
 	"github.com/go-jepsen/jepsen/checker"
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/internal/safefile"
 	"github.com/go-jepsen/jepsen/pcap"
 	"github.com/go-jepsen/jepsen/store"
 )
@@ -59,6 +60,8 @@ type Run struct {
 	Verdict  string                // one of the verdict constants
 	Error    string                // why it failed, when it did
 	Results  *checker.StoredResult // nil when no history was checked
+	// Problems are what could not be read of the run directory.
+	Problems []string
 	// Linear is the linearizability checker's findings, when it ran.
 	Linear   *checker.LinearDetails
 	Events   []event.Event
@@ -82,10 +85,22 @@ type Capture struct {
 
 var idRE = regexp.MustCompile(`^\d{8}T\d{6}\.\d{3}Z$`)
 
-// Load reads a run directory: run.json, the journal and results.json,
-// and with full (a run's page, not the index, which loads every run on
-// each request) also manifest.json, its files and the summaries of its
-// captures.
+// Limits on what a page reads of a run directory, so that the server
+// answers whatever the directory holds.
+const (
+	maxFiles       = 10_000    // files listed
+	maxCapture     = 256 << 20 // captures summarised (bytes)
+	maxTimeline    = 16 << 20  // timeline.svg inlined
+	maxLogTail     = 64 << 10  // jepsen.log read for an old run's fate
+	maxResultsPage = 64 << 20  // results.json
+)
+
+// Load reads a run directory. The index (full false) reads run.json
+// alone (a run still running is told by its journal's time stamp, never
+// its content); a run's page (full) also reads the journal (as a stream,
+// bounded per line and in events), results.json, manifest.json, the list
+// of its files and the summaries of its captures, each bounded. What
+// could not be read is noted in Problems, not fatal.
 func Load(dir string, full bool) (*Run, error) {
 	id := filepath.Base(dir)
 	start, err := store.ParseStart(id)
@@ -94,22 +109,33 @@ func Load(dir string, full bool) (*Run, error) {
 	}
 	r := &Run{Test: filepath.Base(filepath.Dir(dir)), ID: id, Dir: dir, Start: start, Faults: map[event.Fault]int{}}
 	info, infoErr := store.ReadRunInfo(dir)
-	evs, _ := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+	if info != nil {
+		r.DB, r.Nodes, r.Error = info.DB, info.Nodes, info.Error
+		if !info.End.IsZero() {
+			r.Duration = info.End.Sub(info.Start)
+		}
+		maps.Copy(r.Faults, info.Faults)
+	} else if !errors.Is(infoErr, os.ErrNotExist) {
+		r.note("run.json: %v", infoErr)
+	}
+	r.Verdict = verdict(r, info, infoErr, dir)
+	if !full {
+		return r, nil
+	}
+	evs, err := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+	var te *store.TruncatedError
+	if err != nil && !errors.As(err, &te) && !errors.Is(err, os.ErrNotExist) {
+		r.note("the journal: %v (showing the %d events before)", err, len(evs))
+	}
 	r.Events = evs
 	var last time.Time
 	for _, e := range evs {
 		if e.End.After(last) {
 			last = e.End
 		}
-		if e.Kind == event.Nemesis && e.OK && len(e.Nodes) > 0 {
-			r.Faults[e.Fault]++
-		}
 	}
-	if info != nil {
-		r.DB, r.Nodes, r.Error = info.DB, info.Nodes, info.Error
-		if !info.End.IsZero() {
-			r.Duration = info.End.Sub(info.Start)
-		}
+	if info == nil || len(info.Faults) == 0 {
+		maps.Copy(r.Faults, store.CountFaults(evs))
 	}
 	if r.Duration == 0 && !last.IsZero() {
 		r.Duration = last.Sub(start)
@@ -119,20 +145,21 @@ func Load(dir string, full bool) (*Run, error) {
 	}
 	if res, err := checker.ReadResults(filepath.Join(dir, checker.ResultsFile)); err == nil {
 		r.Results, r.Linear = res, res.Linear()
+	} else if !errors.Is(err, os.ErrNotExist) {
+		r.note("results.json: %v", err)
 	}
-	r.Verdict = verdict(r, info, infoErr, dir)
-	if !full {
-		return r, nil
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, "manifest.json")); err == nil {
-		var m store.Manifest
-		if json.Unmarshal(b, &m) == nil {
-			r.Manifest = &m
-		}
+	if m, err := store.ReadManifest(filepath.Join(dir, "manifest.json")); err == nil {
+		r.Manifest = m
+	} else if !errors.Is(err, os.ErrNotExist) {
+		r.note("manifest.json: %v", err)
 	}
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
+		}
+		if len(r.Files) >= maxFiles {
+			r.note("more than %d files: the list stops there", maxFiles)
+			return filepath.SkipAll
 		}
 		rel, _ := filepath.Rel(dir, p)
 		fi, err := d.Info()
@@ -143,7 +170,12 @@ func Load(dir string, full bool) (*Run, error) {
 		r.Files = append(r.Files, File{Path: rel, Size: fi.Size()})
 		if strings.HasSuffix(rel, ".pcap") || strings.HasSuffix(rel, ".pcapng") {
 			c := Capture{Path: rel}
-			if fi.Mode().IsRegular() {
+			switch {
+			case !fi.Mode().IsRegular():
+				c.Err = "not a regular file"
+			case fi.Size() > maxCapture:
+				c.Err = fmt.Sprintf("larger than %s: summarise it with jepsen pcap summary", store.HumanBytes(maxCapture))
+			default:
 				if s, err := pcap.SummarizeFile(p); err != nil {
 					c.Err = err.Error()
 				} else {
@@ -157,10 +189,15 @@ func Load(dir string, full bool) (*Run, error) {
 	return r, nil
 }
 
+// note records what a page could not read.
+func (r *Run) note(format string, a ...any) {
+	r.Problems = append(r.Problems, fmt.Sprintf(format, a...))
+}
+
 // verdict decides what the index shows for a run.
 func verdict(r *Run, info *store.RunInfo, infoErr error, dir string) string {
-	if r.Results != nil {
-		return r.Results.Valid.String()
+	if info != nil && info.Valid != "" {
+		return info.Valid
 	}
 	if info != nil {
 		switch info.Status {
@@ -176,13 +213,13 @@ func verdict(r *Run, info *store.RunInfo, infoErr error, dir string) string {
 		return Running
 	}
 	if errors.Is(infoErr, os.ErrNotExist) {
-		if b, err := os.ReadFile(filepath.Join(dir, "jepsen.log")); err == nil {
-			switch {
-			case bytes.Contains(b, []byte("run complete")):
-				return NoCheck
-			case bytes.Contains(b, []byte("run failed")):
-				return Crashed
-			}
+		// A run from before run.json: its log's last lines tell.
+		b := tail(filepath.Join(dir, "jepsen.log"), maxLogTail)
+		switch {
+		case bytes.Contains(b, []byte("run complete")):
+			return NoCheck
+		case bytes.Contains(b, []byte("run failed")):
+			return Crashed
 		}
 	}
 	return Killed
@@ -317,9 +354,26 @@ type StatRow struct {
 // missing). go-jepsen writes it and escapes everything in it; the pages'
 // Content-Security-Policy keeps any script out even if it were not.
 func (r *Run) Timeline() []byte {
-	b, err := os.ReadFile(filepath.Join(r.Dir, "timeline.svg"))
+	b, err := safefile.ReadFile(filepath.Join(r.Dir, "timeline.svg"), maxTimeline)
 	if err != nil || !bytes.HasPrefix(b, []byte("<svg")) {
 		return nil
 	}
 	return b
+}
+
+// tail returns at most n bytes from the end of the regular file at path.
+func tail(path string, n int64) []byte {
+	f, err := safefile.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	off := max(fi.Size()-n, 0)
+	b := make([]byte, min(fi.Size(), n))
+	k, _ := f.ReadAt(b, off)
+	return b[:k]
 }

@@ -6,8 +6,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/go-jepsen/jepsen/internal/storetest"
 	"github.com/go-jepsen/jepsen/report"
@@ -153,5 +156,67 @@ func TestPathEscapes(t *testing.T) {
 	req, _ := http.NewRequest("PUT", srv.URL+"/files/register/"+id+"/n1/db.log", strings.NewReader("x"))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 405 {
 		t.Fatalf("PUT: %v %v", resp, err)
+	}
+}
+
+// The server answers, quickly and in little memory, whatever a run
+// directory holds: a 1 GB journal of one line, results.json, run.json
+// and manifest.json that are FIFOs, a capture that is /dev/zero.
+func TestServeSurvivesHostileRunDirs(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "big", "20261127T071300.912Z")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	j, err := os.Create(filepath.Join(run, "journal.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Truncate(1 << 30); err != nil { // one line of 1 GB, sparse
+		t.Fatal(err)
+	}
+	j.Close()
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(run, "journal.jsonl"), old, old)
+	fifos := filepath.Join(dir, "fifos", "20261127T071301.912Z")
+	os.MkdirAll(fifos, 0o755)
+	for _, f := range []string{"run.json", "results.json", "manifest.json", "timeline.svg", "jepsen.log"} {
+		if err := syscall.Mkfifo(filepath.Join(fifos, f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink("/dev/zero", filepath.Join(fifos, "n1.pcap"))
+	h, err := report.Handler(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 3 {
+		fifoFile := "/files/fifos/20261127T071301.912Z/run.json"
+		zero := "/files/fifos/20261127T071301.912Z/n1.pcap"
+		for _, p := range []string{"/", path(run), path(fifos), fifoFile, zero} {
+			start := time.Now()
+			code, body := get(t, srv.URL+p)
+			if p == fifoFile || p == zero {
+				if code != 404 || time.Since(start) > 2*time.Second {
+					t.Fatalf("%s: %d after %v, want 404 at once", p, code, time.Since(start))
+				}
+				continue
+			}
+			if code != 200 || time.Since(start) > 2*time.Second {
+				t.Fatalf("%s: %d after %v", p, code, time.Since(start))
+			}
+			if p == path(run) && !strings.Contains(body, "longer than") {
+				t.Errorf("the page does not say why it shows no journal")
+			}
+		}
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapSys) - int64(before.HeapSys); grew > 100<<20 {
+		t.Fatalf("the heap grew by %d MB serving these pages", grew>>20)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-jepsen/jepsen/store"
@@ -248,7 +249,9 @@ func (s *server) file(w http.ResponseWriter, r *http.Request, rest string) {
 		http.NotFound(w, r)
 		return
 	}
-	f, err := s.root.Open(path.Join(parts[0], parts[1], parts[2]))
+	// Non-blocking, so that a FIFO never holds the request; a regular
+	// file ignores the flag.
+	f, err := s.root.OpenFile(path.Join(parts[0], parts[1], parts[2]), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		http.NotFound(w, r)
 		return

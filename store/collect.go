@@ -28,6 +28,7 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/internal/safefile"
 )
 
 // File statuses in a manifest.
@@ -61,6 +62,22 @@ type NodeEntry struct {
 	BytesMoved int64       `json:"bytes_moved"`
 	Bytes      int64       `json:"bytes"`
 	Files      []FileEntry `json:"files"`
+}
+
+// MaxManifestFile bounds what ReadManifest reads.
+const MaxManifestFile = 64 << 20
+
+// ReadManifest reads a manifest.json.
+func ReadManifest(path string) (*Manifest, error) {
+	b, err := safefile.ReadFile(path, MaxManifestFile)
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, &safefile.MalformedError{Path: path, Err: err}
+	}
+	return &m, nil
 }
 
 // Manifest lists every file collected, missing or failed, per node.
@@ -318,6 +335,11 @@ func collectNode(ctx context.Context, t *jepsen.Test, d db.DB, node, nodeDir, pr
 	_, rerr := t.Session(node).Su().Run(ctx, control.Cmd{Args: []any{control.Script{Name: "store/collect.sh", Text: collectScript, Args: args}}, Stdout: countingWriter{pw, moved}})
 	pw.CloseWithError(rerr)
 	xerr := <-done
+	if rerr != nil && xerr != nil && (errors.Is(xerr, rerr) || strings.Contains(xerr.Error(), rerr.Error())) {
+		// The extractor only read back the command's own error, through
+		// the pipe it was closed with: say it once.
+		xerr = nil
+	}
 	err = errors.Join(rerr, xerr)
 	for i := range e.Files {
 		f := &e.Files[i]

@@ -3,11 +3,14 @@ package store
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 
 	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/internal/safefile"
 )
 
 // Journal appends events as JSON lines (journal.jsonl). It is an
@@ -64,33 +67,78 @@ func (j *Journal) Close() error {
 	return err
 }
 
-// ReadJournal reads a journal file back. A run killed mid-write leaves a
-// truncated last line: the events before it are returned with a
-// *TruncatedError. A malformed line elsewhere is an error naming it.
+// MaxJournalLine bounds one line of a journal (an event); MaxJournalEvents
+// bounds how many events ReadJournal returns.
+const (
+	MaxJournalLine   = 1 << 20
+	MaxJournalEvents = 1 << 20
+)
+
+// ReadJournal reads a journal file back, as a stream: a regular file
+// (a FIFO or a device is refused at once, with an error matching
+// safefile.ErrBadFile), a line of at most MaxJournalLine bytes, at most
+// MaxJournalEvents events (the events before a limit are returned with
+// the error). A run killed mid-write leaves a truncated last line: the
+// events before it are returned with a *TruncatedError. A malformed line
+// elsewhere is an error naming it.
 func ReadJournal(path string) ([]event.Event, error) {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	var out []event.Event
 	r := bufio.NewReaderSize(f, 1<<16)
+	var buf []byte
 	for line := 1; ; line++ {
-		b, err := r.ReadBytes('\n')
-		if len(b) == 0 && err != nil {
+		b, complete, err := readLine(r, &buf, MaxJournalLine)
+		if err == io.EOF {
 			return out, nil
 		}
-		complete := err == nil
+		if err != nil {
+			return out, &safefile.MalformedError{Path: path, Err: fmt.Errorf("line %d: %w", line, err)}
+		}
+		if len(out) >= MaxJournalEvents {
+			return out, &safefile.MalformedError{Path: path, Err: fmt.Errorf("more than %d events", MaxJournalEvents)}
+		}
 		var e event.Event
 		if uerr := json.Unmarshal(b, &e); uerr != nil {
 			if !complete {
 				return out, &TruncatedError{File: path, Line: line}
 			}
-			return out, fmt.Errorf("%s:%d: malformed journal line: %w", path, line, uerr)
+			return out, &safefile.MalformedError{Path: path, Err: fmt.Errorf("line %d: malformed journal line: %w", line, uerr)}
 		}
 		out = append(out, e)
 		if !complete {
 			return out, nil
+		}
+	}
+}
+
+// readLine reads the next line of r without its newline into *buf, and
+// says whether it ended with one; a line over limit bytes is an error
+// after reading at most limit+1 of it. io.EOF says there is no line.
+func readLine(r *bufio.Reader, buf *[]byte, limit int) ([]byte, bool, error) {
+	*buf = (*buf)[:0]
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(*buf)+len(chunk) > limit+1 {
+			return nil, false, fmt.Errorf("a line longer than %d bytes", limit)
+		}
+		switch {
+		case err == nil:
+			*buf = append(*buf, chunk[:len(chunk)-1]...)
+			return *buf, true, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			*buf = append(*buf, chunk...)
+		case err == io.EOF:
+			*buf = append(*buf, chunk...)
+			if len(*buf) == 0 {
+				return nil, false, io.EOF
+			}
+			return *buf, false, nil
+		default:
+			return nil, false, err
 		}
 	}
 }

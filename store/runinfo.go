@@ -2,11 +2,12 @@ package store
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/atomicfile"
+	"github.com/go-jepsen/jepsen/internal/safefile"
 )
 
 // RunInfo is run.json: what a run is and how it ended, written when it
@@ -23,6 +24,9 @@ type RunInfo struct {
 	// Valid is the verdict on the history when one was checked: "valid",
 	// "invalid" or "unknown".
 	Valid string `json:"valid,omitempty"`
+	// Faults counts the faults that happened, by kind, written at the
+	// run's end: the index of runs reads this file alone.
+	Faults map[event.Fault]int `json:"faults,omitempty"`
 }
 
 // Run statuses in run.json.
@@ -45,15 +49,32 @@ func (r *Run) WriteRunInfo(info RunInfo) error {
 	return atomicfile.Write(r.Path(RunInfoFile), append(b, '\n'), 0o644)
 }
 
-// ReadRunInfo reads a run directory's run.json.
+// MaxRunInfoFile bounds what ReadRunInfo reads.
+const MaxRunInfoFile = 1 << 20
+
+// ReadRunInfo reads a run directory's run.json (a regular file of at most
+// MaxRunInfoFile bytes).
 func ReadRunInfo(dir string) (*RunInfo, error) {
-	b, err := os.ReadFile(filepath.Join(dir, RunInfoFile))
+	path := filepath.Join(dir, RunInfoFile)
+	b, err := safefile.ReadFile(path, MaxRunInfoFile)
 	if err != nil {
 		return nil, err
 	}
 	var info RunInfo
 	if err := json.Unmarshal(b, &info); err != nil {
-		return nil, err
+		return nil, &safefile.MalformedError{Path: path, Err: err}
 	}
 	return &info, nil
+}
+
+// CountFaults counts, by kind, the faults the nemesis applied (its
+// decisions that hit a node), as RunInfo.Faults holds them.
+func CountFaults(evs []event.Event) map[event.Fault]int {
+	out := map[event.Fault]int{}
+	for _, e := range evs {
+		if e.Kind == event.Nemesis && e.OK && len(e.Nodes) > 0 {
+			out[e.Fault]++
+		}
+	}
+	return out
 }

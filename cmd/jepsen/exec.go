@@ -19,9 +19,12 @@ import (
 func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
 	cf := connFlags(fs)
-	parallel := fs.Int("parallel", 0, "how many nodes to run on at once (0: all)")
+	parallel := fs.Int("parallel", 0, "how many nodes to run on at once, a positive number (default: all)")
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
 		return err
+	}
+	if flagGiven(fs, "parallel") && *parallel <= 0 {
+		return usagef("--parallel %d: must be positive", *parallel)
 	}
 	if fs.NArg() == 0 {
 		return usagef("exec: give a shell command, for example: jepsen exec -- uptime")

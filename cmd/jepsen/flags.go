@@ -14,7 +14,8 @@ import (
 // package would take the flag as true and the word as the next argument
 // (the command, for exec).
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (help bool, err error) {
-	fs.SetOutput(stderr)
+	// A bad flag is one line (below); the flags are listed on -h only.
+	fs.SetOutput(io.Discard)
 	for i := 0; i+1 < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -37,9 +38,18 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (help bool, e
 	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
+			fs.SetOutput(stderr)
+			fs.Usage()
 			return true, nil
 		}
-		return false, usagef("%s: %v", fs.Name(), err)
+		return false, usagef("%s: %v (jepsen %s -h lists the flags)", fs.Name(), err, fs.Name())
 	}
 	return false, nil
+}
+
+// flagGiven reports whether the command line set the flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
+	"os"
 
+	"github.com/go-jepsen/jepsen/internal/safefile"
 	"github.com/go-jepsen/jepsen/pcap"
 )
 
@@ -23,6 +26,9 @@ func cmdPcap(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usagef("pcap summary: give exactly one capture file")
 	}
 	s, err := pcap.SummarizeFile(fs.Arg(0))
+	if errors.Is(err, safefile.ErrBadFile) || errors.Is(err, os.ErrNotExist) {
+		return usagef("pcap summary: %v", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/go-jepsen/jepsen/checker"
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/internal/safefile"
 	"github.com/go-jepsen/jepsen/nemesis"
 	"github.com/go-jepsen/jepsen/report"
 	"github.com/go-jepsen/jepsen/store"
@@ -146,7 +147,10 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 	// Faults an earlier run of this test left in force (its control
 	// process died) are undone first.
 	if rec := filepath.Join(ro.storeDir, name, "latest", nemesis.RecordFile); fileExists(rec) {
-		if r, err := nemesis.ReadRecord(rec); err == nil && len(r.Active()) > 0 {
+		r, err := nemesis.ReadRecord(rec)
+		if err != nil {
+			fmt.Fprintf(stdout, "warning: the earlier run's fault record is unreadable, so its faults are not undone (jepsen recover --run DIR undoes them): %v\n", err)
+		} else if len(r.Active()) > 0 {
 			fmt.Fprintf(stdout, "an earlier run left faults in force on %v; recovering them first\n", r.Active())
 			if _, err := nemesis.RecoverFile(ctx, t, d, rec); err != nil {
 				return nil, fmt.Errorf("recovering the earlier run's faults (see %s): %w", rec, err)
@@ -299,6 +303,9 @@ func cmdRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	rec, err := nemesis.ReadRecord(path)
+	if errors.Is(err, safefile.ErrBadFile) {
+		return usagef("recover: %v", err)
+	}
 	if err != nil {
 		return err
 	}

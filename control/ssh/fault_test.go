@@ -263,6 +263,9 @@ func TestFaultDropMidCommandIsNotRetried(t *testing.T) {
 	if !ok || te.Op != control.OpLost || !te.Started || !strings.Contains(err.Error(), "may have run") {
 		t.Fatalf("got %v", err)
 	}
+	if !errors.Is(err, control.ErrUnresponsive) {
+		t.Fatalf("a connection lost mid-command does not match ErrUnresponsive: %v", err)
+	}
 	if s.execs.Load() != 1 {
 		t.Fatalf("the command ran %d times", s.execs.Load())
 	}
@@ -305,7 +308,7 @@ func TestFaultNoExitStatus(t *testing.T) {
 	c := s.client(t, Config{KeyFiles: []string{key}}, control.Options{})
 	_, err := c.Session().Exec(context.Background(), control.Raw("nostatus"))
 	te, ok := errors.AsType[*control.TransportError](err)
-	if !ok || te.Op != control.OpNoStatus {
+	if !ok || te.Op != control.OpNoStatus || !errors.Is(err, control.ErrUnresponsive) {
 		t.Fatalf("got %v", err)
 	}
 	if s.execs.Load() != 1 {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/internal/safefile"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -145,7 +146,7 @@ func New(cfg Config) (*Remote, error) {
 	}
 	var signers []ssh.Signer
 	for _, k := range keyFiles {
-		data, err := os.ReadFile(k)
+		data, err := safefile.ReadFile(k, MaxKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("ssh: private key: %w", err)
 		}
@@ -209,6 +210,11 @@ func New(cfg Config) (*Remote, error) {
 				return fmt.Errorf("%w: no known_hosts file (looked for %s)", control.ErrUnknownHostKey, strings.Join(files, ", "))
 			}
 		} else {
+			for _, f := range present {
+				if err := safefile.Check(f, 64<<20); err != nil {
+					return nil, fmt.Errorf("ssh: known_hosts: %w", err)
+				}
+			}
 			cb, err := knownhosts.New(present...)
 			if err != nil {
 				return nil, fmt.Errorf("ssh: known_hosts: %w", err)
@@ -643,6 +649,10 @@ func (c *conn) newSession(a *attempt) (*ssh.Session, error) {
 		time.Sleep(5*time.Millisecond + rand.N(20*time.Millisecond))
 	}
 }
+
+// MaxKeyFile bounds a private key file: an RSA key of 16384 bits is under
+// 13 KB.
+const MaxKeyFile = 64 << 10
 
 func fileExists(p string) bool {
 	_, err := os.Stat(p)

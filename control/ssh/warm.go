@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-jepsen/jepsen/control"
 	nodeagent "github.com/go-jepsen/jepsen/control/agent"
+	"github.com/go-jepsen/jepsen/internal/safefile"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -290,7 +291,7 @@ func agentBinary(path string) ([]byte, [sha256.Size]byte, error) {
 	if b, ok := agentBinaries.m[path]; ok {
 		return b.data, b.sum, nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, 256<<20)
 	if err != nil {
 		return nil, [sha256.Size]byte{}, err
 	}

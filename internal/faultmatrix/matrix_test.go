@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -414,5 +415,41 @@ func TestManyRoundTrips(t *testing.T) {
 	})
 	if err != nil || len(failures) > 0 {
 		t.Fatalf("%v; %d failures: %v", err, len(failures), failures)
+	}
+}
+
+// A node whose sshd stops serving the connection mid-command (the
+// connection's sshd is killed; the listener, the node's PID 1, stays):
+// the command fails as a transport error that matches
+// control.ErrUnresponsive, within its deadline, and the next command
+// dials afresh and works.
+func TestKilledSSHDIsUnresponsive(t *testing.T) {
+	tt := env.Test(t, "sshdkill", control.Options{})
+	s := tt.Session("n4")
+	if _, err := s.Exec(context.Background(), "true"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		pids := sshdPIDs(t, "n4")
+		slices.Sort(pids)
+		// The lowest is the listener (the node's PID 1); the rest serve
+		// connections.
+		for _, p := range pids[1:] {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := bounded(t, "a command whose sshd is killed", 11*time.Second, func() error {
+		_, err := s.Exec(ctx, "sleep", 5)
+		return err
+	})
+	te, ok := errors.AsType[*control.TransportError](err)
+	if !ok || te.Node != "n4" || !errors.Is(err, control.ErrUnresponsive) {
+		t.Fatalf("got %v, want a transport error on n4 that matches ErrUnresponsive", err)
+	}
+	if _, err := s.Exec(context.Background(), "true"); err != nil {
+		t.Fatalf("the next command: %v", err)
 	}
 }

@@ -129,3 +129,32 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Check reports whether path is a regular file of at most limit bytes,
+// for a reader that must be given a path (a library that opens the file
+// itself); the file is opened non-blocking, so a FIFO is refused at once.
+func Check(path string, limit int64) error {
+	f, err := Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > limit {
+		return &TooLargeError{Path: path, Limit: limit}
+	}
+	return nil
+}
+
+// MalformedError says a file's content is not what it must be (not JSON,
+// a field of the wrong type): bad input, as the file itself is.
+type MalformedError struct {
+	Path string
+	Err  error
+}
+
+func (e *MalformedError) Error() string { return fmt.Sprintf("%s: %v", e.Path, e.Err) }
+
+func (e *MalformedError) Unwrap() error { return e.Err }
+
+// Is makes the error match ErrBadFile.
+func (e *MalformedError) Is(target error) bool { return target == ErrBadFile }
