@@ -103,14 +103,14 @@ func none() []string { return []string{} }
 
 // stepWant is the part of an Elle step the ported tests compare.
 type stepWant struct {
-	typ       string
-	key       string
-	value     any // int, or nil for init/nil
-	value2    any
-	aMop      any // int or nil
-	bMop      any
-	process   int
-	rtA, rtB  int // realtime: a's completion index, b's invocation index
+	typ      string
+	key      string
+	value    any // int, or nil for init/nil
+	value2   any
+	aMop     any // int or nil
+	bMop     any
+	process  int
+	rtA, rtB int // realtime: a's completion index, b's invocation index
 }
 
 // cycleWant is an expected cycle: op indices T1..Tn, T1 and steps.

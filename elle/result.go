@@ -88,7 +88,7 @@ type Result struct {
 //     their -process and -realtime variants): Cycle holds the transactions
 //     (completions) T1..Tn and T1 again; Steps[i] explains why Cycle[i]
 //     precedes Cycle[i+1]; Explanation is Elle's text ("Let: T1 = ... Then:
-//     - T1 < T2, because ...").
+//   - T1 < T2, because ...").
 //   - G1a, G1b, dirty reads: Op read, in Mop, what Writer (failed, or not
 //     its final write) wrote; Element is the element (list-append).
 //   - internal: Op's Mop disagrees with its own earlier reads and writes;
@@ -118,21 +118,21 @@ type Result struct {
 //   - empty-transaction-graph: no dependency at all was inferred (Elle's
 //     value is true).
 type Anomaly struct {
-	Type        string   `json:"type"`
-	Cycle       []Op     `json:"cycle,omitempty"`
-	Steps       []Step   `json:"steps,omitempty"`
-	Explanation string   `json:"explanation,omitempty"`
-	Op          *Op      `json:"op,omitempty"`
-	Mop         *Mop     `json:"mop,omitempty"`
-	Writer      *Op      `json:"writer,omitempty"`
-	Element     *int64   `json:"element,omitempty"`
-	Expected    any      `json:"expected,omitempty"`
+	Type        string        `json:"type"`
+	Cycle       []Op          `json:"cycle,omitempty"`
+	Steps       []Step        `json:"steps,omitempty"`
+	Explanation string        `json:"explanation,omitempty"`
+	Op          *Op           `json:"op,omitempty"`
+	Mop         *Mop          `json:"mop,omitempty"`
+	Writer      *Op           `json:"writer,omitempty"`
+	Element     *int64        `json:"element,omitempty"`
+	Expected    any           `json:"expected,omitempty"`
 	Duplicates  map[int64]int `json:"duplicates,omitempty"`
-	Key         string   `json:"key,omitempty"`
-	Value       any      `json:"value,omitempty"`
-	Values      any      `json:"values,omitempty"`
-	Txns        []Op     `json:"txns,omitempty"`
-	Sources     []string `json:"sources,omitempty"`
+	Key         string        `json:"key,omitempty"`
+	Value       any           `json:"value,omitempty"`
+	Values      any           `json:"values,omitempty"`
+	Txns        []Op          `json:"txns,omitempty"`
+	Sources     []string      `json:"sources,omitempty"`
 
 	Not            string   `json:"not,omitempty"`
 	Subgraph       string   `json:"subgraph,omitempty"`
