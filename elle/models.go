@@ -139,15 +139,15 @@ var canonicalModelNames = map[string]string{
 }
 
 // friendlyModelNames maps canonical names back. PL-3 is "serializable" as
-// in Elle; PL-SS, which two friendly names share, is "strict-serializable"
-// (Elle's choice there depends on hash-map order).
+// in Elle; PL-SS, which two friendly names share, is "strong-serializable"
+// as Elle's own tests expect.
 var friendlyModelNames = func() map[string]string {
 	m := map[string]string{}
 	for f, c := range canonicalModelNames {
 		m[c] = f
 	}
 	m["PL-3"] = "serializable"
-	m["PL-SS"] = "strict-serializable"
+	m["PL-SS"] = "strong-serializable"
 	return m
 }()
 

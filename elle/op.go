@@ -97,11 +97,11 @@ type Op struct {
 func Txn(mops ...Mop) []Mop { return mops }
 
 // String renders the op in Jepsen's EDN style, as Elle's explanations
-// print operations, e.g. {:index 3, :type :ok, :process 0, :value [[:append
+// print operations, e.g. {:index 3, :time 0, :type :ok, :process 0, :value [[:append
 // :x 1] [:r :y [1 2]]]}.
 func (o Op) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "{:index %d, :type :%s, :process %d, :value ", o.Index, o.Type, o.Process)
+	fmt.Fprintf(&b, "{:index %d, :time %d, :type :%s, :process %d, :value ", o.Index, o.Time, o.Type, o.Process)
 	writeTxn(&b, o.Txn)
 	b.WriteByte('}')
 	return b.String()
