@@ -101,31 +101,23 @@ type readKey struct {
 // reads, by length (then by content, for a stable order), or, for a key
 // never read but appended exactly once among ops, that one append.
 func sortedValues(h *history, ops []int) map[string][][]int64 {
-	seen := map[string]map[string][]int64{}
+	byKey := map[string][][]int64{}
 	for _, p := range ops {
 		for _, m := range h.ops[p].Txn {
-			if m.F != FnRead || len(m.List) == 0 {
-				continue
+			if m.F == FnRead && len(m.List) > 0 {
+				byKey[m.Key] = append(byKey[m.Key], m.List)
 			}
-			if seen[m.Key] == nil {
-				seen[m.Key] = map[string][]int64{}
-			}
-			seen[m.Key][listString(m.List)] = m.List
 		}
 	}
-	out := map[string][][]int64{}
-	for k, vs := range seen {
-		l := make([][]int64, 0, len(vs))
-		for _, v := range vs {
-			l = append(l, v)
-		}
+	out := make(map[string][][]int64, len(byKey))
+	for k, l := range byKey {
 		slices.SortFunc(l, func(a, b []int64) int {
 			if len(a) != len(b) {
 				return len(a) - len(b)
 			}
 			return slices.Compare(a, b)
 		})
-		out[k] = l
+		out[k] = slices.CompactFunc(l, slices.Equal)
 	}
 	// values-from-single-appends
 	count := map[string]int{}
@@ -448,29 +440,47 @@ func expectedList(unknownPrefix bool, l []int64) any {
 // transaction's own earlier reads and appends) and future-read (a read of an
 // element the transaction appends later). At most one of each per op.
 func laInternal(h *history, oks []int) (internal, future []Anomaly) {
+	// Transactions are short: per-key state lives in small slices, not
+	// maps, which matters at 100k transactions.
 	type state struct {
+		key           string
 		unknownPrefix bool
 		list          []int64 // nil: read as nil
 	}
+	type read struct {
+		key  string
+		elem int64
+		mop  Mop
+	}
+	var st []state
+	var reads []read
+	find := func(k string) int {
+		for i := range st {
+			if st[i].key == k {
+				return i
+			}
+		}
+		return -1
+	}
 	for _, p := range oks {
 		op := h.ops[p]
-		st := map[string]state{}
+		st = st[:0]
 		for _, m := range op.Txn {
+			i := find(m.Key)
 			if m.F == FnAppend {
-				s, ok := st[m.Key]
-				if !ok {
-					s = state{unknownPrefix: true}
+				if i < 0 {
+					st = append(st, state{key: m.Key, unknownPrefix: true})
+					i = len(st) - 1
 				}
-				l := append(slices.Clone(s.list), m.Value)
-				st[m.Key] = state{unknownPrefix: s.unknownPrefix, list: l}
+				st[i].list = append(slices.Clip(st[i].list), m.Value)
 				continue
 			}
-			s, ok := st[m.Key]
-			if ok {
+			if i >= 0 {
+				s := st[i]
 				bad := false
 				if s.unknownPrefix {
-					i := len(m.List) - len(s.list)
-					bad = i < 0 || !slices.Equal(s.list, m.List[i:])
+					j := len(m.List) - len(s.list)
+					bad = j < 0 || !slices.Equal(s.list, m.List[j:])
 				} else {
 					bad = !listEqual(s.list, m.List)
 				}
@@ -479,25 +489,25 @@ func laInternal(h *history, oks []int) (internal, future []Anomaly) {
 						Expected: expectedList(s.unknownPrefix, s.list)})
 					break
 				}
+				st[i] = state{key: m.Key, list: m.List}
+			} else {
+				st = append(st, state{key: m.Key, list: m.List})
 			}
-			st[m.Key] = state{list: m.List}
 		}
-		reads := map[string]map[int64]Mop{}
+		reads = reads[:0]
+	mops:
 		for _, m := range op.Txn {
 			if m.F == FnAppend {
-				if r, ok := reads[m.Key][m.Value]; ok {
-					future = append(future, Anomaly{Op: h.opRef(p), Mop: ptr(r), Element: ptr(m.Value)})
-					break
+				for _, r := range reads {
+					if r.key == m.Key && r.elem == m.Value {
+						future = append(future, Anomaly{Op: h.opRef(p), Mop: ptr(r.mop), Element: ptr(m.Value)})
+						break mops
+					}
 				}
 				continue
 			}
-			if reads[m.Key] == nil {
-				reads[m.Key] = map[int64]Mop{}
-			}
 			for _, e := range m.List {
-				if _, ok := reads[m.Key][e]; !ok {
-					reads[m.Key][e] = m
-				}
+				reads = append(reads, read{m.Key, e, m})
 			}
 		}
 	}
