@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // CheckListAppend checks a list-append history (transactions of appends
@@ -313,19 +314,37 @@ func analyzeListAppend(h *history) *analysis {
 			possible = append(possible, i)
 		}
 	}
-	a.add("G1a", laG1a(h, oks)...)
-	a.add("G1b", laG1b(h, oks)...)
-	internal, future := laInternal(h, oks)
+	// The analyses are independent: run them side by side, as Elle runs
+	// them as tasks, and merge in a fixed order.
+	var (
+		wg                                            sync.WaitGroup
+		g1a, g1b, internal, future, dirty, dups, lost []Anomaly
+		garbage, incompatible                         []Anomaly
+		x                                             *laIndex
+	)
+	wg.Go(func() { g1a = laG1a(h, oks) })
+	wg.Go(func() { g1b = laG1b(h, oks) })
+	wg.Go(func() { internal, future = laInternal(h, oks) })
+	wg.Go(func() { dirty = laDirtyUpdate(h, all) })
+	wg.Go(func() { dups = laDuplicates(h, possible) })
+	wg.Go(func() { lost = lostUpdates(h, possible, FnAppend) })
+	wg.Go(func() { garbage = laGarbage(h, possible) })
+	wg.Go(func() {
+		sv := sortedValues(h, possible)
+		incompatible = incompatibleOrders(sv)
+		x = newLAIndex(h, possible, sv)
+	})
+	wg.Wait()
+	a.add("G1a", g1a...)
+	a.add("G1b", g1b...)
 	a.add("internal", internal...)
 	a.add("future-read", future...)
-	a.add("dirty-update", laDirtyUpdate(h, all)...)
-	a.add("duplicate-elements", laDuplicates(h, possible)...)
-	sv := sortedValues(h, possible)
-	a.add("incompatible-order", incompatibleOrders(sv)...)
-	a.add("lost-update", lostUpdates(h, possible, FnAppend)...)
-	a.add("garbage-read", laGarbage(h, possible)...)
+	a.add("dirty-update", dirty...)
+	a.add("duplicate-elements", dups...)
+	a.add("incompatible-order", incompatible...)
+	a.add("lost-update", lost...)
+	a.add("garbage-read", garbage...)
 
-	x := newLAIndex(h, possible, sv)
 	for _, p := range possible {
 		for _, m := range h.ops[p].Txn {
 			switch m.F {
