@@ -41,16 +41,16 @@ func TestEveryAnomalyType(t *testing.T) {
 		// Process variants: a process does not see its own earlier write.
 		{name: "G0-process", h: seq(p(0, la("ax1")), p(1, la("ax2")), p(1, la("ax3")), p(2, la("rx132"))),
 			opts: Options{ConsistencyModels: []string{"strong-session-read-uncommitted"}},
-			typ: "G0-process", steps: []string{"ww", "process"}},
+			typ:  "G0-process", steps: []string{"ww", "process"}},
 		{name: "G1c-process", h: seq(p(1, la("ay1")), p(1, la("ax1")), p(2, la("rx1ry"))),
 			opts: Options{ConsistencyModels: []string{"strong-session-snapshot-isolation"}},
-			typ: "G-single-item-process", steps: []string{"wr", "rw", "process"}},
+			typ:  "G-single-item-process", steps: []string{"wr", "rw", "process"}},
 		{name: "G-single-item-process", h: seq(p(1, la("ax1")), p(1, la("rx"))),
 			opts: Options{ConsistencyModels: []string{"strong-session-snapshot-isolation"}},
-			typ: "G-single-item-process", steps: []string{"rw", "process"}},
+			typ:  "G-single-item-process", steps: []string{"rw", "process"}},
 		{name: "G2-item-process", h: seq(p(1, la("ax1")), p(2, la("ay1")), p(1, la("ry")), p(2, la("rx"))),
 			opts: Options{ConsistencyModels: []string{"strong-session-serializable"}},
-			typ: "G-nonadjacent-item-process", steps: []string{"rw", "process", "rw", "process"}},
+			typ:  "G-nonadjacent-item-process", steps: []string{"rw", "process", "rw", "process"}},
 		// Realtime variants: a transaction misses one that completed before
 		// it began.
 		{name: "G0-realtime", h: seq(p(0, la("ax1")), p(1, la("ax2")), p(2, la("rx21"))),
