@@ -42,15 +42,18 @@ func TestEveryAnomalyType(t *testing.T) {
 		{name: "G0-process", h: seq(p(0, la("ax1")), p(1, la("ax2")), p(1, la("ax3")), p(2, la("rx132"))),
 			opts: Options{ConsistencyModels: []string{"strong-session-read-uncommitted"}},
 			typ:  "G0-process", steps: []string{"ww", "process"}},
-		{name: "G1c-process", h: seq(p(1, la("ay1")), p(1, la("ax1")), p(2, la("rx1ry"))),
+		{name: "G1c-process", h: seq(p(1, la("ry1")), p(1, la("ax1")), p(2, la("rx1ay1"))),
 			opts: Options{ConsistencyModels: []string{"strong-session-snapshot-isolation"}},
-			typ:  "G-single-item-process", steps: []string{"wr", "rw", "process"}},
+			typ:  "G1c-process", steps: []string{"process", "wr", "wr"}},
 		{name: "G-single-item-process", h: seq(p(1, la("ax1")), p(1, la("rx"))),
 			opts: Options{ConsistencyModels: []string{"strong-session-snapshot-isolation"}},
 			typ:  "G-single-item-process", steps: []string{"rw", "process"}},
-		{name: "G2-item-process", h: seq(p(1, la("ax1")), p(2, la("ay1")), p(1, la("ry")), p(2, la("rx"))),
+		{name: "G-nonadjacent-item-process", h: seq(p(1, la("ax1")), p(2, la("ay1")), p(1, la("ry")), p(2, la("rx"))),
 			opts: Options{ConsistencyModels: []string{"strong-session-serializable"}},
 			typ:  "G-nonadjacent-item-process", steps: []string{"rw", "process", "rw", "process"}},
+		{name: "G2-item-process", h: seq(p(1, la("ax1")), p(2, la("rxay1")), p(1, la("ry"))),
+			opts: Options{ConsistencyModels: []string{"strong-session-serializable"}},
+			typ:  "G2-item-process", steps: []string{"process", "rw", "rw"}},
 		// Realtime variants: a transaction misses one that completed before
 		// it began.
 		{name: "G0-realtime", h: seq(p(0, la("ax1")), p(1, la("ax2")), p(2, la("rx21"))),
@@ -59,6 +62,12 @@ func TestEveryAnomalyType(t *testing.T) {
 			typ: "G1c-realtime", steps: []string{"wr", "realtime"}},
 		{name: "G-single-item-realtime", h: seq(p(0, la("ax1")), p(1, la("rx"))),
 			typ: "G-single-item-realtime", steps: []string{"rw", "realtime"}},
+		{name: "G2-item-realtime", h: events("b c C a A B", map[byte][]Mop{
+			'a': la("ry"), 'b': la("rxay1"), 'c': la("ax1")}),
+			typ: "G2-item-realtime", steps: []string{"rw", "rw", "realtime"}},
+		{name: "G-nonadjacent-item-realtime", h: events("d c b D a A B C", map[byte][]Mop{
+			'a': la("rx"), 'b': la("ax1ay1"), 'c': la("ry1rz"), 'd': la("az1")}),
+			typ: "G-nonadjacent-item-realtime", steps: []string{"rw", "wr", "rw", "realtime"}},
 		{name: "internal", h: hist(okOp(la("ax1rx2"))), typ: "internal"},
 		{name: "future-read", h: hist(okOp(Txn(ReadList("x", 1), Append("x", 1)))), typ: "future-read"},
 		{name: "dirty-update", h: hist(Op{Type: Fail, Txn: la("ax1")}, okOp(la("ax2")), okOp(la("rx12"))), typ: "dirty-update"},
@@ -347,4 +356,21 @@ func TestCycleExistsOnTimeout(t *testing.T) {
 			t.Errorf("case %+v", x)
 		}
 	}
+}
+
+// events builds a history from a script: a lower-case letter invokes that
+// transaction (its own process), the capital completes it ok.
+func events(script string, txns map[byte][]Mop) []Op {
+	var ops []Op
+	for _, w := range strings.Fields(script) {
+		c := w[0]
+		lc := c | 0x20
+		o := Op{Process: int(lc - 'a'), Type: OK, Txn: txns[lc]}
+		if c == lc {
+			o.Type = Invoke
+			o.Txn = pair(o)[0].Txn
+		}
+		ops = append(ops, o)
+	}
+	return hist(ops...)
 }
