@@ -40,3 +40,21 @@ func BenchmarkCheckRWRegister100k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckListAppend100kAnomalous checks a 100k history where 5% of
+// transactions read a stale snapshot: thousands of components to search,
+// each under the default budgets.
+func BenchmarkCheckListAppend100kAnomalous(b *testing.B) {
+	s := newSim(2, 10, 10, false)
+	s.stale = 0.05
+	h := s.run(100_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		r := CheckListAppend(h, Options{})
+		if r.Valid != Invalid {
+			b.Fatalf("valid = %v", r.Valid)
+		}
+		b.ReportMetric(float64(len(r.AnomalyTypes)), "types")
+	}
+}

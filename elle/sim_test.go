@@ -25,6 +25,10 @@ type sim struct {
 	maxWrites int
 	time      int64
 	history   []Op
+	// stale is the chance that a transaction reads the state as of its
+	// invocation rather than its commit (snapshot reads without conflict
+	// checks): anomalies galore.
+	stale float64
 }
 
 func newSim(seed uint64, procs, keys int, register bool) *sim {
@@ -89,6 +93,24 @@ func (s *sim) apply(txn []Mop) []Mop {
 	return out
 }
 
+// read returns what txn's reads would see now.
+func (s *sim) read(txn []Mop) []Mop {
+	out := slices.Clone(txn)
+	for i, m := range out {
+		if m.F != FnRead {
+			continue
+		}
+		if s.register {
+			if v, ok := s.regs[m.Key]; ok {
+				out[i] = ReadReg(m.Key, v)
+			}
+		} else {
+			out[i] = ReadList(m.Key, slices.Clone(s.lists[m.Key])...)
+		}
+	}
+	return out
+}
+
 func (s *sim) emit(o Op) {
 	s.time += 1000 + s.rng.Int64N(1000)
 	o.Index, o.Time = len(s.history), s.time
@@ -104,6 +126,7 @@ func (s *sim) run(n int) []Op {
 		txn, result []Mop
 		applied     bool
 		fate        int // 0 ok, 1 fail, 2 info
+		snapshot    []Mop
 	}
 	state := make([]*pending, s.procs)
 	done, started := 0, 0
@@ -125,10 +148,20 @@ func (s *sim) run(n int) []Op {
 				fate = 2
 			}
 			state[p] = &pending{txn: txn, fate: fate}
+			if s.stale > 0 && s.rng.Float64() < s.stale {
+				state[p].snapshot = s.read(txn)
+			}
 			s.emit(Op{Type: Invoke, Process: p, Txn: txn})
 		case !st.applied && st.fate != 1 && !(st.fate == 2 && s.rng.IntN(2) == 0):
 			st.result = s.apply(st.txn)
 			st.applied = true
+			if st.snapshot != nil {
+				for i, m := range st.snapshot {
+					if m.F == FnRead {
+						st.result[i] = m
+					}
+				}
+			}
 		default:
 			switch {
 			case st.fate == 0 && st.applied:
