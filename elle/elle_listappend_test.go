@@ -2,6 +2,7 @@ package elle
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -13,11 +14,10 @@ import (
 // differ it says why.
 //
 // Not ported, and why:
-//   - op-test, ww-graph-test, wr-graph-test, graph-test: they test Elle's
-//     internal graph functions (just-graph); the graphs they build are
-//     covered by TestGraphEdges below, which checks the same edges through
-//     our edge builder.
-//   - graph-test "duplicate inserts attempts": ported as
+//   - op-test: Elle's test helper. ww-graph-test, wr-graph-test and
+//     graph-test, which test Elle's graph builders, are ported as
+//     TestGraphEdges (the same edges, through our edge builder), and graph-
+//     test "duplicate inserts attempts" as
 //     TestElleListAppend/graph-test/duplicate-inserts.
 //   - checker-test "contradictory read orders" second assertion: an HTML
 //     rendering of incompatible orders, which we do not produce.
@@ -499,4 +499,68 @@ func TestElleListAppend(t *testing.T) {
 			t.Errorf("future-read = %+v", f)
 		}
 	})
+}
+
+// TestGraphEdges ports list_append_test's graph-test: the ww, wr and rw
+// edges inferred for small histories (Elle's just-graph, all rels
+// together). Transactions are named by their notation.
+func TestGraphEdges(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		txns []string // "info:" prefix for an info completion
+		want string   // "a->b" edges, sorted
+		only rel      // just these rels (Elle's ww-graph, wr-graph); 0: all
+	}{
+		{"ww-graph-test/write-write", []string{"ax1", "ax2", "rx12"}, "ax1->ax2", relWW},
+		{"wr-graph-test/basic-read", []string{"ax1", "rx1", "ax2", "rx12"}, "ax1->rx1 ax2->rx12", relWR},
+		{"empty-history", nil, "", 0},
+		{"one-append", []string{"ax1"}, "", 0},
+		{"empty-read", []string{"rx"}, "", 0},
+		{"one-append-one-read", []string{"ax1", "rx1"}, "ax1->rx1", 0},
+		{"read-empty-append-read", []string{"rx", "ax1", "rx1"}, "ax1->rx1 rx->ax1", 0},
+		{"append-append-read", []string{"ax2", "ax1", "rx12"}, "ax1->ax2 ax2->rx12", 0},
+		{"serializable-figure-3-from-Adya-Liskov-ONeil", []string{"az1ax1ay1", "rx1ay2", "ry12az3", "rz13"},
+			"az1ax1ay1->rx1ay2 az1ax1ay1->ry12az3 rx1ay2->ry12az3 ry12az3->rz13", 0},
+		{"G0-write-cycle", []string{"ax1ay1", "ax2ay2", "rx12ry21"},
+			"ax1ay1->ax2ay2 ax1ay1->rx12ry21 ax2ay2->ax1ay1 ax2ay2->rx12ry21", 0},
+		{"G1c-circular-information-flow", []string{"ax1ry1", "ax2ay1", "rx12"},
+			"ax1ry1->ax2ay1 ax2ay1->ax1ry1 ax2ay1->rx12", 0},
+		{"G2-anti-dependency-cycle", []string{"rxay1", "ryax1", "rx1ry1"},
+			"rxay1->rx1ry1 rxay1->ryax1 ryax1->rx1ry1 ryax1->rxay1", 0},
+		{"info-reads", []string{"info:ax2ry", "ax1ay1", "rx12ry1"},
+			"ax1ay1->ax2ry ax1ay1->rx12ry1 ax2ry->rx12ry1", 0},
+		{"single-appends-without-reads", []string{"rx", "ax1"}, "rx->ax1", 0},
+		{"multiple-appends-without-reads", []string{"rx", "ax1", "ax2"}, "rx->ax1 rx->ax2", 0},
+	} {
+		name := c.name
+		if !strings.Contains(name, "/") {
+			name = "graph-test/" + name
+		}
+		t.Run(name, func(t *testing.T) {
+			var ops []Op
+			names := map[int]string{}
+			for i, s := range c.txns {
+				o := okOp(nil)
+				if rest, ok := strings.CutPrefix(s, "info:"); ok {
+					o.Type, s = Info, rest
+				}
+				o.Txn = la(s)
+				names[i] = s
+				ops = append(ops, o)
+			}
+			h := newHistory(hist(ops...))
+			a := analyzeListAppend(h)
+			var got []string
+			for _, e := range buildGraph(a.edges).edgeList() {
+				if c.only != 0 && e.rel&c.only == 0 {
+					continue
+				}
+				got = append(got, names[int(e.from)]+"->"+names[int(e.to)])
+			}
+			slices.Sort(got)
+			if s := strings.Join(got, " "); s != c.want {
+				t.Errorf("got  %s\nwant %s", s, c.want)
+			}
+		})
+	}
 }

@@ -72,6 +72,18 @@ func (g *graph) edgeRel(a, b int32) rel {
 	return relNone
 }
 
+// edgeList returns g's edges with history positions as endpoints.
+func (g *graph) edgeList() []edge {
+	var out []edge
+	for v := range int32(g.n()) {
+		to, rs := g.out(v)
+		for i, w := range to {
+			out = append(out, edge{g.verts[v], g.verts[w], rs[i]})
+		}
+	}
+	return out
+}
+
 // buildGraph builds a graph from edges whose endpoints are history
 // positions. Vertices are the endpoints of the edges, as in Elle, where a
 // graph holds exactly the vertices that were linked.
