@@ -357,6 +357,12 @@ func (s *searcher) searchFrom(g *graph, spec pathSpec, start int32, depth int) (
 // trimLoop cuts the tail off a loop: it searches the subgraph induced by the
 // loop's vertices for a cycle from each of them.
 func (s *searcher) trimLoop(g *graph, spec pathSpec, p *bpath, depth int) ([]int, error) {
+	// Each trim searches a strictly smaller set of vertices, so depth is
+	// bounded by the component's size; bound it anyway.
+	if depth > 100_000 {
+		s.reason = "loop trimming nested too deep"
+		return nil, errBudget
+	}
 	vs := p.vertices()
 	pin := vs[len(vs)-1]
 	i := slices.Index(vs, pin)

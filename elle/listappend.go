@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -712,5 +711,3 @@ func mopValueID(m Mop) (string, any) {
 	}
 	return "nil", nil
 }
-
-var _ = strings.Compare

@@ -2,7 +2,6 @@ package elle
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 )
@@ -228,11 +227,4 @@ func errorResult(typ, msg string, a *Anomaly) *Result {
 		r.Anomalies = map[string][]Anomaly{typ: {*a}}
 	}
 	return r
-}
-
-// sortedTypes returns the keys of an anomaly map, sorted.
-func sortedTypes(m map[string][]Anomaly) []string {
-	ks := sortedKeys(m)
-	slices.Sort(ks)
-	return ks
 }
