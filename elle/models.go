@@ -335,8 +335,8 @@ func anomaliesToImpossibleModels(as []string) map[string]bool {
 	return allImpossibleModels(ms)
 }
 
-// weakestModels: the models of ms implied by no... the minimal ones: those
-// which imply no other model of ms.
+// weakestModels: the minimal models of ms, those which imply no other model
+// of ms (Elle's weakest-models).
 func weakestModels(ms map[string]bool) []string {
 	var out []string
 	for m := range ms {

@@ -17,6 +17,7 @@ const (
 	Unknown
 )
 
+// String is "valid", "invalid" or "unknown".
 func (v Validity) String() string {
 	switch v {
 	case Valid:
