@@ -21,9 +21,11 @@ import (
 //     TestElleListAppend/graph-test/duplicate-inserts.
 //   - checker-test "contradictory read orders" second assertion: an HTML
 //     rendering of incompatible orders, which we do not produce.
-//   - huge-scc-test, intermediate-sequential-extension-test,
-//     scc-search-perf-test: they read histories/*.edn from Elle's
-//     repository (2.8 MB and more), which we do not vendor.
+//   - huge-scc-test, scc-search-perf-test: they read 2.8 MB and larger
+//     histories from Elle's repository, which we do not vendor (and their
+//     expectations depend on Elle's timing). intermediate-sequential-
+//     extension-test's small hand-written history is transcribed in
+//     TestElleIntermediateSequentialExtension.
 //   - unfindable-g-single: depends on Elle's timing to time out; our
 //     search finds the G-single in time (see TestUnfindableGSingle).
 //   - sim-prefix-test, sim-si-test, sim-ssi-test and the perf tests: they
@@ -562,5 +564,49 @@ func TestGraphEdges(t *testing.T) {
 				t.Errorf("got  %s\nwant %s", s, c.want)
 			}
 		})
+	}
+}
+
+// TestElleReadmeExample is the example of Elle's README: a G1c. (Its
+// :also-not predates Elle's strong-session and strong read-committed models,
+// so only :not is compared.)
+func TestElleReadmeExample(t *testing.T) {
+	h := hist(
+		opP(0, OK, Txn(Append("x", 1), ReadList("y", 1))),
+		opP(1, OK, Txn(Append("x", 2), Append("y", 1))),
+		opP(2, OK, Txn(ReadList("x", 1, 2))))
+	r := laCheck(h, []string{"serializable"})
+	checkResult(t, r, expect{Invalid, []string{"G1c"}, []string{"read-committed"}})
+	checkCycle(t, r.Anomalies["G1c"][0], cycleWant{[]int{1, 0, 1}, []stepWant{
+		{typ: "wr", key: "y", value: 1, aMop: 1, bMop: 1},
+		{typ: "ww", key: "x", value: 1, value2: 2, aMop: 0, bMop: 0}}})
+	for _, m := range []string{"consistent-view", "cursor-stability", "forward-consistent-view",
+		"monotonic-atomic-view", "monotonic-snapshot-read", "monotonic-view", "repeatable-read", "serializable",
+		"snapshot-isolation", "strong-serializable", "strong-session-serializable",
+		"strong-session-snapshot-isolation", "strong-snapshot-isolation", "update-serializable"} {
+		if !slices.Contains(r.AlsoNot, m) {
+			t.Errorf("also-not lacks %s: %v", m, r.AlsoNot)
+		}
+	}
+}
+
+// TestElleIntermediateSequentialExtension is Elle's
+// intermediate-sequential-extension-test, on its hand-written history
+// histories/si-without-g-single.edn (transcribed): SI holds, repeatable read
+// does not.
+func TestElleIntermediateSequentialExtension(t *testing.T) {
+	h := []Op{
+		{Index: 10, Type: Invoke, Process: 2, Txn: Txn(Append("9", 2))},
+		{Index: 11, Type: OK, Process: 2, Txn: Txn(Append("9", 2))},
+		{Index: 20, Type: Invoke, Process: 4, Txn: Txn(Append("8", 1), ReadUnknown("9"))},
+		{Index: 21, Type: OK, Process: 4, Txn: Txn(Append("8", 1), ReadUnknown("9"))},
+		{Index: 30, Type: Invoke, Process: 7, Txn: Txn(ReadUnknown("6"), ReadUnknown("8"), Append("9", 5))},
+		{Index: 31, Type: OK, Process: 7, Txn: Txn(ReadUnknown("6"), ReadUnknown("8"), Append("9", 5))},
+		{Index: 40, Type: Invoke, Process: 9, Txn: Txn(Append("6", 2), ReadUnknown("9"))},
+		{Index: 41, Type: OK, Process: 9, Txn: Txn(Append("6", 2), ReadList("9", 2))},
+	}
+	r := laCheck(h, []string{"snapshot-isolation", "repeatable-read"})
+	if !slices.Equal(r.AnomalyTypes, []string{"G2-item"}) || !slices.Equal(r.Not, []string{"repeatable-read"}) {
+		t.Errorf("got %s", dump(r))
 	}
 }
