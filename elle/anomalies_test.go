@@ -183,7 +183,17 @@ func TestMopJSON(t *testing.T) {
 			t.Errorf("unmarshal %s = %v, %v", c.json, back, err)
 		}
 	}
-	for _, bad := range []string{`[]`, `["r"]`, `["w","x","y"]`, `{"f":"r"}`, `["r","x",[1,"a"]]`} {
+	var k Mop
+	if err := json.Unmarshal([]byte(`["append", 12, 3]`), &k); err != nil || k.Key != "12" || k.Value != 3 {
+		t.Errorf("integer key: %v, %v", k, err)
+	}
+	var ops []Op
+	if err := json.Unmarshal([]byte(`[{"index":0,"type":"invoke","process":1,"time":5,"value":[["r",1,null]]},
+		{"index":1,"type":"ok","process":1,"time":9,"value":[["r",1,[2,3]]]}]`), &ops); err != nil ||
+		len(ops) != 2 || ops[1].Type != OK || !slices.Equal(ops[1].Txn[0].List, []int64{2, 3}) || ops[0].Txn[0].List != nil {
+		t.Errorf("ops: %+v, %v", ops, err)
+	}
+	for _, bad := range []string{`[]`, `["r"]`, `["w","x","y"]`, `{"f":"r"}`, `["r","x",[1,"a"]]`, `["r",{},1]`} {
 		var m Mop
 		if err := json.Unmarshal([]byte(bad), &m); err == nil {
 			t.Errorf("unmarshal %s: no error", bad)

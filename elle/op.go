@@ -239,8 +239,9 @@ func (m Mop) MarshalJSON() ([]byte, error) {
 	return json.Marshal([]any{m.F, m.Key, v})
 }
 
-// UnmarshalJSON reads Jepsen's triple [f, k, v]: for a read, a JSON array
-// is a list-append read, a number an rw-register read, null unknown.
+// UnmarshalJSON reads Jepsen's triple [f, k, v]: the key a string or an
+// integer (kept as its decimal text); for a read, a JSON array is a
+// list-append read, a number an rw-register read, null unknown.
 func (m *Mop) UnmarshalJSON(b []byte) error {
 	var t []json.RawMessage
 	if err := json.Unmarshal(b, &t); err != nil {
@@ -253,7 +254,14 @@ func (m *Mop) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(t[0], &out.F); err != nil {
 		return fmt.Errorf("elle: mop %s: f: %w", b, err)
 	}
-	if err := json.Unmarshal(t[1], &out.Key); err != nil {
+	// Jepsen's keys are often integers: keep their decimal text.
+	if k := bytes.TrimSpace(t[1]); len(k) > 0 && (k[0] == '-' || (k[0] >= '0' && k[0] <= '9')) {
+		var n json.Number
+		if err := json.Unmarshal(k, &n); err != nil {
+			return fmt.Errorf("elle: mop %s: key: %w", b, err)
+		}
+		out.Key = n.String()
+	} else if err := json.Unmarshal(k, &out.Key); err != nil {
 		return fmt.Errorf("elle: mop %s: key: %w", b, err)
 	}
 	v := bytes.TrimSpace(t[2])
