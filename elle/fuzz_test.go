@@ -132,3 +132,28 @@ func sameResult(t *testing.T, a, b *Result) {
 		}
 	}
 }
+
+// FuzzMopJSON: decoding any bytes as a mop either fails with an error or
+// gives a mop that encodes and decodes back to itself.
+func FuzzMopJSON(f *testing.F) {
+	for _, s := range []string{`["append","x",3]`, `["r","x",[1,2]]`, `["r",7,null]`, `["w","x",-1]`, `["r","x",5]`, `[]`, `{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m Mop
+		if err := json.Unmarshal(b, &m); err != nil {
+			return
+		}
+		out, err := json.Marshal(m)
+		if err != nil {
+			t.Fatalf("marshal %#v: %v", m, err)
+		}
+		var back Mop
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("%s (from %q): %v", out, b, err)
+		}
+		if !mopEqual(m, back) {
+			t.Fatalf("%q -> %#v -> %s -> %#v", b, m, out, back)
+		}
+	})
+}
