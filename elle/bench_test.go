@@ -58,3 +58,17 @@ func BenchmarkCheckListAppend100kAnomalous(b *testing.B) {
 		b.ReportMetric(float64(len(r.AnomalyTypes)), "types")
 	}
 }
+
+// BenchmarkCheckRWRegister100kInferred infers versions from writes-follow-
+// reads, process order and realtime order too.
+func BenchmarkCheckRWRegister100kInferred(b *testing.B) {
+	h := newSim(1, 10, 10, true).run(100_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		r := CheckRWRegister(h, Options{WFRKeys: true, SequentialKeys: true, LinearizableKeys: true})
+		if r.Valid != Valid {
+			b.Fatalf("valid = %v", r.Valid)
+		}
+	}
+}

@@ -234,62 +234,90 @@ func (s *rwState) keysOf(p int) []string {
 
 // txnGraphVersions is Elle's transaction-graph->version-graphs: assuming
 // T1 < T2 in the given order means T1's versions precede T2's, relate the
-// last version each transaction saw of each key to the first versions the
-// next transactions to touch that key saw. Order edges go forward in the
-// history, so walking positions backwards visits successors first.
+// last version each transaction saw of each key k to the first versions
+// seen by the next transactions to touch k: those reachable along a path
+// whose inner transactions do not touch k.
+//
+// Elle memoizes, for every transaction, a map of every key to its next
+// transactions, which grows with the number of keys downstream (quadratic
+// in a long history). Order edges go forward in the history, so a path
+// between two transactions touching k stays between them: we compute each
+// key's next transactions only over the stretch of history between its
+// first and last use, walking it backwards. Transactions that do not touch
+// k would relate nil to what follows, which the initial-state order
+// already says; we leave those out.
 func (s *rwState) txnGraphVersions(edges []edge, budget func() bool) versionGraphs {
-	out := map[int32][]int32{}
-	for _, e := range edges {
-		out[e.from] = append(out[e.from], e.to)
-	}
-	type ds map[string]map[int32]bool
-	down := map[int32]ds{}
-	verts := make([]int32, 0, len(out))
-	for v := range out {
-		verts = append(verts, v)
-	}
-	slices.Sort(verts)
-	gs := versionGraphs{}
-	for i := len(verts) - 1; i >= 0; i-- {
-		if budget() {
-			break
+	g := buildGraph(edges)
+	n := g.n()
+	keys := make([][]string, n)
+	touchers := map[string][]int32{}
+	for v := range int32(n) {
+		keys[v] = s.keysOf(int(g.verts[v]))
+		for _, k := range keys[v] {
+			touchers[k] = append(touchers[k], v)
 		}
-		a := verts[i]
-		d := ds{}
-		for _, b := range out[a] {
-			bk := s.keysOf(int(b))
-			for _, k := range bk {
-				if d[k] == nil {
-					d[k] = map[int32]bool{}
+	}
+	gs := versionGraphs{}
+	mark := make([]int32, n) // mark[v] == stamp: v touches the key at hand
+	seen := make([]int32, n) // seen[w] == stamp2: w already in the set being built
+	var stamp, stamp2 int32
+	work := 0
+	for _, k := range sortedKeys(touchers) {
+		ts := touchers[k]
+		if len(ts) < 2 {
+			continue
+		}
+		stamp++
+		for _, v := range ts {
+			mark[v] = stamp
+		}
+		lo, hi := ts[0], ts[len(ts)-1]
+		next := make([][]int32, hi-lo+1) // next[v-lo]: next touchers of k after v
+		for v := hi; v >= lo; v-- {
+			stamp2++
+			var set []int32
+			add := func(w int32) {
+				if seen[w] != stamp2 {
+					seen[w] = stamp2
+					set = append(set, w)
 				}
-				d[k][b] = true
 			}
-			for k, bs := range down[b] {
-				if slices.Contains(bk, k) {
+			to, _ := g.out(v)
+			for _, w := range to {
+				if w > hi {
 					continue
 				}
-				if d[k] == nil {
-					d[k] = map[int32]bool{}
+				if mark[w] == stamp {
+					add(w)
+					continue
 				}
-				for x := range bs {
-					d[k][x] = true
+				for _, x := range next[w-lo] {
+					add(x)
+				}
+			}
+			next[v-lo] = set
+			work += len(to) + len(set)
+			if work > 1<<16 {
+				work = 0
+				if budget() {
+					return gs
 				}
 			}
 		}
-		down[a] = d
-		for k, bs := range d {
+		for _, a := range ts {
+			pa := int(g.verts[a])
 			var v1 version
-			switch s.h.ops[a].Type {
+			switch s.h.ops[pa].Type {
 			case OK:
-				if w, ok := lookup(s.writes[a], k); ok {
+				if w, ok := lookup(s.writes[pa], k); ok {
 					v1 = w
-				} else if r, ok := lookup(s.reads[a], k); ok {
+				} else if r, ok := lookup(s.reads[pa], k); ok {
 					v1 = r
 				} else {
 					v1 = nilVersion
 				}
 			case Info:
-				w, ok := lookup(s.writes[a], k)
+				w, ok := lookup(s.writes[pa], k)
 				if !ok {
 					continue
 				}
@@ -297,19 +325,20 @@ func (s *rwState) txnGraphVersions(edges []edge, budget func() bool) versionGrap
 			default:
 				continue
 			}
-			for b := range bs {
+			for _, b := range next[a-lo] {
+				pb := int(g.verts[b])
 				var v2 version
-				switch s.h.ops[b].Type {
+				switch s.h.ops[pb].Type {
 				case OK:
-					if r, ok := lookup(s.reads[b], k); ok && !r.nil {
+					if r, ok := lookup(s.reads[pb], k); ok && !r.nil {
 						v2 = r
-					} else if w, ok := lookup(s.writes[b], k); ok {
+					} else if w, ok := lookup(s.writes[pb], k); ok {
 						v2 = w
 					} else {
 						v2 = nilVersion
 					}
 				case Info:
-					w, ok := lookup(s.writes[b], k)
+					w, ok := lookup(s.writes[pb], k)
 					if !ok {
 						continue
 					}
