@@ -384,3 +384,16 @@ func events(script string, txns map[byte][]Mop) []Op {
 	}
 	return hist(ops...)
 }
+
+// TestBudgetVersionInference: an rw-register check whose version inference
+// is cut short by the overall budget is unknown, with the reason.
+func TestBudgetVersionInference(t *testing.T) {
+	h := newSim(5, 10, 10, true).run(3000)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := CheckRWRegisterContext(ctx, h, Options{LinearizableKeys: true})
+	to := r.Anomalies["cycle-search-timeout"]
+	if r.Valid != Unknown || len(to) == 0 || !strings.Contains(to[0].Reason, "linearizable-keys") {
+		t.Fatalf("got %v %v", r.Valid, to)
+	}
+}

@@ -24,9 +24,9 @@ type Options struct {
 	// unless something else is invalid), a fallback cycle, and whatever it
 	// found so far.
 	CycleSearchTimeout time.Duration
-	// Budget bounds the cycle search of the whole history; default 0, no
-	// bound beyond CycleSearchTimeout per component. Components left when it
-	// runs out time out as above.
+	// Budget bounds the whole check; default 5 minutes. Components not
+	// searched when it runs out time out as above; a version inference
+	// (rw-register) cut short makes the verdict unknown the same way.
 	Budget time.Duration
 	// MaxSearchSteps bounds the work of one component's search (path steps
 	// taken); default 20,000,000. Unlike the timeouts it is deterministic.
@@ -99,9 +99,10 @@ func resolve(ctx context.Context, o Options) (*checkOptions, error) {
 	if c.MaxSearchPaths <= 0 {
 		c.MaxSearchPaths = 1_000_000
 	}
-	if c.Budget > 0 {
-		c.deadline = time.Now().Add(c.Budget)
+	if c.Budget <= 0 {
+		c.Budget = 5 * time.Minute
 	}
+	c.deadline = time.Now().Add(c.Budget)
 	return c, nil
 }
 
@@ -129,9 +130,7 @@ func cycles(o *checkOptions, h *history, a *analysis) {
 		a.anomalies["empty-transaction-graph"] = []Anomaly{{Type: "empty-transaction-graph"}}
 	}
 	ex := combinedExplainer{inner: a.explainer, h: h, realtime: o.realtime, process: o.process}
-	stopAll := func() bool {
-		return (!o.deadline.IsZero() && time.Now().After(o.deadline)) || o.ctx.Err() != nil
-	}
+	stopAll := o.stop
 	sccs, ok := g.scc(false, stopAll)
 	if !ok {
 		a.anomalies["cycle-search-timeout"] = append(a.anomalies["cycle-search-timeout"],
@@ -183,3 +182,8 @@ func (c combinedExplainer) explain(a, b int) (Step, bool) {
 }
 
 func (c combinedExplainer) render(s Step, a, b string) string { return c.inner.render(s, a, b) }
+
+// stop says whether the whole check's budget is spent or its context done.
+func (o *checkOptions) stop() bool {
+	return time.Now().After(o.deadline) || o.ctx.Err() != nil
+}

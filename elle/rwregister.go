@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"time"
 )
 
 // CheckRWRegister checks an rw-register history (transactions of writes
@@ -266,6 +265,9 @@ func (s *rwState) txnGraphVersions(edges []edge, budget func() bool) versionGrap
 		ts := touchers[k]
 		if len(ts) < 2 {
 			continue
+		}
+		if budget() {
+			return gs
 		}
 		stamp++
 		for _, v := range ts {
@@ -538,17 +540,24 @@ func analyzeRWRegister(o *checkOptions, h *history) (*analysis, *Result) {
 			return gs
 		}})
 	}
-	budget := func() bool {
-		return (!o.deadline.IsZero() && time.Now().After(o.deadline)) || o.ctx.Err() != nil
+	cut := ""
+	budget := func(name string) func() bool {
+		return func() bool {
+			if o.stop() {
+				cut = name
+				return true
+			}
+			return false
+		}
 	}
 	if o.SequentialKeys {
 		sources = append(sources, source{"sequential-keys", func() versionGraphs {
-			return s.txnGraphVersions(processEdges(h), budget)
+			return s.txnGraphVersions(processEdges(h), budget("sequential-keys"))
 		}})
 	}
 	if o.LinearizableKeys {
 		sources = append(sources, source{"linearizable-keys", func() versionGraphs {
-			return s.txnGraphVersions(realtimeEdges(h), budget)
+			return s.txnGraphVersions(realtimeEdges(h), budget("linearizable-keys"))
 		}})
 	}
 	graphs := versionGraphs{}
@@ -567,6 +576,10 @@ func analyzeRWRegister(o *checkOptions, h *history) (*analysis, *Result) {
 		graphs, used = merged, names
 	}
 	a.add("cyclic-versions", cyclic...)
+	if cut != "" {
+		a.add("cycle-search-timeout", Anomaly{DoesNotContain: []string{},
+			Reason: "budget exhausted while inferring versions from " + cut})
+	}
 
 	// ww and rw edges from each direct version edge.
 	for _, k := range sortedKeys(graphs) {
