@@ -86,8 +86,15 @@
 //     (:cycle-search-timeout, 1 s). We have the same
 //     (Options.CycleSearchTimeout), plus a deterministic bound on search
 //     steps (MaxSearchSteps), a bound on memory (MaxSearchPaths), an
-//     overall time bound (Budget) and a context. Past any of them the
-//     component reports cycle-search-timeout, with the reason.
+//     overall time bound (Budget, default 5 minutes, which also bounds
+//     rw-register version inference) and a context. Past any of them the
+//     check reports cycle-search-timeout, with the reason.
+//   - rw-register version inference from process or realtime order
+//     (Elle's transaction-graph->version-graphs) is computed per key over
+//     the stretch of history where the key is used, and leaves out the
+//     nil-to-value edges the initial-state order already has: the same
+//     version orders, without Elle's memory use that grows with the number
+//     of keys times the length of the history.
 //   - Output: Elle writes cycles and plots to files with Graphviz; we return
 //     each cycle's explanation in Anomaly.Explanation and draw it with
 //     WriteSVG in pure Go. Elle's incompatible-order HTML is not produced.
