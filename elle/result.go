@@ -1,6 +1,7 @@
 package elle
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -147,8 +148,9 @@ type Anomaly struct {
 // cycle) precedes B. Type is ww, wr, rw, process or realtime.
 //
 // For ww, wr and rw: Key, and the versions: Value is what A wrote or read,
-// Value2 what B wrote (ww, rw); null means the initial state (Elle's :init
-// or nil). AMopIndex and BMopIndex point at the mops in A's and B's
+// Value2 (Elle's :value', JSON "value2") what B wrote (ww, rw); null means
+// the initial state (Elle's :init or nil). JSON has "value" and "value2"
+// only for these three types. AMopIndex and BMopIndex point at the mops in A's and B's
 // transactions (null when Elle finds none). For process: Process. For
 // realtime: A completed at AIndex, before B's invocation at BIndex. Text is
 // Elle's sentence for the step, with A and B named by their cycle names.
@@ -156,7 +158,7 @@ type Step struct {
 	Type      string `json:"type"`
 	Key       string `json:"key,omitempty"`
 	Value     *int64 `json:"value"`
-	Value2    *int64 `json:"value'"`
+	Value2    *int64 `json:"value2"`
 	AMopIndex *int   `json:"a-mop-index,omitempty"`
 	BMopIndex *int   `json:"b-mop-index,omitempty"`
 	Process   *int   `json:"process,omitempty"`
@@ -168,6 +170,31 @@ type Step struct {
 	aTime, bTime int64
 	// init marks Value as the initial state for list-append rw sentences.
 	valueInit bool
+}
+
+// MarshalJSON writes the step, with value and value2 (null: the initial
+// state) for ww, wr and rw steps only.
+func (s Step) MarshalJSON() ([]byte, error) {
+	type data Step // no methods: no recursion
+	type order struct {
+		Type    string `json:"type"`
+		Process *int   `json:"process,omitempty"`
+		AIndex  *int   `json:"a-index,omitempty"`
+		BIndex  *int   `json:"b-index,omitempty"`
+		Text    string `json:"text"`
+	}
+	switch s.Type {
+	case "ww", "wr", "rw":
+		d := data(s)
+		if s.Type == "wr" {
+			return json.Marshal(struct {
+				data
+				Value2 *int64 `json:"value2,omitempty"`
+			}{data: d})
+		}
+		return json.Marshal(d)
+	}
+	return json.Marshal(order{Type: s.Type, Process: s.Process, AIndex: s.AIndex, BIndex: s.BIndex, Text: s.Text})
 }
 
 // unknownTypes are anomalies which make the result unknown rather than
@@ -196,7 +223,19 @@ func resultMap(o *checkOptions, anomalies map[string][]Anomaly) *Result {
 	}
 	sort.Strings(r.AnomalyTypes)
 	all := sortedKeys(anomalies)
-	r.Not, r.AlsoNot, r.RuledOutBy = boundary(all)
+	var byAll map[string][]string
+	r.Not, r.AlsoNot, byAll = boundary(all)
+	// Say what rules each model out with the reported anomalies where they
+	// do, else with the others found.
+	_, _, byReported := boundary(r.AnomalyTypes)
+	r.RuledOutBy = map[string][]string{}
+	for m, ts := range byAll {
+		if rep := byReported[m]; len(rep) > 0 {
+			r.RuledOutBy[m] = rep
+		} else {
+			r.RuledOutBy[m] = ts
+		}
+	}
 	if len(r.RuledOutBy) == 0 {
 		r.RuledOutBy = nil
 	}
