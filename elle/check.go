@@ -2,7 +2,9 @@ package elle
 
 import (
 	"context"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -130,21 +132,37 @@ func cycles(o *checkOptions, h *history, a *analysis) {
 		a.anomalies["empty-transaction-graph"] = []Anomaly{{Type: "empty-transaction-graph"}}
 	}
 	ex := combinedExplainer{inner: a.explainer, h: h, realtime: o.realtime, process: o.process}
-	stopAll := o.stop
-	sccs, ok := g.scc(false, stopAll)
+	sccs, ok := g.scc(false, o.stop)
 	if !ok {
 		a.anomalies["cycle-search-timeout"] = append(a.anomalies["cycle-search-timeout"],
 			Anomaly{Type: "cycle-search-timeout", SCCSize: g.n(), Reason: "budget exhausted before components were found", DoesNotContain: []string{}})
 		return
 	}
-	for _, comp := range sccs {
-		s := &searcher{ctx: o.ctx, maxSteps: o.MaxSearchSteps, maxPaths: o.MaxSearchPaths}
-		s.deadline = time.Now().Add(o.CycleSearchTimeout)
-		if !o.deadline.IsZero() && o.deadline.Before(s.deadline) {
-			s.deadline = o.deadline
-		}
-		sub := g.sub(comp, ^relNone)
-		for _, an := range s.cycleCasesInSCC(h, ex, sub) {
+	// Components are searched side by side, as Elle does, each with its own
+	// budget; results merge in component order, so they do not depend on
+	// scheduling.
+	results := make([][]Anomaly, len(sccs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(sccs)) {
+		wg.Go(func() {
+			for i := range next {
+				s := &searcher{ctx: o.ctx, maxSteps: o.MaxSearchSteps, maxPaths: o.MaxSearchPaths}
+				s.deadline = time.Now().Add(o.CycleSearchTimeout)
+				if o.deadline.Before(s.deadline) {
+					s.deadline = o.deadline
+				}
+				results[i] = s.cycleCasesInSCC(h, ex, g.sub(sccs[i], ^relNone))
+			}
+		})
+	}
+	for i := range sccs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, rs := range results {
+		for _, an := range rs {
 			a.anomalies[an.Type] = append(a.anomalies[an.Type], an)
 		}
 	}
