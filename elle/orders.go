@@ -57,8 +57,10 @@ func realtimeEdges(h *history) []edge {
 
 // explainProcess explains a process edge a -> b, or says there is none.
 func explainProcess(h *history, a, b int) (Step, bool) {
+	// Positions, not indices, compare: the same when indices are distinct,
+	// as they should be, and still right when they are not.
 	oa, ob := h.ops[a], h.ops[b]
-	if oa.Process != ob.Process || oa.Index >= ob.Index {
+	if oa.Process != ob.Process || a >= b {
 		return Step{}, false
 	}
 	p := oa.Process
@@ -69,7 +71,7 @@ func explainProcess(h *history, a, b int) (Step, bool) {
 // invoked.
 func explainRealtime(h *history, a, b int) (Step, bool) {
 	inv := h.invocation[b]
-	if inv < 0 || h.ops[a].Index >= h.ops[inv].Index {
+	if inv < 0 || a >= inv {
 		return Step{}, false
 	}
 	ai, bi := h.ops[a].Index, h.ops[inv].Index
