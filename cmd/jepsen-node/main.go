@@ -5,7 +5,7 @@
 //	jepsen-node version
 //	jepsen-node lazyfs mount|lose|stats|status|unmount ...   (nodetool/lazyfs)
 //	jepsen-node clock bump|set|strobe|reset|offset|heal|probe ...  (nodetool/clock)
-//	jepsen-node file bitflip|truncate ...                      (nodetool/corrupt)
+//	jepsen-node file bitflip|unflip|truncate ...               (nodetool/corrupt)
 //
 // It is not meant to be run by hand, but every subcommand prints its usage
 // with -h.
@@ -39,7 +39,7 @@ func main() {
 	case "clock":
 		err = clock.Main(args, os.Stdout, os.Stderr)
 	case "file":
-		err = corrupt.Main(args, os.Stdout, os.Stderr)
+		err = corrupt.Main(args, os.Stdin, os.Stdout, os.Stderr)
 	default:
 		fmt.Fprintf(os.Stderr, "jepsen-node: unknown tool %q\n%s\n", tool, usage)
 		os.Exit(2)

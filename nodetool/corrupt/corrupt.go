@@ -223,13 +223,46 @@ func Truncate(path string, drop int64) (TruncateResult, error) {
 	return res, f.Sync()
 }
 
+// Unflip puts back the bytes of flips (a Bitflip's record) that still
+// hold what the flip wrote, syncs the file, and returns how many it
+// restored. A byte rewritten since is left alone, so it is idempotent.
+func Unflip(path string, flips []Flip) (int, error) {
+	f, size, err := openRegular(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	var b [1]byte
+	for _, fl := range flips {
+		if fl.Offset < 0 || fl.Offset >= size || fl.Bit > 7 || fl.Old^fl.New != 1<<fl.Bit {
+			return n, fmt.Errorf("unflip %s: flip %+v does not fit a %d-byte file", path, fl, size)
+		}
+		if _, err := f.ReadAt(b[:], fl.Offset); err != nil {
+			return n, err
+		}
+		if b[0] != fl.New {
+			continue
+		}
+		if _, err := f.WriteAt([]byte{fl.Old}, fl.Offset); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, f.Sync()
+}
+
+// maxUnflipInput bounds the flips unflip reads from stdin.
+const maxUnflipInput = 16 << 20
+
 const usage = `usage: jepsen-node file COMMAND -file PATH [flags]
   bitflip  (-count N | -probability P) [-seed S] [-start A] [-end B] [-written]
+  unflip   (reads a bitflip's "flips" JSON array on stdin)
   truncate -drop N
 Results are JSON on stdout.`
 
 // Main runs `jepsen-node file ARGS...`.
-func Main(args []string, stdout, stderr io.Writer) error {
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "help" {
 		fmt.Fprintln(stderr, usage)
 		return flag.ErrHelp
@@ -263,6 +296,23 @@ func Main(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return enc.Encode(res)
+	case "unflip":
+		b, err := io.ReadAll(io.LimitReader(stdin, maxUnflipInput+1))
+		if err != nil {
+			return err
+		}
+		if len(b) > maxUnflipInput {
+			return fmt.Errorf("unflip: more than %d bytes of flips on stdin", maxUnflipInput)
+		}
+		var flips []Flip
+		if err := json.Unmarshal(b, &flips); err != nil {
+			return fmt.Errorf("unflip: stdin is not a JSON array of flips: %w", err)
+		}
+		n, err := Unflip(*file, flips)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(map[string]int{"restored": n})
 	case "truncate":
 		res, err := Truncate(*file, *drop)
 		if err != nil {

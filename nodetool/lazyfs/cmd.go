@@ -81,6 +81,7 @@ const usage = `usage: jepsen-node lazyfs COMMAND [flags]
   lose    -socket SOCK            drop every unsynced write; prints {"files":N,"bytes":N}
   stats   -socket SOCK            prints the daemon's counters
   status  -dir DIR -socket SOCK   prints {"mounted":..,"serving":..,"stale":..}
+  ping    -dir DIR -socket SOCK   exits 0 when DIR is a lazyfs mount whose daemon answers
   unmount -dir DIR -socket SOCK   unmount (through the daemon, or lazily when it is dead)`
 
 // Main runs `jepsen-node lazyfs ARGS...`, printing results as JSON on
@@ -134,6 +135,18 @@ func Main(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return out(s)
+	case "ping":
+		if err := needDir(); err != nil {
+			return err
+		}
+		st, err := GetStatus(ctx, *dir, *socket)
+		if err != nil {
+			return err
+		}
+		if !st.Serving {
+			return fmt.Errorf("%s: mounted %v, serving %v", *dir, st.Mounted, st.Serving)
+		}
+		return nil
 	case "status":
 		if err := needDir(); err != nil {
 			return err

@@ -1,0 +1,80 @@
+package diskfault
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strconv"
+
+	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/nodetool/corrupt"
+)
+
+// Bitflip flips bits of file on the node as o says (Jepsen's file
+// nemesis, :bitflip) with jepsen-node at tool, and returns every flip:
+// offset, bit, byte before and after. The choice depends on o.Seed
+// alone (and the file's size), so recording o before acting records
+// what will change. The file is synced. Unflip undoes it.
+func Bitflip(ctx context.Context, sess *control.Session, tool, file string, o corrupt.BitflipOpts) (corrupt.BitflipResult, error) {
+	var res corrupt.BitflipResult
+	if !path.IsAbs(file) {
+		return res, fmt.Errorf("%w: bitflip %q: want an absolute path", control.ErrInvalidArg, file)
+	}
+	args := []string{"file", "bitflip", "-file", file, "-seed", strconv.FormatUint(o.Seed, 10)}
+	switch {
+	case o.Count > 0:
+		args = append(args, "-count", strconv.Itoa(o.Count))
+	case o.Probability > 0:
+		args = append(args, "-probability", strconv.FormatFloat(o.Probability, 'g', -1, 64))
+	default:
+		return res, fmt.Errorf("%w: bitflip %s: give a count or a probability", control.ErrInvalidArg, file)
+	}
+	if o.Start > 0 {
+		args = append(args, "-start", strconv.FormatInt(o.Start, 10))
+	}
+	if o.End > 0 {
+		args = append(args, "-end", strconv.FormatInt(o.End, 10))
+	}
+	if o.Written {
+		args = append(args, "-written")
+	}
+	err := node(ctx, sess, &res, tool, args...)
+	return res, err
+}
+
+// Unflip puts back the bytes a Bitflip changed, where they still hold
+// what the flip wrote (idempotent: a byte the DB rewrote since is left
+// alone), and returns how many it restored.
+func Unflip(ctx context.Context, sess *control.Session, tool string, res corrupt.BitflipResult) (int, error) {
+	if !path.IsAbs(res.File) {
+		return 0, fmt.Errorf("%w: unflip %q: want an absolute path", control.ErrInvalidArg, res.File)
+	}
+	in, err := json.Marshal(res.Flips)
+	if err != nil {
+		return 0, err
+	}
+	out, err := sess.ExecIn(ctx, in, tool, "file", "unflip", "-file", res.File)
+	if err != nil {
+		return 0, err
+	}
+	var r struct {
+		Restored int `json:"restored"`
+	}
+	if err := json.Unmarshal([]byte(lastLine(out)), &r); err != nil {
+		return 0, &control.NodeError{Node: sess.Node(), Err: fmt.Errorf("jepsen-node file unflip: unreadable output %q: %w", truncate(out, 200), err)}
+	}
+	return r.Restored, nil
+}
+
+// Truncate cuts drop bytes off the end of file on the node (Jepsen's
+// :truncate), syncs it, and returns the sizes before and after. It is
+// not undone.
+func Truncate(ctx context.Context, sess *control.Session, tool, file string, drop int64) (corrupt.TruncateResult, error) {
+	var res corrupt.TruncateResult
+	if !path.IsAbs(file) {
+		return res, fmt.Errorf("%w: truncate %q: want an absolute path", control.ErrInvalidArg, file)
+	}
+	err := node(ctx, sess, &res, tool, "file", "truncate", "-file", file, "-drop", strconv.FormatInt(drop, 10))
+	return res, err
+}
