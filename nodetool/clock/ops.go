@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-jepsen/jepsen/internal/atomicfile"
@@ -44,6 +45,27 @@ type record struct {
 
 func (c Clock) recordPath(pid int) string {
 	return filepath.Join(c.dir(), strconv.Itoa(pid)+".json")
+}
+
+// strobePath records the tool process strobing pid.
+func (c Clock) strobePath(pid int) string {
+	return filepath.Join(c.dir(), strconv.Itoa(pid)+".strobe")
+}
+
+// endStrobe ends a strobe of pid that another tool process runs
+// (SIGTERM: it puts the offset back and exits, releasing the lock).
+func (c Clock) endStrobe(pid int) {
+	b, err := readBounded(c.strobePath(pid), 4096)
+	if err != nil {
+		return
+	}
+	var rec record
+	if json.Unmarshal(b, &rec) != nil || rec.PID <= 0 || rec.PID == os.Getpid() {
+		return
+	}
+	if _, start, err := procStat(rec.PID); err == nil && start == rec.Start {
+		_ = syscall.Kill(rec.PID, syscall.SIGTERM)
+	}
 }
 
 // lock serialises changes to one process's clock.
@@ -144,6 +166,7 @@ func (c Clock) Reset(pid int, start uint64) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	c.endStrobe(pid)
 	unlock, err := c.lock(pid)
 	if err != nil {
 		return Status{}, err
@@ -268,6 +291,17 @@ func (c Clock) Strobe(ctx context.Context, pid int, start uint64, delta, period,
 	if err != nil {
 		return res, err
 	}
+	// Reset and Heal find the strobe by this file and end it (SIGTERM),
+	// rather than wait for its end.
+	self, selfStart, err := procStat(os.Getpid())
+	if err != nil {
+		return res, err
+	}
+	b, _ := json.Marshal(record{PID: os.Getpid(), Start: selfStart, Comm: self, Since: time.Now()})
+	if err := atomicfile.Write(c.strobePath(pid), b, 0o644); err != nil {
+		return res, err
+	}
+	defer os.Remove(c.strobePath(pid))
 	res.Before = before
 	base := after.Offset
 	img, l, _ := pure()

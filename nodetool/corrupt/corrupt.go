@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"syscall"
 )
 
 // MaxFlips bounds one bitflip: its record lists every flip.
@@ -72,7 +73,12 @@ type TruncateResult struct {
 // openRegular opens path for reading and writing, refusing anything but
 // a regular file.
 func openRegular(path string) (*os.File, int64, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if fi, err := os.Lstat(path); err != nil {
+		return nil, 0, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, 0, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -37,6 +37,8 @@ type fileState struct {
 	fd     int   // our own O_RDWR descriptor of the backing file while dirty, else -1
 	synced int64 // the file's size at its last sync
 	pages  map[int64][]byte
+	writes int64 // write calls since the last sync
+	wbytes int64 // bytes they wrote
 }
 
 // lazyNode is a loopback node whose files track unsynced writes.
@@ -313,7 +315,7 @@ func (st *fileState) clean() {
 	for _, b := range st.pages {
 		kept += int64(len(b))
 	}
-	st.fd, st.pages, st.dirty, st.synced = -1, nil, false, 0
+	st.fd, st.pages, st.dirty, st.synced, st.writes, st.wbytes = -1, nil, false, 0, 0, 0
 	st.lfs.mu.Lock()
 	delete(st.lfs.dirty, st)
 	st.lfs.stats.DirtyFiles = len(st.lfs.dirty)
@@ -322,27 +324,29 @@ func (st *fileState) clean() {
 }
 
 // lose restores the file as its last sync left it (st.mu held) and
-// returns how many bytes it dropped or restored.
-func (st *fileState) lose() (int64, error) {
+// says what that dropped.
+func (st *fileState) lose() (LoseResult, error) {
+	var r LoseResult
 	if !st.dirty {
-		return 0, nil
+		return r, nil
 	}
 	var s unix.Stat_t
 	if err := unix.Fstat(st.fd, &s); err != nil {
-		return 0, err
+		return r, err
 	}
-	changed := max(s.Size-st.synced, 0)
+	r.Files, r.Writes, r.WrittenBytes = 1, st.writes, st.wbytes
+	r.CutBytes = max(s.Size-st.synced, 0)
 	for p, b := range st.pages {
 		if _, err := unix.Pwrite(st.fd, b, p*pageSize); err != nil {
-			return changed, err
+			return r, err
 		}
-		changed += int64(len(b))
+		r.RestoredBytes += int64(len(b))
 	}
 	if err := unix.Ftruncate(st.fd, st.synced); err != nil {
-		return changed, err
+		return r, err
 	}
 	st.clean()
-	return changed, nil
+	return r, nil
 }
 
 // loseAll drops every unsynced change, then has the kernel forget what
@@ -357,15 +361,12 @@ func (l *lazyFS) loseAll() (LoseResult, error) {
 	var inval []*fs.Inode
 	for st := range set {
 		st.mu.Lock()
-		n, err := st.lose()
+		r, err := st.lose()
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
-		if n > 0 || err == nil {
-			res.Files++
-			res.Bytes += n
-			inval = append(inval, st.inode)
-		}
+		res.add(r)
+		inval = append(inval, st.inode)
 		st.mu.Unlock()
 	}
 	for _, in := range inval {
@@ -376,6 +377,7 @@ func (l *lazyFS) loseAll() (LoseResult, error) {
 	}
 	l.mu.Lock()
 	l.stats.Losses++
+	l.stats.Lost.add(res)
 	l.stats.DirtyFiles = len(l.dirty)
 	l.mu.Unlock()
 	return res, firstErr
@@ -422,6 +424,8 @@ func (f *lazyFile) Write(ctx context.Context, data []byte, off int64) (uint32, s
 	if err != nil {
 		return 0, fs.ToErrno(err)
 	}
+	st.writes++
+	st.wbytes += int64(n)
 	st.lfs.mu.Lock()
 	st.lfs.stats.Writes++
 	st.lfs.mu.Unlock()

@@ -26,20 +26,34 @@ const FSType = "fuse.jepsen-lazyfs"
 
 // Stats are a daemon's counters since it mounted.
 type Stats struct {
-	Dir        string `json:"dir"`
-	Writes     int64  `json:"writes"`
-	Syncs      int64  `json:"syncs"`
-	Losses     int64  `json:"losses"`
-	DirtyFiles int    `json:"dirty_files"` // files with unsynced changes now
-	KeptBytes  int64  `json:"kept_bytes"`  // original synced bytes kept to undo overwrites
+	Dir        string     `json:"dir"`
+	Writes     int64      `json:"writes"`
+	Syncs      int64      `json:"syncs"`
+	Losses     int64      `json:"losses"`
+	Lost       LoseResult `json:"lost"`        // what every loss dropped, summed
+	DirtyFiles int        `json:"dirty_files"` // files with unsynced changes now
+	KeptBytes  int64      `json:"kept_bytes"`  // original synced bytes kept to undo overwrites
 }
 
-// LoseResult is what one loss dropped: how many files had unsynced
-// changes, and how many bytes were cut off (a size grown since the
-// last sync) or restored (synced data overwritten since).
+// LoseResult is what a loss dropped: the files with unsynced changes,
+// the writes to them since their last sync (calls, and bytes), the bytes
+// cut off where a file had grown since (by writes, truncate or
+// fallocate), and the bytes of synced data put back where it had been
+// overwritten or cut since.
 type LoseResult struct {
-	Files int   `json:"files"`
-	Bytes int64 `json:"bytes"`
+	Files         int64 `json:"files"`
+	Writes        int64 `json:"writes"`
+	WrittenBytes  int64 `json:"written_bytes"`
+	CutBytes      int64 `json:"cut_bytes"`
+	RestoredBytes int64 `json:"restored_bytes"`
+}
+
+func (r *LoseResult) add(o LoseResult) {
+	r.Files += o.Files
+	r.Writes += o.Writes
+	r.WrittenBytes += o.WrittenBytes
+	r.CutBytes += o.CutBytes
+	r.RestoredBytes += o.RestoredBytes
 }
 
 // reply is one answer on the control socket.
@@ -185,7 +199,7 @@ func handle(c net.Conn, l *lazyFS, lg *log.Logger, unmount func()) {
 		if err != nil {
 			r.Error = err.Error()
 		}
-		lg.Printf("lost unsynced writes: %d files, %d bytes (err %v)", res.Files, res.Bytes, err)
+		lg.Printf("lost unsynced writes: %+v (err %v)", res, err)
 	case "stats":
 		l.mu.Lock()
 		s := l.stats
