@@ -28,11 +28,13 @@ func stateDir(kind, dir string) string {
 	return path.Join(StateBase, kind, hex.EncodeToString(sum[:6]))
 }
 
-// checkDir refuses a directory that is not absolute and clean, or is
-// "/": the faults mount over it.
+// checkDir refuses a directory that is not absolute and clean, is "/",
+// or holds white space or a backslash (which /proc/self/mountinfo,
+// where the faults look for their mounts, writes escaped): the faults
+// mount over it.
 func checkDir(dir string) error {
-	if !path.IsAbs(dir) || path.Clean(dir) != dir || dir == "/" {
-		return fmt.Errorf("%w: directory %q: want an absolute, clean path other than /", control.ErrInvalidArg, dir)
+	if !path.IsAbs(dir) || path.Clean(dir) != dir || dir == "/" || strings.ContainsAny(dir, " \t\n\\") {
+		return fmt.Errorf("%w: directory %q: want an absolute, clean path other than /, without white space or backslashes", control.ErrInvalidArg, dir)
 	}
 	return nil
 }

@@ -78,10 +78,10 @@ type Options struct {
 	// on the control node (jepsen-node is built and installed).
 	LazyFS bool
 	// DiskSize, when positive, puts the data directory on a file system
-	// of that many bytes (diskfault.SmallDisk, at least
-	// diskfault.MinSmallDisk; etcd needs 64 MB for its first WAL segment
-	// and a little more), for disk-full faults. With LazyFS, lazyfs
-	// covers it.
+	// of that many bytes (diskfault.SmallDisk), for disk-full faults:
+	// give it 200 MB or more, since etcd preallocates two 64 MB WAL
+	// segments at its start and dies when it cannot. With LazyFS,
+	// lazyfs covers it.
 	DiskSize int64
 	// ToolCache is where jepsen-node is built on the control node;
 	// default nodetool.DefaultCache.

@@ -13,8 +13,17 @@
 set -u
 act=$1 dir=$2 st=$3 size=${4:-}
 mnt=$st/mnt
-# ours: DIR is a mount of the same device as STATE/mnt.
-ours() { mountpoint -q "$mnt" && mountpoint -q "$dir" && [ "$(stat -c %d "$dir")" = "$(stat -c %d "$mnt")" ]; }
+# ours: a mount at DIR is our bind of STATE/mnt/data (another mount, as
+# lazyfs, may cover it). top: DIR's topmost mount is that bind.
+# mountinfo fields: 3 device, 4 root in the file system, 5 mount point.
+ours() { binds any; }
+top() { binds top; }
+binds() {
+  mountpoint -q "$mnt" || return 1
+  awk -v d="$(mountpoint -d "$mnt")" -v p="$dir" -v want="$1" '
+    $5 == p { last = ($3 == d && $4 == "/data"); if (last) found = 1 }
+    END { exit !(want == "any" ? found : last) }' /proc/self/mountinfo
+}
 avail() { df --output=avail -B1 "$mnt" | tail -n 1 | tr -d ' '; }
 filled() {
   n=0
@@ -64,6 +73,7 @@ status)
   ;;
 unmount)
   if mountpoint -q "$mnt"; then
+    if ours && ! top; then echo "another file system is mounted over $dir" >&2; exit 4; fi
     while ours; do umount "$dir" || exit 4; done
     rm -f "$mnt/fill" "$mnt/fill2"
     if [ -d "$mnt/data" ]; then
