@@ -43,8 +43,8 @@ func Bitflip(ctx context.Context, sess *control.Session, tool, file string, o co
 	return res, err
 }
 
-// Unflip puts back the bytes a Bitflip changed, where they still hold
-// what the flip wrote (idempotent: a byte the DB rewrote since is left
+// Unflip puts back the bits a Bitflip flipped, where they still differ
+// from before the flip (idempotent: a bit the DB rewrote since is left
 // alone), and returns how many it restored.
 func Unflip(ctx context.Context, sess *control.Session, tool string, res corrupt.BitflipResult) (int, error) {
 	if !path.IsAbs(res.File) {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -81,7 +82,11 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	period := fl.Duration("period", 0, "strobe: how often the offset flips")
 	duration := fl.Duration("duration", 0, "strobe: for how long")
 	interval := fl.Duration("interval", 100*time.Millisecond, "probe: how often it prints")
-	state := fl.String("state", DefaultStateDir, "the directory of records")
+	defState := DefaultStateDir
+	if d := os.Getenv(StateEnv); d != "" {
+		defState = d
+	}
+	state := fl.String("state", defState, "the directory of records (default $"+StateEnv+", else "+DefaultStateDir+")")
 	if err := fl.Parse(args[1:]); err != nil {
 		return err
 	}

@@ -21,6 +21,10 @@ import (
 // process died.
 const DefaultStateDir = "/tmp/jepsen/clock"
 
+// StateEnv, when set in jepsen-node's environment, names another state
+// directory (tests on a shared host use their own).
+const StateEnv = "JEPSEN_CLOCK_STATE"
+
 // Clock moves the wall clocks of processes on this machine. The zero
 // value uses DefaultStateDir. Its methods are safe for concurrent use,
 // also across processes: each takes a lock on the target's record.

@@ -229,9 +229,11 @@ func Truncate(path string, drop int64) (TruncateResult, error) {
 	return res, f.Sync()
 }
 
-// Unflip puts back the bytes of flips (a Bitflip's record) that still
-// hold what the flip wrote, syncs the file, and returns how many it
-// restored. A byte rewritten since is left alone, so it is idempotent.
+// Unflip puts back the bits of flips (a Bitflip's record) that still
+// differ from what they were before the flip, syncs the file, and
+// returns how many it restored: a bit rewritten since is left alone, so
+// it is idempotent. It works bit by bit, since two flips may hit one
+// byte.
 func Unflip(path string, flips []Flip) (int, error) {
 	f, size, err := openRegular(path)
 	if err != nil {
@@ -247,10 +249,11 @@ func Unflip(path string, flips []Flip) (int, error) {
 		if _, err := f.ReadAt(b[:], fl.Offset); err != nil {
 			return n, err
 		}
-		if b[0] != fl.New {
+		mask := byte(1) << fl.Bit
+		if (b[0]^fl.Old)&mask == 0 {
 			continue
 		}
-		if _, err := f.WriteAt([]byte{fl.Old}, fl.Offset); err != nil {
+		if _, err := f.WriteAt([]byte{b[0] ^ mask}, fl.Offset); err != nil {
 			return n, err
 		}
 		n++

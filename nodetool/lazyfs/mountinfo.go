@@ -60,6 +60,9 @@ func ParseMountinfo(r io.Reader) ([]Mount, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mountinfo line %d: source: %w", n, err)
 		}
+		if !strings.HasPrefix(mp, "/") || f[sep+1] == "" {
+			return nil, fmt.Errorf("mountinfo line %d: mount point %q, type %q", n, mp, f[sep+1])
+		}
 		out = append(out, Mount{ID: id, MountPoint: mp, FSType: f[sep+1], Source: src})
 	}
 	if err := sc.Err(); err != nil {
