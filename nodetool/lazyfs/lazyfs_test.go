@@ -34,7 +34,7 @@ func TestParseMountinfo(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{
-		"22 1 0:21 / / rw - ext4\n",          // no source
+		"22 1 0:21 / / rw - ext4\n",           // no source
 		"22 1 0:21 / / rw ext4 /dev/vda rw\n", // no separator
 		"x 1 0:21 / / rw - ext4 /dev/vda rw\n",
 		"22 1 0:21 / /a\\04 rw - ext4 /dev/vda rw\n",
