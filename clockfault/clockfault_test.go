@@ -83,7 +83,7 @@ func TestLocalBumpReset(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		mu.Lock()
 		defer mu.Unlock()
-		return last.Sub(time.Now())
+		return time.Until(last)
 	}
 	c := control.NewClient(local.Remote{}, "local", control.Options{})
 	defer c.Close()

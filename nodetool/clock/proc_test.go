@@ -149,7 +149,7 @@ func startProbe(t *testing.T) (*exec.Cmd, <-chan time.Time) {
 // clock.
 func skew(ch <-chan time.Time) time.Duration {
 	<-ch // a line printed before the change, perhaps
-	return (<-ch).Sub(time.Now())
+	return time.Until(<-ch)
 }
 
 // The whole mechanism on a child process of this test (ptrace needs no
