@@ -78,3 +78,48 @@ func Truncate(ctx context.Context, sess *control.Session, tool, file string, dro
 	err := node(ctx, sess, &res, tool, "file", "truncate", "-file", file, "-drop", strconv.FormatInt(drop, 10))
 	return res, err
 }
+
+// Snapshot copies path (a file or a directory) on the node aside,
+// replacing an earlier snapshot of it, as Jepsen's file nemesis's
+// :snapshot: take one before a corruption, and Restore undoes whatever
+// the corruption and the DB did since. It returns where the copy is.
+func Snapshot(ctx context.Context, sess *control.Session, file string) (string, error) {
+	if err := checkDir(file); err != nil {
+		return "", err
+	}
+	dir := stateDir("snapshot", file)
+	for _, cmd := range [][]string{{"rm", "-rf", dir}, {"mkdir", "-p", dir}, {"cp", "-a", file, dir + "/"}} {
+		if _, err := sess.Exec(ctx, cmd); err != nil {
+			return "", err
+		}
+	}
+	return path.Join(dir, path.Base(file)), nil
+}
+
+// Restore puts back path's snapshot (Snapshot), replacing path, and
+// fsyncs every file it wrote (so that lazyfs keeps them). Restoring
+// twice is the same as once; without a snapshot it is an error.
+func Restore(ctx context.Context, sess *control.Session, file string) error {
+	if err := checkDir(file); err != nil {
+		return err
+	}
+	snap := path.Join(stateDir("snapshot", file), path.Base(file))
+	if _, err := sess.Exec(ctx, "test", "-e", snap); err != nil {
+		return fmt.Errorf("restore %s: no snapshot (%s): %w", file, snap, err)
+	}
+	for _, cmd := range [][]string{{"rm", "-rf", file}, {"cp", "-a", snap, file}, {"find", file, "-type", "f", "-exec", "sync", "{}", "+"}} {
+		if _, err := sess.Exec(ctx, cmd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DropSnapshot removes path's snapshot (idempotent).
+func DropSnapshot(ctx context.Context, sess *control.Session, file string) error {
+	if err := checkDir(file); err != nil {
+		return err
+	}
+	_, err := sess.Exec(ctx, "rm", "-rf", stateDir("snapshot", file))
+	return err
+}

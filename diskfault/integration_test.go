@@ -370,6 +370,27 @@ func TestCorruptFile(t *testing.T) {
 	if got := f.read(file); got != data {
 		t.Fatalf("unflip did not restore the file")
 	}
+	snap, err := diskfault.Snapshot(ctx, s, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := diskfault.Bitflip(ctx, s, tl, file, o); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := diskfault.Restore(ctx, s, file); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.read(file); got != data {
+			t.Fatalf("restore from %s did not restore the file", snap)
+		}
+	}
+	if err := diskfault.DropSnapshot(ctx, s, file); err != nil {
+		t.Fatal(err)
+	}
+	if err := diskfault.Restore(ctx, s, file); err == nil {
+		t.Fatal("a restore without a snapshot worked")
+	}
 	tr, err := diskfault.Truncate(ctx, s, tl, file, 100)
 	if err != nil || tr.OldSize != 8192 || tr.NewSize != 8092 {
 		t.Fatalf("truncate: %+v %v", tr, err)

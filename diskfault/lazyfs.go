@@ -180,9 +180,10 @@ func (l LazyFS) Stats(ctx context.Context, sess *control.Session) (lazyfs.Stats,
 
 // Unmount takes lazyfs off Dir, leaving a plain directory with
 // everything written to it (a clean unmount writes back, as a real file
-// system's does; call Lose first for a power loss), and stops the
-// daemon. Unmounting what is not mounted is a no-op; a stale mount is
-// fixed. The DB must not have files open in Dir.
+// system's does; call Lose first for a power loss), stops the daemon
+// and removes StateDir (its log too: collect it first). Unmounting what
+// is not mounted is a no-op; a stale mount is fixed. The DB must not
+// have files open in Dir.
 func (l LazyFS) Unmount(ctx context.Context, sess *control.Session) error {
 	if err := l.check(); err != nil {
 		return err
@@ -190,7 +191,11 @@ func (l LazyFS) Unmount(ctx context.Context, sess *control.Session) error {
 	if err := node(ctx, sess, nil, l.Tool, "lazyfs", "unmount", "-dir", l.Dir, "-socket", l.Socket()); err != nil {
 		return err
 	}
-	return cu.StopDaemon(ctx, sess, l.Pidfile(), cu.StopOpts{})
+	if err := cu.StopDaemon(ctx, sess, l.Pidfile(), cu.StopOpts{}); err != nil {
+		return err
+	}
+	_, err := sess.Exec(ctx, "rm", "-rf", l.StateDir())
+	return err
 }
 
 // Fix repairs a stale mount (its daemon died, SIGKILL or a crash): the

@@ -483,9 +483,14 @@ func (d *DB) PIDs(ctx context.Context, t *jepsen.Test, node string) ([]int, erro
 	return []int{pid}, nil
 }
 
-// LogFiles is the member's log.
+// LogFiles is the member's log, and with Options.LazyFS lazyfs's (what
+// each loss dropped, file by file).
 func (d *DB) LogFiles(context.Context, *jepsen.Test, string) ([]db.LogFile, error) {
-	return []db.LogFile{{Remote: Logfile, Local: "etcd.log"}}, nil
+	fs := []db.LogFile{{Remote: Logfile, Local: "etcd.log"}}
+	if d.opts.LazyFS {
+		fs = append(fs, db.LogFile{Remote: diskfault.LazyFS{Dir: DataDir}.Logfile(), Local: "lazyfs.log"})
+	}
+	return fs, nil
 }
 
 // SetupPrimary waits until the cluster has elected a leader: nothing else

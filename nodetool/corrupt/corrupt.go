@@ -232,8 +232,9 @@ func Truncate(path string, drop int64) (TruncateResult, error) {
 // Unflip puts back the bits of flips (a Bitflip's record) that still
 // differ from what they were before the flip, syncs the file, and
 // returns how many it restored: a bit rewritten since is left alone, so
-// it is idempotent. It works bit by bit, since two flips may hit one
-// byte.
+// it is idempotent, and a bit past the file's end now (the DB cut the
+// file: etcd's WAL repair does) is gone. It works bit by bit, since two
+// flips may hit one byte.
 func Unflip(path string, flips []Flip) (int, error) {
 	f, size, err := openRegular(path)
 	if err != nil {
@@ -243,8 +244,11 @@ func Unflip(path string, flips []Flip) (int, error) {
 	n := 0
 	var b [1]byte
 	for _, fl := range flips {
-		if fl.Offset < 0 || fl.Offset >= size || fl.Bit > 7 || fl.Old^fl.New != 1<<fl.Bit {
-			return n, fmt.Errorf("unflip %s: flip %+v does not fit a %d-byte file", path, fl, size)
+		if fl.Offset < 0 || fl.Bit > 7 || fl.Old^fl.New != 1<<fl.Bit {
+			return n, fmt.Errorf("unflip %s: %+v is not a flip", path, fl)
+		}
+		if fl.Offset >= size {
+			continue
 		}
 		if _, err := f.ReadAt(b[:], fl.Offset); err != nil {
 			return n, err

@@ -95,8 +95,8 @@ func TestBitflipUnflipTruncate(t *testing.T) {
 	if n, _ := Unflip(f, res.Flips); n != 0 {
 		t.Fatalf("second unflip restored %d", n)
 	}
-	if _, err := Unflip(f, []Flip{{Offset: 5000, Bit: 1, Old: 0, New: 2}}); err == nil {
-		t.Fatal("a flip past the end")
+	if n, err := Unflip(f, []Flip{{Offset: 5000, Bit: 1, Old: 0, New: 2}}); err != nil || n != 0 {
+		t.Fatalf("a flip past the end: %d %v; want none restored", n, err)
 	}
 	if _, err := Unflip(f, []Flip{{Offset: 1, Bit: 1, Old: 0, New: 1}}); err == nil {
 		t.Fatal("a flip that is not one bit")

@@ -3,6 +3,8 @@ package lazyfs
 import (
 	"context"
 	"path"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -349,14 +351,21 @@ func (st *fileState) lose() (LoseResult, error) {
 	return r, nil
 }
 
+// fileLoss is one file's part of a loss, for the daemon's log.
+type fileLoss struct {
+	Path string
+	LoseResult
+}
+
 // loseAll drops every unsynced change, then has the kernel forget what
-// it cached of those files.
-func (l *lazyFS) loseAll() (LoseResult, error) {
+// it cached of those files. It returns the sum, and each file's part.
+func (l *lazyFS) loseAll() (LoseResult, []fileLoss, error) {
 	l.mu.Lock()
 	set := l.dirty
 	l.dirty = map[*fileState]struct{}{}
 	l.mu.Unlock()
 	var res LoseResult
+	var files []fileLoss
 	var firstErr error
 	var inval []*fs.Inode
 	for st := range set {
@@ -368,6 +377,7 @@ func (l *lazyFS) loseAll() (LoseResult, error) {
 		res.add(r)
 		inval = append(inval, st.inode)
 		st.mu.Unlock()
+		files = append(files, fileLoss{Path: st.inode.Path(nil), LoseResult: r})
 	}
 	for _, in := range inval {
 		// The kernel keeps pages of a file between opens only with
@@ -380,7 +390,8 @@ func (l *lazyFS) loseAll() (LoseResult, error) {
 	l.stats.Lost.add(res)
 	l.stats.DirtyFiles = len(l.dirty)
 	l.mu.Unlock()
-	return res, firstErr
+	slices.SortFunc(files, func(a, b fileLoss) int { return strings.Compare(a.Path, b.Path) })
+	return res, files, firstErr
 }
 
 // lazyFile is an open file: our own descriptor of the backing file.

@@ -194,12 +194,19 @@ func handle(c net.Conn, l *lazyFS, lg *log.Logger, unmount func()) {
 	var r reply
 	switch strings.TrimSpace(line) {
 	case "lose":
-		res, err := l.loseAll()
+		res, files, err := l.loseAll()
 		r.Lose = &res
 		if err != nil {
 			r.Error = err.Error()
 		}
 		lg.Printf("lost unsynced writes: %+v (err %v)", res, err)
+		for i, f := range files {
+			if i == 50 {
+				lg.Printf("  ... and %d more files", len(files)-i)
+				break
+			}
+			lg.Printf("  %s: %d writes (%d bytes) lost, %d bytes cut, %d restored", f.Path, f.Writes, f.WrittenBytes, f.CutBytes, f.RestoredBytes)
+		}
 	case "stats":
 		l.mu.Lock()
 		s := l.stats
