@@ -175,7 +175,7 @@ func Strobe(ctx context.Context, sess *control.Session, tool string, t Target, d
 }
 
 // Reset gives t's processes their real clocks back. A process that is
-// gone needs nothing.
+// gone, or a pidfile that names none, needs nothing.
 func Reset(ctx context.Context, sess *control.Session, tool string, t Target) ([]clock.Status, error) {
 	ta, err := t.args()
 	if err != nil {
@@ -206,4 +206,12 @@ func Heal(ctx context.Context, sess *control.Session, tool string) ([]clock.Stat
 	var res []clock.Status
 	err := run(ctx, sess, &res, tool, "heal")
 	return res, err
+}
+
+// Undo undoes r: its target's clock is real again (Reset; a strobe
+// running on the node is ended first). Heal undoes every clock fault of
+// a node at once, and needs no record.
+func Undo(ctx context.Context, sess *control.Session, tool string, r Record) error {
+	_, err := Reset(ctx, sess, tool, r.Target)
+	return err
 }

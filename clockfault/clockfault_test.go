@@ -121,6 +121,12 @@ func TestLocalBumpReset(t *testing.T) {
 	if d := skew(); d > time.Second || d < -time.Second {
 		t.Fatalf("after reset: %s", d)
 	}
+	if err := Undo(ctx, s, b.Path, Record{Op: OpBump, Target: Target{Pidfile: t.TempDir() + "/none.pid"}}); err != nil {
+		t.Fatalf("undo of a bump whose process is gone: %v", err)
+	}
+	if err := Undo(ctx, s, b.Path, Record{Op: OpBump, Target: Target{PIDs: []int{1 << 30}}}); err != nil {
+		t.Fatalf("undo of a bump whose PID is gone: %v", err)
+	}
 	_, err = Bump(ctx, s, b.Path, Target{PIDs: []int{1 << 30}}, time.Second)
 	if !errors.Is(err, ErrRefused) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "no such process") {
 		t.Fatalf("a missing process: %v", err)

@@ -3,6 +3,7 @@ package diskfault
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"strconv"
@@ -79,6 +80,9 @@ func Truncate(ctx context.Context, sess *control.Session, tool, file string, dro
 	return res, err
 }
 
+// ErrNoSnapshot is returned by Restore when path has no snapshot.
+var ErrNoSnapshot = errors.New("no snapshot")
+
 // Snapshot copies path (a file or a directory) on the node aside,
 // replacing an earlier snapshot of it, as Jepsen's file nemesis's
 // :snapshot: take one before a corruption, and Restore undoes whatever
@@ -105,7 +109,7 @@ func Restore(ctx context.Context, sess *control.Session, file string) error {
 	}
 	snap := path.Join(stateDir("snapshot", file), path.Base(file))
 	if _, err := sess.Exec(ctx, "test", "-e", snap); err != nil {
-		return fmt.Errorf("restore %s: no snapshot (%s): %w", file, snap, err)
+		return fmt.Errorf("restore %s: %w (%s): %w", file, ErrNoSnapshot, snap, err)
 	}
 	for _, cmd := range [][]string{{"rm", "-rf", file}, {"cp", "-a", snap, file}, {"find", file, "-type", "f", "-exec", "sync", "{}", "+"}} {
 		if _, err := sess.Exec(ctx, cmd); err != nil {

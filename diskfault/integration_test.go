@@ -305,8 +305,8 @@ func TestSmallDisk(t *testing.T) {
 	if err != nil || avail < 20<<20 {
 		t.Fatalf("free: %d %v", avail, err)
 	}
-	if _, err := d.Free(ctx, s); err != nil {
-		t.Fatalf("a second free: %v", err)
+	if err := diskfault.Undo(ctx, s, "", diskfault.Record{Node: node, Op: diskfault.OpFill, Dir: d.Dir}); err != nil {
+		t.Fatalf("undo of the fill after the free: %v", err)
 	}
 	f.write(d.Dir+"/new", "after free", -1, true)
 	if err := d.Unmount(ctx, s); err != nil {
@@ -367,6 +367,21 @@ func TestCorruptFile(t *testing.T) {
 	if n, err := diskfault.Unflip(ctx, s, tl, res); err != nil || n != 0 {
 		t.Fatalf("a second unflip: %d %v", n, err)
 	}
+	// Undo from a record, as a recovery would: twice is once.
+	rec := diskfault.Record{Node: node, Op: diskfault.OpBitflip, File: file, Bitflip: &o}
+	flipped, err := diskfault.Bitflip(ctx, s, tl, file, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Flips = flipped.Flips
+	for range 2 {
+		if err := diskfault.Undo(ctx, s, tl, rec); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.read(file); got != data {
+			t.Fatalf("undo did not restore the file")
+		}
+	}
 	if got := f.read(file); got != data {
 		t.Fatalf("unflip did not restore the file")
 	}
@@ -388,8 +403,8 @@ func TestCorruptFile(t *testing.T) {
 	if err := diskfault.DropSnapshot(ctx, s, file); err != nil {
 		t.Fatal(err)
 	}
-	if err := diskfault.Restore(ctx, s, file); err == nil {
-		t.Fatal("a restore without a snapshot worked")
+	if err := diskfault.Restore(ctx, s, file); !errors.Is(err, diskfault.ErrNoSnapshot) {
+		t.Fatalf("a restore without a snapshot: %v", err)
 	}
 	tr, err := diskfault.Truncate(ctx, s, tl, file, 100)
 	if err != nil || tr.OldSize != 8192 || tr.NewSize != 8092 {

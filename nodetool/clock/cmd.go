@@ -122,6 +122,10 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		}
 	case *pidfile != "":
 		t, err := readPidfile(*pidfile)
+		if err != nil && cmd == "reset" {
+			// No process recorded: nothing to reset.
+			return out([]Status{})
+		}
 		if err != nil {
 			return err
 		}
