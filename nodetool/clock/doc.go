@@ -39,6 +39,10 @@
 // Changing the offset (bump, set, every flip of a strobe) stops nothing:
 // the slot not current is written, then the sequence byte; the stub
 // reads sequence, slot, sequence and retries when the sequence moved.
+// A hooked time.Now costs 1.2x to 1.4x an unhooked one on the
+// development machine (79-90 ns against 57-77 ns; BenchmarkTimeNow,
+// both in one child process).
+//
 // A reset restores the 5-byte entries (threads stopped again) and sets
 // the offset to 0; the stub stays, unused, for a thread that may still
 // return into it.

@@ -21,6 +21,20 @@ func TestMain(m *testing.M) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	if os.Getenv("CLOCK_TEST_BENCH") != "" {
+		// Times time.Now (clock_gettime REALTIME and MONOTONIC) when
+		// told to on stdin, and prints ns per call.
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			const n = 2_000_000
+			start := time.Now()
+			for range n {
+				_ = time.Now()
+			}
+			fmt.Println(float64(time.Since(start).Nanoseconds()) / n)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
@@ -232,4 +246,44 @@ func TestMoveChildClock(t *testing.T) {
 	if _, _, err := c.Bump(os.Getpid(), 0, time.Second); !errors.Is(err, ErrRefused) {
 		t.Fatalf("this process: %v", err)
 	}
+}
+
+// BenchmarkTimeNow measures time.Now in a child process with its real
+// vDSO (the baseline) and then hooked (offset 1 s), in the same child:
+// the hook calls the original clock_gettime through its moved prologue.
+func BenchmarkTimeNow(b *testing.B) {
+	if why := supported(); why != "" {
+		b.Skip(why)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), "CLOCK_TEST_BENCH=1")
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { in.Close(); cmd.Wait() }()
+	sc := bufio.NewScanner(out)
+	measure := func() float64 {
+		fmt.Fprintln(in, "go")
+		if !sc.Scan() {
+			b.Fatal("the child died")
+		}
+		v, _ := strconv.ParseFloat(sc.Text(), 64)
+		return v
+	}
+	c := Clock{StateDir: b.TempDir()}
+	var real, hooked float64
+	for range b.N {
+		real += measure()
+		if _, _, err := c.Set(cmd.Process.Pid, 0, time.Second); err != nil {
+			b.Fatal(err)
+		}
+		hooked += measure()
+		if _, err := c.Reset(cmd.Process.Pid, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(real/float64(b.N), "real-ns/now")
+	b.ReportMetric(hooked/float64(b.N), "hooked-ns/now")
 }
