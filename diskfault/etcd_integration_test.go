@@ -376,3 +376,58 @@ func TestEtcdWALBitflip(t *testing.T) {
 	}
 	t.Logf("etcd refused to run after %d of %d single bit flips in its WAL; after the undo it rejoined every time", detected, seeds)
 }
+
+// A node left with a stale lazyfs mount (its daemon killed, as a crash
+// would): the next cycle's teardown and setup detect and fix it, and
+// etcd runs on a fresh lazyfs.
+func TestEtcdLazyFSStaleMountFixedByCycle(t *testing.T) {
+	tt := newTest(t)
+	ctx := context.Background()
+	d := etcd.New(etcd.Options{LazyFS: true})
+	if err := db.Cycle(ctx, tt, d); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, n := range tt.Nodes {
+			d.Teardown(ctx, tt, n)
+		}
+	})
+	n := tt.Nodes[2]
+	s := tt.Session(n).Su()
+	tl, err := d.Tool(ctx, tt, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := diskfault.LazyFS{Dir: etcd.DataDir, Tool: tl}
+	if err := cu.Signal(ctx, s, l.Pidfile(), "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	var st lazyfs.Status
+	for try := 0; try < 100; try++ {
+		if st, err = l.Status(ctx, s); err == nil && st.Stale {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !st.Stale {
+		t.Fatalf("after the daemon's SIGKILL: %+v %v", st, err)
+	}
+	if err := db.Cycle(ctx, tt, d); err != nil {
+		t.Fatalf("a cycle with a stale mount on %s: %v", n, err)
+	}
+	for _, node := range tt.Nodes {
+		st, err := (diskfault.LazyFS{Dir: etcd.DataDir, Tool: tl}).Status(ctx, tt.Session(node).Su())
+		if err != nil || !st.Serving {
+			t.Fatalf("%s after the cycle: %+v %v", node, st, err)
+		}
+		mounts, _ := tt.Session(node).Su().Exec(ctx, "sh", "-c", `grep -c jepsen-lazyfs /proc/self/mountinfo || true`)
+		if mounts != "1" {
+			t.Fatalf("%s: %s lazyfs mounts, want 1", node, mounts)
+		}
+	}
+	c := etcd.NewClient(tt, 2*time.Second)
+	defer c.Close()
+	if err := c.Write(ctx, n, "after", 1); err != nil {
+		t.Fatal(err)
+	}
+}
