@@ -7,6 +7,12 @@
 // By default the archive is made on the control node from the etcd and
 // etcdctl binaries of Debian's etcd-server and etcd-client packages and
 // uploaded; Options.Archive names a URL or file instead.
+//
+// For disk faults the data directory can live on lazyfs
+// (Options.LazyFS, Jepsen's etcd --lazyfs: a kill then loses what etcd
+// did not fsync) or on a small file system (Options.DiskSize, for
+// disk-full faults); Files and PIDs tell file and clock faults what to
+// aim at.
 package etcd
 
 import (
@@ -20,6 +26,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +36,9 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/cu"
 	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/diskfault"
 	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/nodetool"
 )
 
 // Paths and ports on the nodes.
@@ -61,6 +70,22 @@ type Options struct {
 	// default 30 s. When it passes, Setup fails with db.ErrSetupFailed
 	// so that db.Cycle tries again.
 	HealthTimeout time.Duration
+	// LazyFS mounts lazyfs (diskfault.LazyFS) over the data directory in
+	// Setup (after a mount an earlier run left, stale or not, is taken
+	// off) and unmounts it in Teardown; Kill then also loses every write
+	// etcd did not fsync, as a power loss would (Jepsen's etcd
+	// --lazyfs). It needs root with FUSE on the nodes and a Go toolchain
+	// on the control node (jepsen-node is built and installed).
+	LazyFS bool
+	// DiskSize, when positive, puts the data directory on a file system
+	// of that many bytes (diskfault.SmallDisk), for disk-full faults:
+	// give it 200 MB or more, since etcd preallocates two 64 MB WAL
+	// segments at its start and dies when it cannot. With LazyFS,
+	// lazyfs covers it.
+	DiskSize int64
+	// ToolCache is where jepsen-node is built on the control node;
+	// default nodetool.DefaultCache.
+	ToolCache string
 }
 
 // DB is the etcd database.
@@ -68,7 +93,8 @@ type DB struct {
 	opts Options
 
 	mu    sync.Mutex
-	local string // the packed default archive, made once
+	local string            // the packed default archive, made once
+	tools map[string]string // node -> jepsen-node's path there
 }
 
 // New returns an etcd DB.
@@ -232,10 +258,20 @@ func (d *DB) Setup(ctx context.Context, t *jepsen.Test, node string) error {
 	}
 	s := t.Session(node).Su()
 	step := time.Now()
+	// A mount an earlier run left over the data directory is in the
+	// way of the install, which replaces Dir.
+	if err := event.RecordStep(ctx, node, "unmount", step, d.unmountData(ctx, t, node)); err != nil {
+		return err
+	}
+	step = time.Now()
 	if err := cu.InstallArchive(ctx, s, src, Dir, cu.ArchiveOpts{SHA256: d.opts.SHA256}); err != nil {
 		return event.RecordStep(ctx, node, "install", step, err)
 	}
 	event.RecordStep(ctx, node, "install", step, nil)
+	step = time.Now()
+	if err := event.RecordStep(ctx, node, "mount", step, d.mountData(ctx, t, node)); err != nil {
+		return err
+	}
 	step = time.Now()
 	if err := event.RecordStep(ctx, node, "start", step, d.Start(ctx, t, node)); err != nil {
 		return err
@@ -285,9 +321,18 @@ func awaitHealthy(ctx context.Context, t *jepsen.Test, node string) error {
 }
 
 // Kill kills this node's member with SIGKILL (resuming it first if it was
-// paused).
+// paused). With Options.LazyFS it then loses every write the member did
+// not fsync (diskfault.LazyFS.Lose): the kill is a power loss.
 func (d *DB) Kill(ctx context.Context, t *jepsen.Test, node string) error {
-	return cu.StopDaemon(ctx, t.Session(node).Su(), Pidfile, cu.StopOpts{Signal: "KILL"})
+	if err := cu.StopDaemon(ctx, t.Session(node).Su(), Pidfile, cu.StopOpts{Signal: "KILL"}); err != nil || !d.opts.LazyFS {
+		return err
+	}
+	step := time.Now()
+	l, err := d.lazyFS(ctx, t, node)
+	if err == nil {
+		_, err = l.Lose(ctx, t.Session(node).Su())
+	}
+	return event.RecordStep(ctx, node, "lose-unsynced", step, err)
 }
 
 // Pause stops the member with SIGSTOP.
@@ -309,13 +354,143 @@ func (d *DB) Teardown(ctx context.Context, t *jepsen.Test, node string) error {
 		return err
 	}
 	step = time.Now()
+	if err := event.RecordStep(ctx, node, "unmount", step, d.unmountData(ctx, t, node)); err != nil {
+		return err
+	}
+	step = time.Now()
 	_, err := s.Exec(ctx, "rm", "-rf", Dir)
 	return event.RecordStep(ctx, node, "remove", step, err)
 }
 
-// LogFiles is the member's log.
+// Tool returns jepsen-node's path on node, building and installing it
+// the first time (nodetool.Ensure).
+func (d *DB) Tool(ctx context.Context, t *jepsen.Test, node string) (string, error) {
+	d.mu.Lock()
+	p, ok := d.tools[node]
+	d.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := nodetool.Ensure(ctx, t.Session(node).Su(), d.opts.ToolCache)
+	if err != nil {
+		return "", err
+	}
+	d.mu.Lock()
+	if d.tools == nil {
+		d.tools = map[string]string{}
+	}
+	d.tools[node] = p
+	d.mu.Unlock()
+	return p, nil
+}
+
+func (d *DB) lazyFS(ctx context.Context, t *jepsen.Test, node string) (diskfault.LazyFS, error) {
+	tool, err := d.Tool(ctx, t, node)
+	return diskfault.LazyFS{Dir: DataDir, Tool: tool}, err
+}
+
+// SmallDisk is the data directory's small file system (Options.DiskSize)
+// for disk-full faults: Fill and Free it on a node.
+func (d *DB) SmallDisk() diskfault.SmallDisk {
+	return diskfault.SmallDisk{Dir: DataDir, Size: d.opts.DiskSize}
+}
+
+// mountData puts the data directory on what the options ask for.
+func (d *DB) mountData(ctx context.Context, t *jepsen.Test, node string) error {
+	s := t.Session(node).Su()
+	if d.opts.DiskSize > 0 {
+		if err := d.SmallDisk().Mount(ctx, s); err != nil {
+			return err
+		}
+	}
+	if d.opts.LazyFS {
+		l, err := d.lazyFS(ctx, t, node)
+		if err != nil {
+			return err
+		}
+		return l.Mount(ctx, s)
+	}
+	return nil
+}
+
+// unmountData takes off what mountData put on (also what a crashed run
+// left: a stale lazyfs mount is fixed), lazyfs first.
+func (d *DB) unmountData(ctx context.Context, t *jepsen.Test, node string) error {
+	s := t.Session(node).Su()
+	if d.opts.LazyFS {
+		l, err := d.lazyFS(ctx, t, node)
+		if err != nil {
+			return err
+		}
+		if err := l.Unmount(ctx, s); err != nil {
+			return err
+		}
+	}
+	if d.opts.DiskSize > 0 {
+		return d.SmallDisk().Unmount(ctx, s)
+	}
+	return nil
+}
+
+// Files are a member's data files on its node, for file faults.
+type Files struct {
+	DataDir string   `json:"data_dir"`
+	WAL     []string `json:"wal"`  // write-ahead log segments, oldest first
+	Snap    []string `json:"snap"` // raft snapshots (*.snap), oldest first
+	DB      string   `json:"db"`   // the bbolt key-value store
+}
+
+// Files lists the member's data files on node (absolute paths).
+func (d *DB) Files(ctx context.Context, t *jepsen.Test, node string) (Files, error) {
+	f := Files{DataDir: DataDir}
+	out, err := t.Session(node).Su().Exec(ctx, "find", DataDir+"/member", "-maxdepth", "2", "-type", "f")
+	if err != nil {
+		return f, err
+	}
+	for _, p := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(p, DataDir+"/member/wal/") && strings.HasSuffix(p, ".wal"):
+			f.WAL = append(f.WAL, p)
+		case strings.HasPrefix(p, DataDir+"/member/snap/") && strings.HasSuffix(p, ".snap"):
+			f.Snap = append(f.Snap, p)
+		case p == DataDir+"/member/snap/db":
+			f.DB = p
+		}
+	}
+	// Segment and snapshot names are zero-padded hex of their index: in
+	// name order, oldest first.
+	slices.Sort(f.WAL)
+	slices.Sort(f.Snap)
+	return f, nil
+}
+
+// PIDs returns the running member's process IDs on node (one: etcd does
+// not fork), for clock faults; none when it does not run.
+func (d *DB) PIDs(ctx context.Context, t *jepsen.Test, node string) ([]int, error) {
+	s := t.Session(node).Su()
+	running, err := cu.DaemonRunning(ctx, s, Pidfile)
+	if err != nil || !running {
+		return nil, err
+	}
+	out, err := s.Exec(ctx, "cat", Pidfile)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil {
+		return nil, fmt.Errorf("etcd on %s: pidfile %s holds %q", node, Pidfile, out)
+	}
+	return []int{pid}, nil
+}
+
+// LogFiles is the member's log, and with Options.LazyFS lazyfs's (what
+// each loss dropped, file by file).
 func (d *DB) LogFiles(context.Context, *jepsen.Test, string) ([]db.LogFile, error) {
-	return []db.LogFile{{Remote: Logfile, Local: "etcd.log"}}, nil
+	fs := []db.LogFile{{Remote: Logfile, Local: "etcd.log"}}
+	if d.opts.LazyFS {
+		fs = append(fs, db.LogFile{Remote: diskfault.LazyFS{Dir: DataDir}.Logfile(), Local: "lazyfs.log"})
+	}
+	return fs, nil
 }
 
 // SetupPrimary waits until the cluster has elected a leader: nothing else
