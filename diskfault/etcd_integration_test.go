@@ -115,7 +115,7 @@ func registerRun(t *testing.T, tt *jepsen.Test, d *etcd.DB, nem core.Nemesis, du
 		},
 		Analyze: func(ctx context.Context, r *core.State) (checker.Validity, error) {
 			var err error
-			res, err = checker.CheckFile(ctx, filepath.Join(r.Store.Dir, history.File), checker.Options{})
+			res, err = checker.CheckFile(ctx, filepath.Join(r.Store.Dir, history.File), checker.Linearizable{Model: checker.CASRegister}, checker.Options{})
 			if err != nil {
 				return checker.Unknown, err
 			}
