@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -139,15 +140,16 @@ func (p *Provider) deletePods(ctx context.Context) error {
 		return err
 	}
 	zero := int64(0)
-	pods := r.Clientset().CoreV1().Pods(Namespace)
+	path := "/api/v1/namespaces/" + Namespace + "/pods"
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); err != nil {
+	if err := r.API(ctx, "DELETE", path, &metav1.DeleteOptions{GracePeriodSeconds: &zero}, nil); err != nil {
 		return err
 	}
 	sock := p.path("run", "containerd.sock")
 	for {
-		list, err := pods.List(ctx, metav1.ListOptions{})
+		var list corev1.PodList
+		err := r.API(ctx, "GET", path, nil, &list)
 		if err == nil && len(list.Items) == 0 {
 			out, err := output(ctx, "ctr", "-a", sock, "-n", "k8s.io", "tasks", "ls", "-q")
 			if err == nil && strings.TrimSpace(out) == "" {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -46,14 +47,7 @@ func (p *Provider) apiReady(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	b, err := r.Clientset().Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(string(b)) != "ok" {
-		return fmt.Errorf("readyz: %s", b)
-	}
-	return nil
+	return r.API(ctx, "GET", "/readyz", nil, nil)
 }
 
 func (p *Provider) nodeReady(ctx context.Context) error {
@@ -61,8 +55,8 @@ func (p *Provider) nodeReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	node, err := r.Clientset().CoreV1().Nodes().Get(ctx, p.NodeName(), metav1.GetOptions{})
-	if err != nil {
+	var node corev1.Node
+	if err := r.API(ctx, "GET", "/api/v1/nodes/"+p.NodeName(), nil, &node); err != nil {
 		return err
 	}
 	for _, c := range node.Status.Conditions {
@@ -119,7 +113,6 @@ func (p *Provider) ensurePods(ctx context.Context, n int, progress io.Writer) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	cs := r.Clientset()
 	image, err := p.nodeImage()
 	if err != nil {
 		return nil, nil, fmt.Errorf("the cluster's node image: %w", err)
@@ -130,12 +123,11 @@ func (p *Provider) ensurePods(ctx context.Context, n int, progress io.Writer) (*
 	}
 	// No controller-manager runs: the namespace's default service
 	// account, which pod admission wants, is made by hand.
-	_, err = cs.CoreV1().ServiceAccounts(Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	err = r.API(ctx, "POST", "/api/v1/namespaces/"+Namespace+"/serviceaccounts", &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, nil)
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, nil, fmt.Errorf("creating the default service account: %w", err)
 	}
-	pods := cs.CoreV1().Pods(Namespace)
-	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: LabelCluster + "=" + p.cfg.Name})
+	list, err := p.listPods(ctx, r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,7 +138,7 @@ func (p *Provider) ensurePods(ctx context.Context, n int, progress io.Writer) (*
 		node := pod.Labels[LabelNode]
 		// Nodes beyond n, and pods that ended or are ending, go.
 		if i := nodeIndex(node); i < 1 || i > n || pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
-			if err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
+			if err := r.API(ctx, "DELETE", r.PodPath(pod.Name), &metav1.DeleteOptions{GracePeriodSeconds: &zero}, nil); err != nil && !apierrors.IsNotFound(err) {
 				return nil, nil, err
 			}
 			if err := awaitPodGone(ctx, r, pod.Name); err != nil {
@@ -165,7 +157,7 @@ func (p *Provider) ensurePods(ctx context.Context, n int, progress io.Writer) (*
 		if _, ok := have[node]; ok {
 			continue
 		}
-		if _, err := pods.Create(ctx, p.podSpec(node, image, authorized), metav1.CreateOptions{}); err != nil {
+		if err := r.API(ctx, "POST", "/api/v1/namespaces/"+Namespace+"/pods", p.podSpec(node, image, authorized), nil); err != nil {
 			return nil, nil, fmt.Errorf("creating pod %s: %w", node, err)
 		}
 		changed = append(changed, "created "+node)
@@ -222,6 +214,13 @@ func (p *Provider) ensurePods(ctx context.Context, n int, progress io.Writer) (*
 	return cl, changed, nil
 }
 
+// listPods lists the cluster's pods.
+func (p *Provider) listPods(ctx context.Context, r *ck8s.Remote) (*corev1.PodList, error) {
+	var list corev1.PodList
+	q := url.Values{"labelSelector": {LabelCluster + "=" + p.cfg.Name}}
+	return &list, r.API(ctx, "GET", "/api/v1/namespaces/"+Namespace+"/pods?"+q.Encode(), nil, &list)
+}
+
 func (p *Provider) files() []provider.File {
 	return []provider.File{{What: "kubeconfig", Path: p.Kubeconfig()}, {What: "private key", Path: p.KeyFile()},
 		{What: "known_hosts", Path: p.KnownHosts()}, {What: "ssh config", Path: p.SSHConfig()}}
@@ -231,7 +230,7 @@ func awaitPodGone(ctx context.Context, r *ck8s.Remote, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
-		_, err := r.Clientset().CoreV1().Pods(Namespace).Get(ctx, name, metav1.GetOptions{})
+		err := r.API(ctx, "GET", r.PodPath(name), nil, nil)
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -250,9 +249,10 @@ func awaitPodRunning(ctx context.Context, r *ck8s.Remote, name string) (netip.Ad
 	defer cancel()
 	var why string
 	for {
-		pod, err := r.Clientset().CoreV1().Pods(Namespace).Get(ctx, name, metav1.GetOptions{})
+		var pod corev1.Pod
+		err := r.API(ctx, "GET", r.PodPath(name), nil, &pod)
 		if err == nil {
-			why = podProblem(pod)
+			why = podProblem(&pod)
 			if why == "" {
 				if a, err := netip.ParseAddr(pod.Status.PodIP); err == nil {
 					return a, nil
@@ -379,7 +379,7 @@ func (p *Provider) Status(ctx context.Context) (*provider.Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, err := r.Clientset().CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelCluster + "=" + p.cfg.Name})
+	list, err := p.listPods(ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -34,19 +34,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/go-jepsen/jepsen/control"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/remotecommand"
@@ -132,7 +130,7 @@ func SettingsOf(nf *control.NodesFile) (Settings, error) {
 type Remote struct {
 	cfg  Config
 	rest *rest.Config
-	cs   *kubernetes.Clientset
+	hc   *http.Client
 	ns   string
 
 	mu    sync.Mutex
@@ -169,14 +167,11 @@ func New(cfg Config) (*Remote, error) {
 	if err := rest.LoadTLSFiles(rc); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	// Pod lookups are one per dial; client-go's default of 5 a second
-	// would make a 50-node fan-out wait for its rate limiter.
-	rc.QPS, rc.Burst = 200, 400
-	cs, err := kubernetes.NewForConfig(rc)
+	hc, err := rest.HTTPClientFor(rc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	return &Remote{cfg: cfg, rest: rc, cs: cs, ns: ns, addrs: map[string]string{}}, nil
+	return &Remote{cfg: cfg, rest: rc, hc: hc, ns: ns, addrs: map[string]string{}}, nil
 }
 
 // FromNodesFile makes a Remote for the cluster a nodes file describes:
@@ -235,8 +230,76 @@ func Load(path string, cfg Config) ([]string, *Remote, error) {
 	return nf.Names(), r, nil
 }
 
-// Clientset is the API client, for callers that need more of the API.
-func (r *Remote) Clientset() *kubernetes.Clientset { return r.cs }
+// MaxResponse bounds what API reads of an answer.
+const MaxResponse = 64 << 20
+
+// API calls the API server with the Remote's credentials, for callers
+// that need more of the API than exec: method on path (as
+// "/api/v1/namespaces/default/pods"; a query may follow), with body sent
+// as JSON when not nil, and the answer (at most MaxResponse bytes)
+// decoded from JSON into out when out is not nil. A refusal is an
+// *apierrors.StatusError (apierrors.IsNotFound and the like match it);
+// a failure to connect wraps ErrNoCluster.
+//
+// It speaks plain JSON over client-go's transport (TLS, tokens and exec
+// credential plugins of the kubeconfig) rather than through client-go's
+// typed clientsets, which would add some 45 MB of API types to every
+// program that imports this package.
+func (r *Remote) API(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(r.rest.Host, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := r.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return r.apiErr(err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, MaxResponse+1))
+	if err != nil {
+		return r.apiErr(err)
+	}
+	if len(data) > MaxResponse {
+		return fmt.Errorf("%s %s: answer larger than %d bytes", method, path, MaxResponse)
+	}
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		var st metav1.Status
+		if json.Unmarshal(data, &st) != nil || st.Kind != "Status" {
+			st = metav1.Status{Status: metav1.StatusFailure, Code: int32(res.StatusCode),
+				Reason: metav1.StatusReason(http.StatusText(res.StatusCode)), Message: strings.TrimSpace(string(data))}
+		}
+		if st.Code == 0 {
+			st.Code = int32(res.StatusCode)
+		}
+		return r.apiErr(&apierrors.StatusError{ErrStatus: st})
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// PodPath is the API path of a pod in the Remote's namespace.
+func (r *Remote) PodPath(name string) string {
+	return "/api/v1/namespaces/" + url.PathEscape(r.ns) + "/pods/" + url.PathEscape(name)
+}
 
 // Namespace is the namespace the pods are looked up in.
 func (r *Remote) Namespace() string { return r.ns }
@@ -274,7 +337,7 @@ func (r *Remote) apiErr(err error) error {
 	var st apierrors.APIStatus
 	switch {
 	case apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err):
-		return fmt.Errorf("%w: %v", ErrForbidden, err)
+		return fmt.Errorf("%w: %w", ErrForbidden, err)
 	case errors.As(err, &st):
 		return err
 	case isConnErr(err):
@@ -301,21 +364,21 @@ func isConnErr(err error) bool {
 // as.
 func (r *Remote) Dial(ctx context.Context, node string) (control.Conn, error) {
 	name := r.Pod(node)
-	pod, err := r.cs.CoreV1().Pods(r.ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
+	var pod corev1.Pod
+	if err := r.API(ctx, "GET", r.PodPath(name), nil, &pod); err != nil {
 		if ctx.Err() != nil {
 			return nil, control.CtxError(ctx, false)
 		}
 		if apierrors.IsNotFound(err) {
 			return nil, &control.TransportError{Node: node, Op: control.OpDial, Err: fmt.Errorf("%w: %s/%s", ErrNoPod, r.ns, name)}
 		}
-		return nil, &control.TransportError{Node: node, Op: control.OpDial, Err: r.apiErr(err)}
+		return nil, &control.TransportError{Node: node, Op: control.OpDial, Err: err}
 	}
 	ctr := r.cfg.Container
 	if ctr == "" && len(pod.Spec.Containers) > 0 {
 		ctr = pod.Spec.Containers[0].Name
 	}
-	if err := running(pod, ctr); err != nil {
+	if err := running(&pod, ctr); err != nil {
 		return nil, &control.TransportError{Node: node, Op: control.OpDial, Err: fmt.Errorf("%w: %s/%s: %v", ErrNotRunning, r.ns, name, err)}
 	}
 	if pod.Status.PodIP != "" {
@@ -380,11 +443,14 @@ func (c *conn) Run(ctx context.Context, line string, stdin io.Reader, stdout, st
 	if ctx.Err() != nil {
 		return control.CtxError(ctx, false)
 	}
-	u := c.r.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(c.r.ns).Name(c.pod).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{
-			Container: c.container, Command: []string{"sh", "-c", line},
-			Stdin: stdin != nil, Stdout: true, Stderr: true,
-		}, scheme.ParameterCodec).URL()
+	q := url.Values{"container": {c.container}, "command": {"sh", "-c", line}, "stdout": {"true"}, "stderr": {"true"}}
+	if stdin != nil {
+		q.Set("stdin", "true")
+	}
+	u, err := url.Parse(strings.TrimSuffix(c.r.rest.Host, "/") + c.r.PodPath(c.pod) + "/exec?" + q.Encode())
+	if err != nil {
+		return &control.TransportError{Op: control.OpOpenSession, Err: err}
+	}
 	ex, err := executor(c.r.rest, u)
 	if err != nil {
 		return &control.TransportError{Op: control.OpOpenSession, Err: err}
@@ -441,23 +507,4 @@ func executor(rc *rest.Config, u *url.URL) (remotecommand.Executor, error) {
 	return remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
 		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 	})
-}
-
-// PodAddr returns a pod's IP, for callers that know pods by name; it
-// waits (up to the context's deadline) for the pod to have one.
-func PodAddr(ctx context.Context, cs kubernetes.Interface, ns, name string) (string, error) {
-	for {
-		pod, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return "", err
-		}
-		if pod.Status.PodIP != "" {
-			return pod.Status.PodIP, nil
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("pod %s/%s has no IP: %w", ns, name, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
