@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,8 +146,15 @@ func mountsUnder(dir string) ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return parseMounts(f, dir)
+}
+
+// parseMounts lists the mount points of a mountinfo text at or under
+// dir: deeper ones first, and of mounts on one point the later first, the
+// order to unmount them in.
+func parseMounts(r io.Reader, dir string) ([]string, error) {
 	var out []string
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
@@ -158,7 +166,6 @@ func mountsUnder(dir string) ([]string, error) {
 			out = append(out, mp)
 		}
 	}
-	// Deeper mounts, and later ones on the same point, first.
 	slices.Reverse(out)
 	slices.SortStableFunc(out, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
 	return out, sc.Err()

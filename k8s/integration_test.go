@@ -92,6 +92,16 @@ func TestUp(t *testing.T) {
 			t.Fatalf("node %+v", n)
 		}
 	}
+	// The snapshot sees the cluster (so that its equality after Down
+	// means something): processes, mounts, cgroups, rule, links, sysctls.
+	if before != "" {
+		now := k8stest.Snapshot()
+		for _, want := range []string{"kube-apiserver", "/go-jepsen/k8s-ktest/", "/k8s.io/", "go-jepsen k8s", k8s.Bridge, "kernel.panic=10"} {
+			if !strings.Contains(now, want) {
+				t.Fatalf("the host snapshot of a running cluster lacks %q:\n%s", want, now)
+			}
+		}
+	}
 	p := env.Provider()
 	ctx := context.Background()
 	again, err := p.Up(ctx, 3, nil)
