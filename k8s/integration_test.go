@@ -298,6 +298,52 @@ func awaitFault(t *testing.T, storeDir string, within time.Duration) {
 	t.Fatalf("no pause or partition within %v", within)
 }
 
+// `jepsen k8s up` SIGKILLed while it starts the cluster (its API server
+// is starting) leaves daemons, mounts and the bridge behind; `jepsen k8s
+// down` removes them all.
+func TestDownAfterUpKilledMidway(t *testing.T) {
+	k8stest.Require(t)
+	if err := env.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jepsenCLI(t, "help"); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := k8s.New(k8s.Config{Name: "ktest"})
+	cmd := exec.Command(cli, "k8s", "up", "--name", "ktest", "-n", "3")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	apiLog := filepath.Join(p.Config().StateDir, "log", "kube-apiserver.log")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(apiLog); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the API server did not start within 2 minutes")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if k8stest.Snapshot() == before {
+		t.Fatal("the killed up changed nothing on the host: the test tests nothing")
+	}
+	out, err := jepsenCLI(t, "k8s", "down", "--name", "ktest")
+	t.Log(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := k8stest.Snapshot(); after != before {
+		t.Fatalf("the host is not as before the tests:\nbefore:\n%safter:\n%s", before, after)
+	}
+}
+
 // The demo on pods: up, an etcd run with faults over the Kubernetes
 // remote, down; the host is then as it was.
 func TestDemoOnK8s(t *testing.T) {
