@@ -5,12 +5,16 @@ import (
 	"crypto/rand"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
+	ck8s "github.com/go-jepsen/jepsen/control/k8s"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // The Kubernetes remote beside SSH, on the same pods, in one run: a
@@ -32,6 +36,23 @@ func benchTest(b *testing.B, name string) *jepsen.Test {
 }
 
 func BenchmarkRoundTrip(b *testing.B) {
+	// The floor under an exec: runc's own exec of `true` into n1's
+	// container, as containerd runs it for the kubelet.
+	tt := benchTest(b, "k8s")
+	var pod corev1.Pod
+	r := tt.Remote.(*ck8s.Remote)
+	if err := r.API(context.Background(), "GET", r.PodPath("n1"), nil, &pod); err != nil || len(pod.Status.ContainerStatuses) != 1 {
+		b.Fatalf("pod n1: %v", err)
+	}
+	id := strings.TrimPrefix(pod.Status.ContainerStatuses[0].ContainerID, "containerd://")
+	runcRoot := filepath.Join(env.Provider().Config().StateDir, "runc", "k8s.io")
+	b.Run("runc-exec", func(b *testing.B) {
+		for b.Loop() {
+			if out, err := exec.Command("runc", "--root", runcRoot, "exec", id, "true").CombinedOutput(); err != nil {
+				b.Fatalf("runc exec: %v: %s", err, out)
+			}
+		}
+	})
 	for _, name := range benchRemotes {
 		s := benchTest(b, name).Session("n1")
 		for range 4 { // past the warm path's start
