@@ -41,6 +41,7 @@ var cli string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	ck8s.DiscardClientLogs()
 	if !testing.Short() && k8stest.Skip() == "" {
 		before = k8stest.Snapshot()
 	}

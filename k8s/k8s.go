@@ -365,6 +365,12 @@ func (p *Provider) Up(ctx context.Context, n int, progress io.Writer) (*provider
 	if err := Check(); err != nil {
 		return nil, err
 	}
+	// The build (minutes, under a lock of its own) comes before the host
+	// lock, so that Status and Down need not wait for it.
+	bin, err := EnsureBinaries(ctx, p.cfg.CacheDir, progress)
+	if err != nil {
+		return nil, err
+	}
 	unlock, err := lock(ctx)
 	if err != nil {
 		return nil, err
@@ -374,10 +380,6 @@ func (p *Provider) Up(ctx context.Context, n int, progress io.Writer) (*provider
 		if _, err := os.Stat(filepath.Join(a.StateDir, "state.json")); err == nil {
 			return nil, fmt.Errorf("%w: %q (state in %s); take it down first: jepsen k8s down --name %s", ErrBusy, a.Name, a.StateDir, a.Name)
 		}
-	}
-	bin, err := EnsureBinaries(ctx, p.cfg.CacheDir, progress)
-	if err != nil {
-		return nil, err
 	}
 	var changed []string
 	if _, err := os.Stat(p.statePath()); err == nil {

@@ -8,9 +8,14 @@ import (
 	"io"
 	"time"
 
+	ck8s "github.com/go-jepsen/jepsen/control/k8s"
 	"github.com/go-jepsen/jepsen/k8s"
 	"github.com/go-jepsen/jepsen/provider"
 )
+
+// client-go's log lines about exec streams the Kubernetes remote closed
+// itself would reach the terminal; errors that matter are returned.
+func init() { ck8s.DiscardClientLogs() }
 
 func k8sFlags(fs *flag.FlagSet) *k8s.Config {
 	var c k8s.Config

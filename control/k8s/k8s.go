@@ -41,6 +41,7 @@ import (
 	"syscall"
 
 	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,6 +50,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
+	"k8s.io/klog/v2"
 )
 
 // Errors, matched with errors.Is on a *control.TransportError (or, for
@@ -124,6 +126,16 @@ func SettingsOf(nf *control.NodesFile) (Settings, error) {
 	}
 	st.Kubeconfig = nf.Resolve(st.Kubeconfig)
 	return st, nil
+}
+
+// DiscardClientLogs sends client-go's own log lines (klog's) nowhere. When
+// a command's context ends, the Remote closes its exec stream, and
+// client-go's stream goroutines then report "use of closed network
+// connection" as "Unhandled Error" lines on stderr; every failure that
+// matters reaches the caller as an error. It changes klog's process-wide
+// output, so it is for programs to call (cmd/jepsen does), not libraries.
+func DiscardClientLogs() {
+	klog.SetLogger(logr.Discard())
 }
 
 // Remote runs commands in pods. It is safe for concurrent use.
