@@ -136,18 +136,25 @@ func ensureNodeImage(ctx context.Context, cacheDir string, progress io.Writer) (
 	if _, err := exec.LookPath("docker"); err != nil {
 		return "", "", fmt.Errorf("%w: the node image %s is not in %s, and making it needs Docker (docker)", ErrMissingProgram, ref, filepath.Dir(out))
 	}
-	if _, err := containers.EnsureImage(ctx, containers.Config{Progress: progress}); err != nil {
-		return "", "", fmt.Errorf("the node image: %w", err)
-	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", "", err
 	}
-	say(progress, "saving the node image %s into %s", ref, out)
 	tmp := out + ".tmp"
-	cmd := exec.CommandContext(ctx, "docker", "save", "-o", tmp, ref)
-	if b, err := cmd.CombinedOutput(); err != nil {
+	// Twice: `jepsen docker down --purge` (or the containers package's
+	// tests) may remove the image between its build and its save.
+	for try := 1; ; try++ {
+		if _, err := containers.EnsureImage(ctx, containers.Config{Progress: progress}); err != nil {
+			return "", "", fmt.Errorf("the node image: %w", err)
+		}
+		say(progress, "saving the node image %s into %s", ref, out)
+		b, err := exec.CommandContext(ctx, "docker", "save", "-o", tmp, ref).CombinedOutput()
+		if err == nil {
+			break
+		}
 		os.Remove(tmp)
-		return "", "", fmt.Errorf("docker save %s: %w: %s", ref, err, b)
+		if try == 2 || ctx.Err() != nil {
+			return "", "", fmt.Errorf("docker save %s: %w: %s", ref, err, b)
+		}
 	}
 	return ref, out, os.Rename(tmp, out)
 }

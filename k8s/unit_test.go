@@ -3,6 +3,7 @@ package k8s
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -232,5 +234,52 @@ func TestCleanHostPath(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(theirs, "results", "cni-z-lo")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the cluster's result stays")
+	}
+}
+
+// A cache with one binary is no cache; a build cut short by its context
+// ends at once, ends its go processes, and leaves no binaries.
+func TestEnsureBinariesCancel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the build script (go mod download); skipped under -short")
+	}
+	cache := t.TempDir()
+	bin := BinDir(cache)
+	os.MkdirAll(bin, 0o755)
+	os.WriteFile(filepath.Join(bin, "kubelet"), []byte("#!/bin/sh\n"), 0o755)
+	if cached(bin) {
+		t.Fatal("half a cache taken for a whole one")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	var progress bytes.Buffer
+	_, err := EnsureBinaries(ctx, cache, &progress)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
+		t.Fatalf("after %v: %v", time.Since(start), err)
+	}
+	if !strings.Contains(progress.String(), "building kube-apiserver and kubelet") {
+		t.Fatalf("progress: %q", progress.String())
+	}
+	if cached(bin) {
+		t.Fatal("a cut build left binaries")
+	}
+	// No process of the build (its command lines name the cache) is left.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := ""
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if cl, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && bytes.Contains(cl, []byte(cache)) {
+				left = string(bytes.ReplaceAll(cl, []byte{0}, []byte{' '}))
+			}
+		}
+		if left == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left running: %s", left)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
