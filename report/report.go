@@ -55,10 +55,12 @@ type Run struct {
 	Duration time.Duration
 	DB       string
 	Nodes    []string
-	Faults   map[event.Fault]int // faults that happened
-	Verdict  string              // one of the verdict constants
-	Error    string              // why it failed, when it did
-	Results  *checker.Result     // nil when no history was checked
+	Faults   map[event.Fault]int   // faults that happened
+	Verdict  string                // one of the verdict constants
+	Error    string                // why it failed, when it did
+	Results  *checker.StoredResult // nil when no history was checked
+	// Linear is the linearizability checker's findings, when it ran.
+	Linear   *checker.LinearDetails
 	Events   []event.Event
 	Manifest *store.Manifest
 	Files    []File
@@ -115,11 +117,8 @@ func Load(dir string, full bool) (*Run, error) {
 	if len(r.Nodes) == 0 {
 		r.Nodes = nodesOf(evs)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "results.json")); err == nil {
-		var res checker.Result
-		if json.Unmarshal(b, &res) == nil {
-			r.Results = &res
-		}
+	if res, err := checker.ReadResults(filepath.Join(dir, checker.ResultsFile)); err == nil {
+		r.Results, r.Linear = res, res.Linear()
 	}
 	r.Verdict = verdict(r, info, infoErr, dir)
 	if !full {
@@ -292,13 +291,18 @@ func (r *Run) Recoveries() []Recovery {
 
 // Stats are the history's completions by function, in a fixed order.
 func (r *Run) Stats() []StatRow {
-	if r.Results == nil {
+	if r.Linear == nil {
 		return nil
 	}
+	var fs []string
+	for f := range r.Linear.Stats {
+		fs = append(fs, string(f))
+	}
+	slices.Sort(fs)
 	var out []StatRow
-	for _, f := range []history.F{history.Read, history.Write, history.CAS} {
-		s := r.Results.Stats[f]
-		out = append(out, StatRow{F: string(f), OK: s[history.OK], Fail: s[history.Fail], Info: s[history.Info]})
+	for _, f := range fs {
+		s := r.Linear.Stats[history.F(f)]
+		out = append(out, StatRow{F: f, OK: s[history.OK], Fail: s[history.Fail], Info: s[history.Info]})
 	}
 	return out
 }

@@ -119,11 +119,11 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatalf("etcd hardly answered: %+v %v", client, err)
 	}
 	var results struct {
-		Valid json.RawMessage
-		Ops   int
+		Valid   json.RawMessage
+		Details struct{ Ops int }
 	}
 	b, _ = os.ReadFile(filepath.Join(dir, "results.json"))
-	if err := json.Unmarshal(b, &results); err != nil || string(results.Valid) != "true" || results.Ops < client.OK {
+	if err := json.Unmarshal(b, &results); err != nil || string(results.Valid) != "true" || results.Details.Ops < client.OK {
 		t.Fatalf("results.json: %s %v", b, err)
 	}
 	if svg, _ := os.ReadFile(filepath.Join(dir, "timeline.svg")); !strings.Contains(string(svg), `class="client-ok"`) {

@@ -58,7 +58,9 @@ Usage:
   jepsen db ACTION [flags]     one DB action on the nodes (cycle, kill, logs...; "jepsen db" lists them)
   jepsen run [flags]           cycle the DB, run a client with faults, collect logs, tear down
   jepsen recover [flags]       undo the faults a crashed run left in force
-  jepsen check RUN_DIR         check a stored history again (valid, invalid or unknown)
+  jepsen check RUN_DIR|FILE    check a stored history again (valid, invalid or unknown);
+                               also Jepsen's history.edn and older Jepsen logs
+  jepsen export RUN_DIR        write a run's history as Jepsen's history.edn
   jepsen serve [--store DIR]   the runs as web pages on http://127.0.0.1:8080/
   jepsen demo [--nodes KIND]   sandbox (or docker, or k8s) up, an etcd run with faults, down again
   jepsen pcap summary FILE     summarise a capture (--json for JSON)
@@ -127,6 +129,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdRecover(ctx, args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(ctx, args[1:], stdout, stderr)
+	case "export":
+		return cmdExport(ctx, args[1:], stdout, stderr)
 	case "agent":
 		return cmdAgent(ctx, args[1:], stdout, stderr)
 	case "serve":

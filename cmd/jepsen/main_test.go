@@ -264,7 +264,7 @@ func TestCheckCommand(t *testing.T) {
 		want string
 	}{
 		{"valid", runDir(real), nil, 0, "verdict: valid"},
-		{"doctored", runDir([]byte(strings.Join(lines, "\n"))), nil, 3, "INVALID: key " + doctored},
+		{"doctored", runDir([]byte(strings.Join(lines, "\n"))), nil, 3, `INVALID: key "` + doctored + `"`},
 		{"cut short", runDir(real[:len(real)-30]), nil, 0, "cut short (the run was killed while writing it); checked up to it"},
 		{"missing", runDir(nil), nil, 2, "has no history.jsonl"},
 		{"garbled", runDir([]byte(lines[0] + "\n{oops}\n" + lines[1] + "\n")), nil, 2, "history.jsonl:2: not a history event"},

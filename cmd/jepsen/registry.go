@@ -58,7 +58,8 @@ var registry = []dbKind{
 				},
 				analyze: func(ctx context.Context, r *core.State) (checker.Validity, error) {
 					var err error
-					res, err = analyzeRun(ctx, r.Store.Dir, ro.checkBudget)
+					boundMemory(int64(ro.check.memory))
+					res, err = analyzeRun(ctx, r.Store.Dir, ro.check)
 					if err != nil {
 						return checker.Unknown, err
 					}
@@ -68,7 +69,7 @@ var registry = []dbKind{
 					ok, fail, info := w.Stats()
 					fmt.Fprintf(out, "client: %d operations ok, %d failed, %d unknown (history.jsonl; per second in client.json)\n", ok, fail, info)
 					if res != nil {
-						res.Summary(out)
+						res.Print(out)
 					}
 				},
 			}

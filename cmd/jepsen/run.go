@@ -33,7 +33,7 @@ type runOpts struct {
 	targets        string
 	partitions     string
 	concurrency    string
-	checkBudget    time.Duration
+	check          checkOpts
 }
 
 func runFlags(fs *flag.FlagSet) *runOpts {
@@ -48,7 +48,7 @@ func runFlags(fs *flag.FlagSet) *runOpts {
 	fs.StringVar(&o.targets, "targets", "", "kill and pause targets joined by '+', e.g. one+majority, or a node list n1,n2 (default: all of Jepsen's)")
 	fs.StringVar(&o.partitions, "partition", "", "partition shapes joined by '+': one, primaries, majority, minority-third, majorities-ring, bridge (default: Jepsen's, those the cluster fits)")
 	fs.StringVar(&o.concurrency, "concurrency", "2n", "client workers: a number, or Nn for N per node (Jepsen's notation)")
-	fs.DurationVar(&o.checkBudget, "check-budget", 10*time.Second, "time budget per key of the linearizability check; a key over it is unknown")
+	o.check.flags(fs, "check-budget")
 	return o
 }
 
@@ -78,6 +78,9 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 		return nil, usagef("--interval %s: must be positive", ro.interval)
 	}
 	if _, err := parseConcurrency(ro.concurrency, 1); err != nil {
+		return nil, err
+	}
+	if err := ro.check.validate("check-budget"); err != nil {
 		return nil, err
 	}
 	kind, err := lookupDB(do.name)
@@ -155,9 +158,6 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 		spec.Nemesis = nem
 	}
 	var wl workload
-	if ro.checkBudget <= 0 {
-		return nil, usagef("--check-budget %s: must be positive", ro.checkBudget)
-	}
 	if kind.workload != nil {
 		wl = kind.workload(do, ro, workers, stdout)
 	} else {

@@ -227,15 +227,15 @@ func TestIsolatedMemberServesStaleSerializableReads(t *testing.T) {
 			if heal != nil {
 				heal()
 			}
-			res, err := checker.CheckFile(ctx, filepath.Join(dir, history.File), checker.Options{Visualize: filepath.Join(dir, "linearizability.html")})
+			res, err := checker.CheckFile(ctx, filepath.Join(dir, history.File), checker.Linearizable{Model: checker.CASRegister}, checker.Options{Dir: dir})
 			if err != nil {
 				t.Fatal(err)
 			}
 			var sum strings.Builder
-			res.Summary(&sum)
+			res.Print(&sum)
 			t.Log(sum.String())
 			if res.Valid != tc.want {
-				t.Fatalf("verdict %s, want %s; stats %v", res.Valid, tc.want, res.Stats)
+				t.Fatalf("verdict %s, want %s: %s", res.Valid, tc.want, res.Summary)
 			}
 			ok, fail, info := w.Stats()
 			if ok < 50 {

@@ -229,20 +229,24 @@ func (w *Register) op(ctx context.Context, c *Client, h *history.Writer, rng *ra
 	var err error
 	switch r := rng.IntN(4); {
 	case r < 2:
-		inv := h.Invoke(process, node, history.Read, key, nil, nil)
+		inv := h.Invoke(process, node, history.Read, key, nil)
 		var v *int
 		v, err = c.Read(octx, node, prefix+key, w.Serializable)
 		typ = Outcome(err)
-		h.Complete(inv, typ, v, err)
+		var read any // null: the key does not exist
+		if typ == history.OK && v != nil {
+			read = *v
+		}
+		h.Complete(inv, typ, read, err)
 	case r == 2:
 		v := rng.IntN(5)
-		inv := h.Invoke(process, node, history.Write, key, &v, nil)
+		inv := h.Invoke(process, node, history.Write, key, v)
 		err = c.Write(octx, node, prefix+key, v)
 		typ = Outcome(err)
 		h.Complete(inv, typ, nil, err)
 	default:
 		old, to := rng.IntN(5), rng.IntN(5)
-		inv := h.Invoke(process, node, history.CAS, key, &old, &to)
+		inv := h.Invoke(process, node, history.CAS, key, []int{old, to})
 		var ok bool
 		ok, err = c.CAS(octx, node, prefix+key, old, to)
 		typ = Outcome(err)

@@ -36,11 +36,11 @@ func Make(t testing.TB, dir, staleHistory string) Runs {
 	var rs Runs
 	nodes := []string{"n1", "n2", "n3"}
 	analyze := func(ctx context.Context, r *core.State) (checker.Validity, error) {
-		res, err := checker.CheckFile(ctx, r.Store.Path(history.File), checker.Options{Visualize: r.Store.Path("linearizability.html")})
+		res, err := checker.CheckFile(ctx, r.Store.Path(history.File), checker.Linearizable{Model: checker.CASRegister}, checker.Options{Dir: r.Store.Dir})
 		if err != nil {
 			return checker.Unknown, err
 		}
-		return res.Valid, res.WriteFile(r.Store.Path("results.json"))
+		return res.Valid, res.WriteFile(r.Store.Path(checker.ResultsFile))
 	}
 	run := func(test string, spec core.Spec) string {
 		t.Helper()
@@ -68,10 +68,10 @@ func Make(t testing.TB, dir, staleHistory string) Runs {
 		}
 		for i := range 20 {
 			node := nodes[i%3]
-			inv := w.Invoke(i%3, node, history.Write, "r0", history.Int(i), nil)
+			inv := w.Invoke(i%3, node, history.Write, "r0", i)
 			w.Complete(inv, history.OK, nil, nil)
-			inv = w.Invoke(i%3, node, history.Read, "r0", nil, nil)
-			w.Complete(inv, history.OK, history.Int(i), nil)
+			inv = w.Invoke(i%3, node, history.Read, "r0", nil)
+			w.Complete(inv, history.OK, i, nil)
 			time.Sleep(10 * time.Millisecond)
 		}
 		return w.Close()
