@@ -36,6 +36,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,6 +69,9 @@ var (
 	// ErrNotRunning: the node's pod (or its container) does not run.
 	ErrNotRunning = errors.New("pod not running")
 )
+
+// MaxKubeconfigSize bounds a kubeconfig file New reads.
+const MaxKubeconfigSize = 16 << 20
 
 // Config says which cluster and pods. The zero value uses the kubeconfig
 // that $KUBECONFIG or ~/.kube/config names, its current context and that
@@ -157,6 +161,15 @@ func New(cfg Config) (*Remote, error) {
 	if rc == nil {
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
 		if cfg.Kubeconfig != "" {
+			// clientcmd reads the file whole: refuse what is not a
+			// kubeconfig before it does.
+			fi, err := os.Stat(cfg.Kubeconfig)
+			switch {
+			case err != nil:
+				return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+			case !fi.Mode().IsRegular() || fi.Size() > MaxKubeconfigSize:
+				return nil, fmt.Errorf("%w: %s: not a regular file of at most %d bytes", ErrConfig, cfg.Kubeconfig, MaxKubeconfigSize)
+			}
 			rules.ExplicitPath = cfg.Kubeconfig
 		}
 		cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: cfg.Context})

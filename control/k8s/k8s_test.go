@@ -93,7 +93,7 @@ func TestFromNodesFile(t *testing.T) {
 	if err != nil || r3.Namespace() != "given" || r3.User() != "app" {
 		t.Fatalf("given namespace: %v %s", err, r3.Namespace())
 	}
-	for _, kc := range []string{filepath.Join(dir, "missing"), filepath.Join(dir, "nodes.json")} {
+	for _, kc := range []string{filepath.Join(dir, "missing"), filepath.Join(dir, "nodes.json"), dir, "/dev/zero"} {
 		if _, err := New(Config{Kubeconfig: kc}); !errors.Is(err, ErrConfig) || strings.Contains(err.Error(), "secret-token") {
 			t.Errorf("%s: %v", kc, err)
 		}
