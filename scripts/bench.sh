@@ -5,7 +5,8 @@
 # OpenSSH; the etcd cycle against etcd members started by hand; commands
 # on 50 and 100 nodes against pssh, parallel ssh and ControlMaster; the
 # control layer's round trip and transfers against OpenSSH; the Docker
-# remote against SSH on the same containers; sandbox up/down and the
+# remote against SSH on the same containers, and the Kubernetes remote
+# against SSH on the same pods; sandbox up/down and the
 # linearizability check as absolute numbers. Raw results go to
 # bench-results.txt. Needs root (sandbox nodes) and about 10 minutes.
 set -euo pipefail
@@ -17,6 +18,7 @@ source scripts/setup.sh
 	go test ./internal/fanbench -run '^$' -bench . -benchtime 5x -timeout 30m
 	go test ./control/ssh -run '^$' -bench . -benchtime 2s
 	go test ./containers -run '^$' -bench . -benchtime 2s
+	go test ./k8s -run '^$' -bench . -benchtime 2s
 	go test ./sandbox -run '^$' -bench UpDown -benchtime 3x
 	go test ./checker -run '^$' -bench .
 } 2>&1 | tee bench-results.txt

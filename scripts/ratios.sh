@@ -45,4 +45,9 @@ END {
 	row("100 MB upload / scp", "Upload100MB", "SCPUpload100MB", "")
 	row("100 MB download / scp", "Download100MB", "SCPDownload100MB", "")
 	row("Docker remote round trip / SSH, same containers", "RoundTrip/docker", "RoundTrip/ssh", "")
+	row("Kubernetes remote round trip / SSH, same pods", "RoundTrip/k8s", "RoundTrip/pods-ssh", "")
+	row("  / SSH without the agent (a channel each)", "RoundTrip/k8s", "RoundTrip/pods-ssh-channels", "")
+	row("  / bare runc exec into the same container", "RoundTrip/k8s", "RoundTrip/runc-exec", "")
+	row("Kubernetes remote 100 MB upload / SSH, same pods", "Transfer100MB/upload-k8s", "Transfer100MB/upload-pods-ssh", "")
+	row("Kubernetes remote 100 MB download / SSH, same pods", "Transfer100MB/download-k8s", "Transfer100MB/download-pods-ssh", "")
 }' "$1"

@@ -18,10 +18,12 @@ fi
 # Debian packages for the sandbox nodes, the control layer's tests and the
 # example database. Installed on the host, because nodes share the host's
 # /usr (read-only inside a node); debootstrap builds the container nodes'
-# image (the Docker engine itself is the machine's own).
+# image (the Docker engine itself is the machine's own); containerd, runc
+# and containernetworking-plugins run the one-node Kubernetes of `jepsen
+# k8s up` (its etcd is etcd-server's).
 pkgs=(openssh-server openssh-client iproute2 iptables tcpdump etcd-server etcd-client
 	iputils-ping netcat-openbsd psmisc procps sudo util-linux mount tar gzip coreutils curl wget unzip
-	shellcheck debootstrap zstd chromium pssh)
+	shellcheck debootstrap zstd chromium pssh containerd runc containernetworking-plugins)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,6 +8,7 @@ import (
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/docker"
+	ck8s "github.com/go-jepsen/jepsen/control/k8s"
 	"github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/sandbox"
 )
@@ -15,7 +16,7 @@ import (
 // connOpts are Jepsen's connection flags.
 type connOpts struct {
 	nodes, nodesFile, user, password, key, sudoPassword string
-	remote, dockerHost, warm, agentCache                string
+	remote, dockerHost, kubeconfig, warm, agentCache    string
 	strict                                              bool
 }
 
@@ -28,10 +29,11 @@ func connFlags(fs *flag.FlagSet) *connOpts {
 	fs.StringVar(&c.key, "ssh-private-key", "", "SSH private key file")
 	fs.StringVar(&c.sudoPassword, "sudo-password", "", "password for sudo on the nodes")
 	fs.BoolVar(&c.strict, "strict-host-key-checking", true, "check host keys against known_hosts (false accepts any key: throwaway clusters only)")
-	fs.StringVar(&c.remote, "remote", "", "how to reach the nodes: ssh or docker (default: what the nodes file says, else ssh)")
+	fs.StringVar(&c.remote, "remote", "", "how to reach the nodes: ssh, docker or k8s (default: what the nodes file says, else ssh)")
 	fs.StringVar(&c.warm, "warm", "auto", "the warm command path over SSH (a node agent running buffered commands): auto (after a connection's third command), eager (at connect) or off")
 	fs.StringVar(&c.agentCache, "agent-cache", "", "where the warm path finds (or, with Go on PATH, builds) its node agent (default "+ssh.DefaultAgentCache()+"; see jepsen agent build)")
 	fs.StringVar(&c.dockerHost, "docker-host", "", "with --remote docker: the Docker engine's address (default DOCKER_HOST or the local socket)")
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "with --remote k8s: the kubeconfig (default the nodes file's, else $KUBECONFIG or ~/.kube/config); nodes are pods of their names")
 	return c
 }
 
@@ -51,9 +53,9 @@ func (c *connOpts) test(ctx context.Context, name string) (*jepsen.Test, error) 
 	}
 	opts := control.Options{SudoPassword: c.sudoPassword}
 	switch c.remote {
-	case "", "ssh", "docker":
+	case "", "ssh", "docker", "k8s":
 	default:
-		return nil, usagef("--remote %q: want ssh or docker", c.remote)
+		return nil, usagef("--remote %q: want ssh, docker or k8s", c.remote)
 	}
 	if c.nodes != "" && c.nodesFile != "" {
 		return nil, usagef("give --nodes or --nodes-file, not both")
@@ -65,6 +67,13 @@ func (c *connOpts) test(ctx context.Context, name string) (*jepsen.Test, error) 
 		}
 		if c.remote == "docker" {
 			r, err := docker.New(docker.Config{Host: c.dockerHost})
+			if err != nil {
+				return nil, usagef("%v", err)
+			}
+			return jepsen.New(name, nodes, r, opts)
+		}
+		if c.remote == "k8s" {
+			r, err := ck8s.New(ck8s.Config{Kubeconfig: c.kubeconfig})
 			if err != nil {
 				return nil, usagef("%v", err)
 			}
@@ -92,12 +101,15 @@ func (c *connOpts) test(ctx context.Context, name string) (*jepsen.Test, error) 
 	if remote == "" {
 		remote = nf.Remote
 	}
+	nf.Remote = remote // --remote overrides the file's choice
 	var r control.Remote
 	switch remote {
 	case "", "ssh":
 		r, err = ssh.FromNodesFile(nf, cfg)
 	case "docker":
 		r, err = docker.FromNodesFile(nf, docker.Config{Host: c.dockerHost})
+	case "k8s":
+		r, err = ck8s.FromNodesFile(nf, ck8s.Config{Kubeconfig: c.kubeconfig})
 	}
 	if err != nil {
 		return nil, usagef("%v", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/go-jepsen/jepsen/containers"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/core"
+	"github.com/go-jepsen/jepsen/k8s"
 	"github.com/go-jepsen/jepsen/sandbox"
 )
 
@@ -58,7 +59,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	cfg := sandboxFlags(fs)
 	n := fs.Int("n", sandbox.DefaultNodes, "number of nodes")
-	kind := fs.String("nodes", "sandbox", "where the nodes run: sandbox (namespaces on this box; starts 3-4x faster) or docker (containers)")
+	kind := fs.String("nodes", "sandbox", "where the nodes run: sandbox (namespaces on this box; starts 3-4x faster), docker (containers) or k8s (pods of a one-node Kubernetes built here)")
 	ro := runFlags(fs)
 	do := dbFlags(fs)
 	keep := fs.Bool("keep-sandbox", false, "leave the nodes up afterwards")
@@ -93,8 +94,23 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		// The image stays cached for the next demo; `jepsen docker down
 		// --purge` removes it.
 		down = func(ctx context.Context) error { return containers.Down(ctx, dc, false) }
+	case "k8s":
+		p, err := k8s.New(k8s.Config{Name: cfg.Name})
+		if err != nil {
+			return usagef("%v", err)
+		}
+		if err := k8s.CheckCount(*n); err != nil {
+			return usagef("-n: %v", err)
+		}
+		cl, err := k8sUp(ctx, p, *n, stdout)
+		if err != nil {
+			return err
+		}
+		nodesFile = cl.NodesFile
+		// The binaries and images stay cached for the next demo.
+		down = p.Down
 	default:
-		return usagef("--nodes %q: want sandbox or docker", *kind)
+		return usagef("--nodes %q: want sandbox, docker or k8s", *kind)
 	}
 	defer func() {
 		if !*keep {

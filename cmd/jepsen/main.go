@@ -50,6 +50,10 @@ Usage:
   jepsen docker up [-n N]      N container nodes (default 5), node image built here
   jepsen docker down [--purge] remove them (and, with --purge, the image)
   jepsen docker status         show the container nodes
+  jepsen k8s up [-n N]         N pods (default 5) of a one-node Kubernetes built here
+  jepsen k8s down              remove it, leaving nothing behind on the host
+  jepsen k8s status            show the pods
+  jepsen k8s build             build (or find cached) kube-apiserver and kubelet
   jepsen exec [flags] -- CMD   run a shell command on every node
   jepsen db ACTION [flags]     one DB action on the nodes (cycle, kill, logs...; "jepsen db" lists them)
   jepsen run [flags]           cycle the DB, run a client with faults, collect logs, tear down
@@ -58,7 +62,7 @@ Usage:
                                also Jepsen's history.edn and older Jepsen logs
   jepsen export RUN_DIR        write a run's history as Jepsen's history.edn
   jepsen serve [--store DIR]   the runs as web pages on http://127.0.0.1:8080/
-  jepsen demo [--nodes docker] sandbox (or docker) up, an etcd run with faults, down again
+  jepsen demo [--nodes KIND]   sandbox (or docker, or k8s) up, an etcd run with faults, down again
   jepsen pcap summary FILE     summarise a capture (--json for JSON)
   jepsen agent build           build the warm path's node agent into the agent cache
                                (for a control node without Go: copy the cache there)
@@ -109,6 +113,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdSandbox(ctx, args[1:], stdout, stderr)
 	case "docker":
 		return cmdDocker(ctx, args[1:], stdout, stderr)
+	case "k8s":
+		return cmdK8s(ctx, args[1:], stdout, stderr)
 	case "exec":
 		return cmdExec(ctx, args[1:], stdout, stderr)
 	case "demo":

@@ -25,6 +25,27 @@ func deps(t *testing.T, pkg string) []string {
 	return ours
 }
 
+// client-go, and everything of k8s.io, is linked only into programs
+// that import control/k8s (or the k8s cluster): a program using the SSH
+// or Docker remote, the core or the DBs does not carry it.
+func TestClientGoOnlyWithK8s(t *testing.T) {
+	for _, pkg := range []string{"", "/control", "/control/ssh", "/control/docker", "/control/local", "/core", "/nemesis", "/db", "/dbs/etcd", "/sandbox", "/containers", "/store", "/checker"} {
+		out, err := exec.Command("go", "list", "-deps", mod+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		for _, l := range strings.Fields(string(out)) {
+			if strings.HasPrefix(l, "k8s.io/") || strings.HasPrefix(l, "sigs.k8s.io/") {
+				t.Errorf("%s depends on %s", mod+pkg, l)
+				break
+			}
+		}
+	}
+	if out, err := exec.Command("go", "list", "-deps", mod+"/control/k8s").Output(); err != nil || !strings.Contains(string(out), "k8s.io/client-go/tools/remotecommand") {
+		t.Fatalf("control/k8s does not use client-go's remotecommand (%v): the check above checks nothing", err)
+	}
+}
+
 func TestImportRules(t *testing.T) {
 	rules := []struct {
 		pkg    string
