@@ -24,9 +24,6 @@ import (
 	"github.com/go-jepsen/jepsen/internal/safefile"
 )
 
-// ResultsFile is the name of a run's verdict in its directory.
-const ResultsFile = "results.json"
-
 // Validity is a verdict: valid, invalid, or unknown. It is written to JSON
 // as Jepsen writes :valid?: true, false or "unknown".
 type Validity int

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 var register = Linearizable{Model: CASRegister}
@@ -95,7 +96,7 @@ func TestHandWrittenHistories(t *testing.T) {
 				}
 				return
 			}
-			viz := filepath.Join(dir, VisualizationFile)
+			viz := filepath.Join(dir, store.LinearizabilityFile)
 			if d.FirstFailure == nil || d.FirstFailure.Key != tc.key || len(d.FirstFailure.Ops) == 0 || d.FirstFailure.Visualization != viz {
 				t.Fatalf("failure %+v", d.FirstFailure)
 			}
@@ -118,7 +119,7 @@ func TestResultJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), ResultsFile)
+	p := filepath.Join(t.TempDir(), store.ResultsFile)
 	if err := res.WriteFile(p); err != nil {
 		t.Fatal(err)
 	}

@@ -13,11 +13,8 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/store"
 )
-
-// VisualizationFile is the name of the picture of the first key that is
-// not linearizable, in a run directory.
-const VisualizationFile = "linearizability.html"
 
 // Model is a sequential specification for Linearizable: porcupine's model,
 // and how a history's operations become its inputs and outputs.
@@ -491,7 +488,7 @@ func (l Linearizable) failure(k *keyOps, budget time.Duration, memory int64, opt
 		f.Ops = append(f.Ops, fmt.Sprintf("process %d%s: %s, invoked at index %d, %s", inv.Process, node, what, inv.Index, end))
 	}
 	if opts.Dir != "" {
-		path := filepath.Join(opts.Dir, VisualizationFile)
+		path := filepath.Join(opts.Dir, store.LinearizabilityFile)
 		if err := visualize(l.Model.Porcupine, path, k, info, opts.Faults); err == nil {
 			f.Visualization = path
 		}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -144,7 +145,7 @@ func (s *Session) Download(ctx context.Context, remote, local string, compress b
 }
 
 // extractTar unpacks a stream whose entries all start with top into local,
-// through an os.Root so nothing escapes local's parent.
+// through an os.Root on local's parent so nothing escapes it.
 func extractTar(r io.Reader, local, top string, compressed bool) error {
 	if compressed {
 		zr, err := gzip.NewReader(r)
@@ -154,62 +155,21 @@ func extractTar(r io.Reader, local, top string, compressed bool) error {
 		defer zr.Close()
 		r = zr
 	}
-	parent := filepath.Dir(local)
-	base := filepath.Base(local)
-	root, err := os.OpenRoot(parent)
+	root, err := os.OpenRoot(filepath.Dir(local))
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	tr := tar.NewReader(r)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		name := strings.TrimSuffix(hdr.Name, "/")
+	base := filepath.Base(local)
+	var bad error
+	err = ExtractTar(r, Extract{Root: root, KeepModes: true, Symlinks: MakeSymlinks, Map: func(name string) (string, bool) {
 		if name != top && !strings.HasPrefix(name, top+"/") {
-			return fmt.Errorf("unexpected entry %q in stream", hdr.Name)
+			if bad == nil {
+				bad = fmt.Errorf("unexpected entry %q in stream", name)
+			}
+			return "", false
 		}
-		rel := base + strings.TrimPrefix(name, top)
-		if !filepath.IsLocal(rel) {
-			return fmt.Errorf("unsafe entry %q", hdr.Name)
-		}
-		mode := fs.FileMode(hdr.Mode) & (fs.ModePerm | fs.ModeSticky)
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := root.MkdirAll(rel, 0o755); err != nil {
-				return err
-			}
-			if err := root.Chmod(rel, mode|0o700); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			_ = root.Remove(rel)
-			f, err := root.OpenFile(rel, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode|0o200)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(f, tr); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
-			}
-			if err := root.Chmod(rel, mode); err != nil {
-				return err
-			}
-		case tar.TypeSymlink:
-			_ = root.Remove(rel)
-			if err := root.Symlink(hdr.Linkname, rel); err != nil {
-				return err
-			}
-		default:
-			// Devices, fifos, hard links: not log or config material.
-		}
-	}
+		return base + strings.TrimPrefix(name, top), true
+	}})
+	return errors.Join(err, bad)
 }

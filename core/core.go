@@ -27,6 +27,8 @@ import (
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/logs"
+	"github.com/go-jepsen/jepsen/plot"
 	"github.com/go-jepsen/jepsen/store"
 )
 
@@ -146,8 +148,8 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Dir: sr.Dir, Timeline: sr.Path("timeline.svg")}
-	logf, err := os.Create(sr.Path("jepsen.log"))
+	res := &Result{Dir: sr.Dir, Timeline: sr.Path(store.TimelineFile)}
+	logf, err := os.Create(sr.Path(store.LogFile))
 	if err != nil {
 		return res, err
 	}
@@ -158,7 +160,7 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 	}
 	log := slog.New(slog.NewMultiHandler(handlers...))
 	t := spec.Test.WithLog(log)
-	j, err := store.OpenJournal(sr.Path("journal.jsonl"))
+	j, err := store.OpenJournal(sr.Path(store.JournalFile))
 	if err != nil {
 		return res, err
 	}
@@ -197,13 +199,13 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 			res.Analyzed, res.Valid = true, valid
 		}
 	}
-	var clients []store.ClientBucket
-	if h, err := history.ReadFile(sr.Path(history.File)); len(h) > 0 {
-		clients = store.ClientBuckets(h, start, 200)
+	var clients []plot.ClientBucket
+	if h, err := history.ReadFile(sr.Path(store.HistoryFile)); len(h) > 0 {
+		clients = plot.ClientBuckets(h, start, 200)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.Warn("reading the history for the timeline", "err", err)
 	}
-	if err := store.WriteTimelineFile(res.Timeline, fmt.Sprintf("%s %s", t.Name, store.FormatStart(start)), j.Events(), t.Nodes, clients); err != nil {
+	if err := plot.WriteTimelineFile(res.Timeline, fmt.Sprintf("%s %s", t.Name, store.FormatStart(start)), j.Events(), t.Nodes, clients); err != nil {
 		cleanupErr = errors.Join(cleanupErr, err)
 	}
 	err = errors.Join(runErr, cleanupErr)
@@ -278,8 +280,8 @@ func (r *State) setUpAndRun(ctx context.Context, spec Spec, progress func(string
 		steps += ", setup-primary"
 	}
 	progress("setting up %s (%s)", db.Name(spec.DB), steps)
-	keep := store.KeepLogs(t, spec.DB, func(try int) string { return r.Store.Path(fmt.Sprintf("cycle-try-%d", try)) },
-		store.CollectOpts{PerNode: spec.LogTimeout})
+	keep := logs.KeepLogs(t, spec.DB, func(try int) string { return r.Store.Path(store.CycleTryDir(try)) },
+		logs.CollectOpts{PerNode: spec.LogTimeout})
 	err = db.CycleWith(ctx, t, spec.DB, db.CycleOptions{
 		Recorder: r.Journal,
 		OnFailedTry: func(ctx context.Context, try int, cause error) error {
@@ -396,14 +398,14 @@ func (r *State) cleanup(ctx context.Context, spec Spec, res *Result, progress fu
 	}
 	if caps.LogFiles != nil {
 		progress("collecting logs")
-		opts := store.CollectOpts{PerNode: spec.LogTimeout, Recorder: r.Journal}
+		opts := logs.CollectOpts{PerNode: spec.LogTimeout, Recorder: r.Journal}
 		if spec.Progress != nil {
 			opts.Progress = lineFunc(func(line string) { progress("%s", line) })
 		}
-		m, err := store.CollectLogs(cctx, t, spec.DB, r.Store.Dir, opts)
+		m, err := logs.CollectLogs(cctx, t, spec.DB, r.Store.Dir, opts)
 		res.Manifest = m
 		if m != nil {
-			if werr := m.Write(r.Store.Path("manifest.json")); werr != nil {
+			if werr := m.Write(r.Store.Path(store.ManifestFile)); werr != nil {
 				errs = append(errs, werr)
 			}
 		}

@@ -127,10 +127,10 @@ func TestRunLayoutManifestJournal(t *testing.T) {
 			t.Fatalf("statuses %v", st)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(res.Dir, "manifest.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(res.Dir, store.ManifestFile)); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := store.ReadJournal(filepath.Join(res.Dir, "journal.jsonl"))
+	evs, err := store.ReadJournal(filepath.Join(res.Dir, store.JournalFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestRunLayoutManifestJournal(t *testing.T) {
 	if err != nil || !strings.Contains(string(svg), "<svg") || !strings.Contains(string(svg), ">n3<") {
 		t.Fatalf("timeline: %v", err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(res.Dir, "jepsen.log")); !strings.Contains(string(b), "run complete") {
+	if b, _ := os.ReadFile(filepath.Join(res.Dir, store.LogFile)); !strings.Contains(string(b), "run complete") {
 		t.Fatalf("run log: %s", b)
 	}
 	if !strings.Contains(progress.String(), "collecting logs") {
@@ -278,7 +278,7 @@ func TestRunKeepsFailedTryLogs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(res.Dir, "cycle-try-2")); err == nil {
 		t.Fatal("a successful try's logs were kept as evidence")
 	}
-	evs, _ := store.ReadJournal(filepath.Join(res.Dir, "journal.jsonl"))
+	evs, _ := store.ReadJournal(filepath.Join(res.Dir, store.JournalFile))
 	tries := 0
 	for _, e := range evs {
 		if e.Kind == event.CycleTry {

@@ -12,6 +12,7 @@ import (
 	"github.com/go-jepsen/jepsen/control/local"
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/internal/localdb"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 // ExampleRun performs a whole run: connect, cycle the DB, run the body,
@@ -38,7 +39,7 @@ func ExampleRun() {
 	for _, n := range res.Manifest.Nodes {
 		fmt.Println(n.Node, "logs ok:", n.OK, "files:", len(n.Files))
 	}
-	for _, f := range []string{"jepsen.log", "journal.jsonl", "timeline.svg", "manifest.json", "n1/data"} {
+	for _, f := range []string{store.LogFile, store.JournalFile, store.TimelineFile, store.ManifestFile, "n1/data"} {
 		_, err := os.Stat(filepath.Join(res.Dir, f))
 		fmt.Println(f, err == nil)
 	}

@@ -124,7 +124,7 @@ func TestRunQuiescesBeforeLogs(t *testing.T) {
 			}
 			continue
 		}
-		evs, err := store.ReadJournal(filepath.Join(res.Dir, "journal.jsonl"))
+		evs, err := store.ReadJournal(filepath.Join(res.Dir, store.JournalFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,7 @@ func TestRunPanicInSetup(t *testing.T) {
 	if strings.Contains(err.Error(), "goroutine") {
 		t.Fatalf("the stack is in the error: %v", err)
 	}
-	log, _ := os.ReadFile(filepath.Join(res.Dir, "jepsen.log"))
+	log, _ := os.ReadFile(filepath.Join(res.Dir, store.LogFile))
 	if !strings.Contains(string(log), "setup bug on n2") || !strings.Contains(string(log), string(pe.Stack[:40])) {
 		t.Fatalf("the stack is not in jepsen.log:\n%s", log)
 	}
@@ -262,7 +262,7 @@ func TestRunJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := store.ReadJournal(filepath.Join(res.Dir, "journal.jsonl"))
+	evs, err := store.ReadJournal(filepath.Join(res.Dir, store.JournalFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
-	"github.com/go-jepsen/jepsen/store"
+	"github.com/go-jepsen/jepsen/logs"
 )
 
 var env = sandboxtest.New("dbt", "10.66.102.0/24", 3)
@@ -228,7 +228,7 @@ func TestCycleSucceedsOnThirdAndKeepsLogs(t *testing.T) {
 	tt := sandboxTest(t)
 	d := primaryDB{&markerDB{failNode: "n2", failTimes: 2}}
 	dir := t.TempDir()
-	err := db.CycleWith(context.Background(), tt, d, db.CycleOptions{OnFailedTry: store.KeepLogs(tt, d, func(try int) string { return filepath.Join(dir, fmt.Sprintf("try-%d", try)) }, store.CollectOpts{})})
+	err := db.CycleWith(context.Background(), tt, d, db.CycleOptions{OnFailedTry: logs.KeepLogs(tt, d, func(try int) string { return filepath.Join(dir, fmt.Sprintf("try-%d", try)) }, logs.CollectOpts{})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,9 +19,9 @@ import (
 	"github.com/go-jepsen/jepsen/dbs/etcd"
 	"github.com/go-jepsen/jepsen/diskfault"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/history"
 	"github.com/go-jepsen/jepsen/nodetool/corrupt"
 	"github.com/go-jepsen/jepsen/nodetool/lazyfs"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 // lossLine is a line of lazyfs's log about one file of a loss.
@@ -115,7 +115,7 @@ func registerRun(t *testing.T, tt *jepsen.Test, d *etcd.DB, nem core.Nemesis, du
 		},
 		Analyze: func(ctx context.Context, r *core.State) (checker.Validity, error) {
 			var err error
-			res, err = checker.CheckFile(ctx, filepath.Join(r.Store.Dir, history.File), checker.Linearizable{Model: checker.CASRegister}, checker.Options{})
+			res, err = checker.CheckFile(ctx, filepath.Join(r.Store.Dir, store.HistoryFile), checker.Linearizable{Model: checker.CASRegister}, checker.Options{})
 			if err != nil {
 				return checker.Unknown, err
 			}

@@ -64,9 +64,6 @@ import (
 	"unicode/utf8"
 )
 
-// File is the name of a run's history in its directory.
-const File = "history.jsonl"
-
 // Type is an event's type: an invocation or how an operation ended.
 type Type string
 

@@ -18,9 +18,6 @@ import (
 	"github.com/go-jepsen/jepsen/internal/safefile"
 )
 
-// EDNFile is the name Jepsen gives a run's history.
-const EDNFile = "history.edn"
-
 // Format is a history's file format.
 type Format string
 

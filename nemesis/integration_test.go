@@ -53,7 +53,7 @@ func child() {
 		os.Exit(1)
 	}
 	dir := os.Getenv("RUN_DIR")
-	j, _ := store.OpenJournal(filepath.Join(dir, "journal.jsonl"))
+	j, _ := store.OpenJournal(filepath.Join(dir, store.JournalFile))
 	opts := nemesis.Options{Faults: []event.Fault{event.Fault(os.Getenv("NEMESIS_CHILD"))}, Interval: time.Second, Targets: []nemesis.Target{{Kind: nemesis.All}},
 		Partitions: []nemesis.Shape{nemesis.Halves}}
 	n, err := nemesis.New(testdaemon.EchoDB{}, opts)
@@ -227,7 +227,7 @@ func TestRunCancelledMidPause(t *testing.T) {
 			t.Fatalf("node %s daemon state %q", tt2.Nodes[i], st)
 		}
 	}
-	rec, err := nemesis.ReadRecord(filepath.Join(res.Dir, nemesis.RecordFile))
+	rec, err := nemesis.ReadRecord(filepath.Join(res.Dir, store.FaultsFile))
 	if err != nil || len(rec.Active()) != 0 {
 		t.Fatalf("record after recovery: %+v %v", rec, err)
 	}
@@ -254,7 +254,7 @@ func TestRecoverAfterControlCrash(t *testing.T) {
 			// Kill it as soon as the fault is applied on all three nodes.
 			deadline := time.Now().Add(20 * time.Second)
 			for {
-				evs, _ := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+				evs, _ := store.ReadJournal(filepath.Join(dir, store.JournalFile))
 				n := 0
 				for _, e := range evs {
 					if e.Kind == event.Kind(fault) {
@@ -277,7 +277,7 @@ func TestRecoverAfterControlCrash(t *testing.T) {
 					t.Fatalf("%s answers: the fault was not in force when the child died", a)
 				}
 			}
-			rec, err := nemesis.RecoverFile(context.Background(), tt, testdaemon.EchoDB{}, filepath.Join(dir, nemesis.RecordFile))
+			rec, err := nemesis.RecoverFile(context.Background(), tt, testdaemon.EchoDB{}, filepath.Join(dir, store.FaultsFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -415,7 +415,7 @@ func TestPartitionCutsPeersNotControl(t *testing.T) {
 	if lone == "" {
 		t.Fatalf("no partition in force: %+v", log.Events())
 	}
-	rec, err := nemesis.ReadRecord(filepath.Join(dir, nemesis.RecordFile))
+	rec, err := nemesis.ReadRecord(filepath.Join(dir, store.FaultsFile))
 	if err != nil || !rec.Faults[lone].Partitioned || len(rec.Faults[lone].Cut) != 2 {
 		t.Fatalf("the grudge is not on disk: %+v %v", rec, err)
 	}
@@ -465,7 +465,7 @@ func TestRecoverPartitionAfterControlCrash(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		evs, _ := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+		evs, _ := store.ReadJournal(filepath.Join(dir, store.JournalFile))
 		cut := 0
 		for _, e := range evs {
 			if e.Kind == event.Partition && e.OK {
@@ -486,7 +486,7 @@ func TestRecoverPartitionAfterControlCrash(t *testing.T) {
 	if len(rulesLeft(t, tt)) == 0 {
 		t.Fatal("no rule in force when the control process died")
 	}
-	rec, err := nemesis.RecoverFile(context.Background(), tt, testdaemon.EchoDB{}, filepath.Join(dir, nemesis.RecordFile))
+	rec, err := nemesis.RecoverFile(context.Background(), tt, testdaemon.EchoDB{}, filepath.Join(dir, store.FaultsFile))
 	if err != nil || len(rec.Active()) != 0 {
 		t.Fatalf("recover: %+v %v", rec, err)
 	}

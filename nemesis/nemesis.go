@@ -27,6 +27,7 @@ import (
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/atomicfile"
 	"github.com/go-jepsen/jepsen/internal/safefile"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 // DefaultInterval is the time between nemesis operations, as Jepsen's
@@ -199,9 +200,6 @@ type NodeFault struct {
 	Cut         []string `json:"cut,omitempty"`
 }
 
-// RecordFile is the name of the fault record in a run directory.
-const RecordFile = "faults.json"
-
 // Active lists nodes with a fault in force, in order.
 func (r *Record) Active() []string {
 	var out []string
@@ -257,7 +255,7 @@ func (n *DBNemesis) update(dir string, t *jepsen.Test, nodes []string, change fu
 		change(node, nf)
 	}
 	n.rec.Updated = time.Now()
-	return writeRecord(filepath.Join(dir, RecordFile), n.rec)
+	return writeRecord(filepath.Join(dir, store.FaultsFile), n.rec)
 }
 
 // inForce returns the nodes whose flag is set in the in-memory record.

@@ -12,6 +12,7 @@ import (
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/internal/localdb"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 // These tests run the schedule on control/local, without root: the
@@ -234,7 +235,7 @@ func TestRecoverUndoesOnlyFaultsInForce(t *testing.T) {
 	if got := d2.Calls()[before:]; !slices.Equal(got, []string{"start n2"}) {
 		t.Fatalf("recovery did %v, want start n2 only", got)
 	}
-	rec, err := ReadRecord(env2.Dir + "/" + RecordFile)
+	rec, err := ReadRecord(env2.Dir + "/" + store.FaultsFile)
 	if err != nil || len(rec.Active()) != 0 {
 		t.Fatalf("record after recovery: %+v %v", rec, err)
 	}

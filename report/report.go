@@ -122,7 +122,7 @@ func Load(dir string, full bool) (*Run, error) {
 	if !full {
 		return r, nil
 	}
-	evs, err := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+	evs, err := store.ReadJournal(filepath.Join(dir, store.JournalFile))
 	var te *store.TruncatedError
 	if err != nil && !errors.As(err, &te) && !errors.Is(err, os.ErrNotExist) {
 		r.note("the journal: %v (showing the %d events before)", err, len(evs))
@@ -143,12 +143,12 @@ func Load(dir string, full bool) (*Run, error) {
 	if len(r.Nodes) == 0 {
 		r.Nodes = nodesOf(evs)
 	}
-	if res, err := checker.ReadResults(filepath.Join(dir, checker.ResultsFile)); err == nil {
+	if res, err := checker.ReadResults(filepath.Join(dir, store.ResultsFile)); err == nil {
 		r.Results, r.Linear = res, res.Linear()
 	} else if !errors.Is(err, os.ErrNotExist) {
 		r.note("results.json: %v", err)
 	}
-	if m, err := store.ReadManifest(filepath.Join(dir, "manifest.json")); err == nil {
+	if m, err := store.ReadManifest(filepath.Join(dir, store.ManifestFile)); err == nil {
 		r.Manifest = m
 	} else if !errors.Is(err, os.ErrNotExist) {
 		r.note("manifest.json: %v", err)
@@ -209,12 +209,12 @@ func verdict(r *Run, info *store.RunInfo, infoErr error, dir string) string {
 	}
 	// No end recorded (or a run from before run.json): running while its
 	// journal changes, killed once it went quiet.
-	if fi, err := os.Stat(filepath.Join(dir, "journal.jsonl")); err == nil && time.Since(fi.ModTime()) < quiet {
+	if fi, err := os.Stat(filepath.Join(dir, store.JournalFile)); err == nil && time.Since(fi.ModTime()) < quiet {
 		return Running
 	}
 	if errors.Is(infoErr, os.ErrNotExist) {
 		// A run from before run.json: its log's last lines tell.
-		b := tail(filepath.Join(dir, "jepsen.log"), maxLogTail)
+		b := tail(filepath.Join(dir, store.LogFile), maxLogTail)
 		switch {
 		case bytes.Contains(b, []byte("run complete")):
 			return NoCheck
@@ -354,7 +354,7 @@ type StatRow struct {
 // missing). go-jepsen writes it and escapes everything in it; the pages'
 // Content-Security-Policy keeps any script out even if it were not.
 func (r *Run) Timeline() []byte {
-	b, err := safefile.ReadFile(filepath.Join(r.Dir, "timeline.svg"), maxTimeline)
+	b, err := safefile.ReadFile(filepath.Join(r.Dir, store.TimelineFile), maxTimeline)
 	if err != nil || !bytes.HasPrefix(b, []byte("<svg")) {
 		return nil
 	}

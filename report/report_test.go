@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-jepsen/jepsen/internal/storetest"
 	"github.com/go-jepsen/jepsen/report"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 func serve(t *testing.T) (*httptest.Server, string, storetest.Runs) {
@@ -76,7 +77,7 @@ func TestRunPages(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("%d", code)
 	}
-	for _, want := range []string{`data-verdict="valid"`, `id="nodes">n1, n2, n3<`, "<svg", "Faults and recoveries", "db.log", "history.jsonl", "report.html"} {
+	for _, want := range []string{`data-verdict="valid"`, `id="nodes">n1, n2, n3<`, "<svg", "Faults and recoveries", "db.log", "history.jsonl", store.ReportFile} {
 		if !strings.Contains(body, want) {
 			t.Errorf("valid run page lacks %q", want)
 		}
@@ -102,7 +103,7 @@ func TestRunPages(t *testing.T) {
 		t.Fatalf("a run that is not there: %d", code)
 	}
 	// report.html is the same page, self-contained.
-	b, err := os.ReadFile(filepath.Join(runs.Invalid, "report.html"))
+	b, err := os.ReadFile(filepath.Join(runs.Invalid, store.ReportFile))
 	if err != nil || !strings.Contains(string(b), `id="failing-key">k<`) || !strings.Contains(string(b), `href="linearizability.html"`) || strings.Contains(string(b), "/files/") {
 		t.Fatalf("report.html: %v", err)
 	}
@@ -168,7 +169,7 @@ func TestServeSurvivesHostileRunDirs(t *testing.T) {
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	j, err := os.Create(filepath.Join(run, "journal.jsonl"))
+	j, err := os.Create(filepath.Join(run, store.JournalFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,10 +178,10 @@ func TestServeSurvivesHostileRunDirs(t *testing.T) {
 	}
 	j.Close()
 	old := time.Now().Add(-time.Hour)
-	os.Chtimes(filepath.Join(run, "journal.jsonl"), old, old)
+	os.Chtimes(filepath.Join(run, store.JournalFile), old, old)
 	fifos := filepath.Join(dir, "fifos", "20261127T071301.912Z")
 	os.MkdirAll(fifos, 0o755)
-	for _, f := range []string{"run.json", "results.json", "manifest.json", "timeline.svg", "jepsen.log"} {
+	for _, f := range []string{"run.json", store.ResultsFile, store.ManifestFile, store.TimelineFile, store.LogFile} {
 		if err := syscall.Mkfifo(filepath.Join(fifos, f), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -32,6 +32,7 @@ var funcs = template.FuncMap{
 		return d.Round(100 * time.Millisecond).String()
 	},
 	"join": func(s []string) string { return strings.Join(s, ", ") },
+	"base": path.Base,
 	// The CLI's units (kB, MB), so that a page and the run's output agree.
 	"bytes": store.HumanBytes,
 	// fileURL is replaced per page: a served page links into /files/,
@@ -77,7 +78,7 @@ func WriteRunReport(dir string) error {
 	if err := WriteRunPage(&b, r, true, escapeRel); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "report.html"), b.Bytes(), 0o644)
+	return os.WriteFile(filepath.Join(dir, store.ReportFile), b.Bytes(), 0o644)
 }
 
 // escapeRel escapes a relative path for an href, segment by segment.

@@ -13,7 +13,7 @@ func FuzzReadJournal(f *testing.F) {
 	f.Add([]byte(`{"kind":"nemesis","fault":"partition","nodes":["n1"],"ok":false,"error":"x"}` + "\n{\"kind\""))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := filepath.Join(dir, "journal.jsonl")
+		p := filepath.Join(dir, JournalFile)
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)
 		}

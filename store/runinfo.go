@@ -37,9 +37,6 @@ const (
 	RunInterrupted = "interrupted"
 )
 
-// RunInfoFile is run.json's name in a run directory.
-const RunInfoFile = "run.json"
-
 // WriteRunInfo writes run.json in the run directory, whole or not at all.
 func (r *Run) WriteRunInfo(info RunInfo) error {
 	b, err := json.MarshalIndent(info, "", "  ")

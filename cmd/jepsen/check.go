@@ -98,10 +98,10 @@ func boundMemory(budget int64) {
 // results.json, and linearizability.html for an invalid key, with the
 // run's faults drawn on it.
 func analyzeRun(ctx context.Context, dir string, o checkOpts) (*checker.Result, error) {
-	path := filepath.Join(dir, history.File)
+	path := filepath.Join(dir, store.HistoryFile)
 	opts := checker.Options{Dir: dir, Memory: int64(o.memory)}
 	if start, err := store.ParseStart(filepath.Base(dir)); err == nil {
-		if evs, _ := store.ReadJournal(filepath.Join(dir, "journal.jsonl")); len(evs) > 0 {
+		if evs, _ := store.ReadJournal(filepath.Join(dir, store.JournalFile)); len(evs) > 0 {
 			opts.Faults = faultSpans(evs, start)
 		}
 	}
@@ -110,7 +110,7 @@ func analyzeRun(ctx context.Context, dir string, o checkOpts) (*checker.Result, 
 	if err != nil {
 		return nil, err
 	}
-	if err := res.WriteFile(filepath.Join(dir, checker.ResultsFile)); err != nil {
+	if err := res.WriteFile(filepath.Join(dir, store.ResultsFile)); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -168,17 +168,17 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var res *checker.Result
 	var results string
 	if fi.IsDir() {
-		hp := filepath.Join(target, history.File)
+		hp := filepath.Join(target, store.HistoryFile)
 		if _, err := os.Lstat(hp); errors.Is(err, os.ErrNotExist) {
-			if _, err := os.Lstat(filepath.Join(target, history.EDNFile)); err == nil {
-				hp = filepath.Join(target, history.EDNFile)
+			if _, err := os.Lstat(filepath.Join(target, store.EDNHistoryFile)); err == nil {
+				hp = filepath.Join(target, store.EDNHistoryFile)
 			} else {
-				return usagef("check: %s has no %s (the run recorded no history)", target, history.File)
+				return usagef("check: %s has no %s (the run recorded no history)", target, store.HistoryFile)
 			}
 		}
-		if filepath.Base(hp) == history.File {
+		if filepath.Base(hp) == store.HistoryFile {
 			res, err = analyzeRun(ctx, target, o)
-			results = filepath.Join(target, checker.ResultsFile)
+			results = filepath.Join(target, store.ResultsFile)
 		} else {
 			res, err = checker.CheckFile(ctx, hp, checker.Linearizable{Model: checker.CASRegister, KeyBudget: o.keyBudget}, checker.Options{Memory: int64(o.memory)})
 		}
@@ -217,7 +217,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usagef("export: --format %q: want edn", *format)
 	}
 	dir := fs.Arg(0)
-	h, err := history.ReadFile(filepath.Join(dir, history.File))
+	h, err := history.ReadFile(filepath.Join(dir, store.HistoryFile))
 	var te *history.TruncatedError
 	switch {
 	case errors.As(err, &te):
@@ -232,7 +232,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	path := *out
 	if path == "" {
-		path = filepath.Join(dir, history.EDNFile)
+		path = filepath.Join(dir, store.EDNHistoryFile)
 	}
 	f, err := os.Create(path)
 	if err != nil {

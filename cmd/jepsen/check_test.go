@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-jepsen/jepsen/history"
 	"github.com/go-jepsen/jepsen/internal/histgen"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 // runDir makes a run directory (named as a run's start) holding files.
@@ -37,11 +38,11 @@ func runDirWith(t testing.TB, files map[string]string) string {
 // unknown (4), and Jepsen's formats are read.
 func TestCheckVerdictsOnAnyHistory(t *testing.T) {
 	dirAsHistory := runDirWith(t, nil)
-	os.Mkdir(filepath.Join(dirAsHistory, history.File), 0o755)
+	os.Mkdir(filepath.Join(dirAsHistory, store.HistoryFile), 0o755)
 	loop := runDirWith(t, nil)
-	os.Symlink(filepath.Join(loop, history.File), filepath.Join(loop, history.File))
+	os.Symlink(filepath.Join(loop, store.HistoryFile), filepath.Join(loop, store.HistoryFile))
 	fifo := runDirWith(t, nil)
-	syscall.Mkfifo(filepath.Join(fifo, history.File), 0o644)
+	syscall.Mkfifo(filepath.Join(fifo, store.HistoryFile), 0o644)
 	edn := filepath.Join(t.TempDir(), "history.edn")
 	os.WriteFile(edn, []byte(`{:type :invoke, :f :write, :value [0 3], :time 100, :process 0, :index 0}
 {:type :ok, :f :write, :value [0 3], :time 200, :process 0, :index 1}
@@ -63,18 +64,18 @@ func TestCheckVerdictsOnAnyHistory(t *testing.T) {
 		{"history is a directory", dirAsHistory, 2, "not a regular file (a directory)"},
 		{"history is a symlink loop", loop, 2, "too many levels of symbolic links"},
 		{"history is a FIFO without a writer", fifo, 2, "not a regular file (a FIFO)"},
-		{"empty history", runDirWith(t, map[string]string{history.File: "\n\n"}), 4, "nothing to check"},
-		{"no completion", runDirWith(t, map[string]string{history.File: `{"type":"invoke","process":0,"f":"write","key":"a","value":1}` + "\n"}), 4, "no operation completed"},
-		{"completion stamped before its invocation", runDirWith(t, map[string]string{history.File: `{"type":"invoke","process":0,"f":"write","value":1,"time":100}
+		{"empty history", runDirWith(t, map[string]string{store.HistoryFile: "\n\n"}), 4, "nothing to check"},
+		{"no completion", runDirWith(t, map[string]string{store.HistoryFile: `{"type":"invoke","process":0,"f":"write","key":"a","value":1}` + "\n"}), 4, "no operation completed"},
+		{"completion stamped before its invocation", runDirWith(t, map[string]string{store.HistoryFile: `{"type":"invoke","process":0,"f":"write","value":1,"time":100}
 {"type":"ok","process":0,"f":"write","value":1,"time":50}
 `}), 2, "history.jsonl:2: time 50 runs backwards: line 1"},
-		{"completion names another key", runDirWith(t, map[string]string{history.File: `{"type":"invoke","process":0,"f":"write","key":"a","value":1}
+		{"completion names another key", runDirWith(t, map[string]string{store.HistoryFile: `{"type":"invoke","process":0,"f":"write","key":"a","value":1}
 {"type":"ok","process":0,"f":"write","key":"b","value":1}
 `}), 2, `names write on key "b"`},
-		{"index is not the line", runDirWith(t, map[string]string{history.File: `{"index":0,"type":"invoke","process":0,"f":"read","value":null}
+		{"index is not the line", runDirWith(t, map[string]string{store.HistoryFile: `{"index":0,"type":"invoke","process":0,"f":"read","value":null}
 {"index":114,"type":"ok","process":0,"f":"read","value":null}
 `}), 2, "index 114, but this is event 1"},
-		{"cas from null", runDirWith(t, map[string]string{history.File: `{"type":"invoke","process":0,"f":"cas","value":[null,3]}
+		{"cas from null", runDirWith(t, map[string]string{store.HistoryFile: `{"type":"invoke","process":0,"f":"cas","value":[null,3]}
 {"type":"ok","process":0,"f":"cas","value":[null,3]}
 {"type":"invoke","process":1,"f":"read","value":null}
 {"type":"ok","process":1,"f":"read","value":3}
@@ -118,13 +119,13 @@ func TestExportRoundTrip(t *testing.T) {
 		"invalid": strings.Join(doctorRead(strings.Split(string(real), "\n")), "\n"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			dir := runDirWith(t, map[string]string{history.File: text})
+			dir := runDirWith(t, map[string]string{store.HistoryFile: text})
 			code1, out1, errs1 := run("check", dir)
 			code, out, errs := run("export", "--format", "edn", dir)
-			if code != 0 || !strings.Contains(out, history.EDNFile) {
+			if code != 0 || !strings.Contains(out, store.EDNHistoryFile) {
 				t.Fatalf("export: exit %d: %s%s", code, out, errs)
 			}
-			code2, out2, errs2 := run("check", filepath.Join(dir, history.EDNFile))
+			code2, out2, errs2 := run("check", filepath.Join(dir, store.EDNHistoryFile))
 			if code1 != code2 || code1 == 2 {
 				t.Fatalf("the run: exit %d: %s%s\nits EDN: exit %d: %s%s", code1, out1, errs1, code2, out2, errs2)
 			}
@@ -192,7 +193,7 @@ func TestCheckMemoryBound(t *testing.T) {
 		t.Skip("builds the command and fills its memory budget")
 	}
 	bin := buildCLI(t, "")
-	dir := runDirWith(t, map[string]string{history.File: hotHistory(t)})
+	dir := runDirWith(t, map[string]string{store.HistoryFile: hotHistory(t)})
 	const bound = 96 << 20
 	cmd := exec.Command(bin, "check", "--check-memory", "96MiB", "--budget", "60s", dir)
 	out, err := cmd.CombinedOutput()
@@ -214,7 +215,7 @@ func BenchmarkCheckCommand(b *testing.B) {
 	bin := buildCLI(&testing.T{}, b.TempDir())
 	dir := filepath.Join(b.TempDir(), "20261127T071300.912Z")
 	os.MkdirAll(dir, 0o755)
-	f, err := os.Create(filepath.Join(dir, history.File))
+	f, err := os.Create(filepath.Join(dir, store.HistoryFile))
 	if err != nil {
 		b.Fatal(err)
 	}

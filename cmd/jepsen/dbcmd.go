@@ -13,6 +13,7 @@ import (
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/logs"
 	"github.com/go-jepsen/jepsen/nemesis"
 	"github.com/go-jepsen/jepsen/store"
 )
@@ -122,9 +123,9 @@ func dbLogs(ctx context.Context, c dbCall) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "collecting logs from %d nodes...\n", len(c.t.Nodes))
-	m, err := store.CollectLogs(ctx, c.t, c.d, sr.Dir, store.CollectOpts{})
+	m, err := logs.CollectLogs(ctx, c.t, c.d, sr.Dir, logs.CollectOpts{})
 	if m != nil {
-		_ = m.Write(sr.Path("manifest.json"))
+		_ = m.Write(sr.Path(store.ManifestFile))
 		for _, n := range m.Nodes {
 			fetched := 0
 			for _, f := range n.Files {

@@ -73,7 +73,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"jepsen.log", "journal.jsonl", "timeline.svg", "manifest.json", "client.json", "faults.json", "history.jsonl", "results.json"} {
+	for _, f := range []string{store.LogFile, store.JournalFile, store.TimelineFile, store.ManifestFile, store.ClientFile, "faults.json", "history.jsonl", store.ResultsFile} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("store lacks %s", f)
 		}
@@ -84,7 +84,7 @@ func TestDemoEndToEnd(t *testing.T) {
 			t.Errorf("n%d's etcd.log: %v", i, err)
 		}
 	}
-	evs, err := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+	evs, err := store.ReadJournal(filepath.Join(dir, store.JournalFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatal("the last pause was not followed by a resume")
 	}
 	var client struct{ OK, Fail, Info int }
-	b, _ := os.ReadFile(filepath.Join(dir, "client.json"))
+	b, _ := os.ReadFile(filepath.Join(dir, store.ClientFile))
 	if err := json.Unmarshal(b, &client); err != nil || client.OK < 1000 {
 		t.Fatalf("etcd hardly answered: %+v %v", client, err)
 	}
@@ -122,11 +122,11 @@ func TestDemoEndToEnd(t *testing.T) {
 		Valid   json.RawMessage
 		Details struct{ Ops int }
 	}
-	b, _ = os.ReadFile(filepath.Join(dir, "results.json"))
+	b, _ = os.ReadFile(filepath.Join(dir, store.ResultsFile))
 	if err := json.Unmarshal(b, &results); err != nil || string(results.Valid) != "true" || results.Details.Ops < client.OK {
 		t.Fatalf("results.json: %s %v", b, err)
 	}
-	if svg, _ := os.ReadFile(filepath.Join(dir, "timeline.svg")); !strings.Contains(string(svg), `class="client-ok"`) {
+	if svg, _ := os.ReadFile(filepath.Join(dir, store.TimelineFile)); !strings.Contains(string(svg), `class="client-ok"`) {
 		t.Fatal("the timeline shows no client operations")
 	}
 	if left := nodesClean(t); len(left) > 0 {
@@ -315,7 +315,7 @@ func TestPartitionEndToEnd(t *testing.T) {
 				t.Errorf("log collection showed no bytes per node")
 			}
 			dir, _ := filepath.EvalSymlinks(filepath.Join(storeDir, "part-"+tc.name, "latest"))
-			evs, err := store.ReadJournal(filepath.Join(dir, "journal.jsonl"))
+			evs, err := store.ReadJournal(filepath.Join(dir, store.JournalFile))
 			if err != nil {
 				t.Fatal(err)
 			}

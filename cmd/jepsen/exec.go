@@ -15,6 +15,7 @@ import (
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/k8s"
 	"github.com/go-jepsen/jepsen/sandbox"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -126,7 +127,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		// The last word: the verdict, and where the results are.
 		if res != nil {
 			if res.Analyzed {
-				fmt.Fprintf(stdout, "\nverdict:  %s (%s)", res.Valid, filepath.Join(res.Dir, "results.json"))
+				fmt.Fprintf(stdout, "\nverdict:  %s (%s)", res.Valid, filepath.Join(res.Dir, store.ResultsFile))
 			}
 			fmt.Fprintf(stdout, "\nstore:    %s\ntimeline: %s\n", res.Dir, res.Timeline)
 		}

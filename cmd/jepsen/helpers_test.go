@@ -30,7 +30,7 @@ func awaitJournal(t *testing.T, storeDir, test string, kind event.Kind, n int, w
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		evs, _ := store.ReadJournal(filepath.Join(storeDir, test, "latest", "journal.jsonl"))
+		evs, _ := store.ReadJournal(filepath.Join(storeDir, test, "latest", store.JournalFile))
 		got := 0
 		for _, e := range evs {
 			if e.Kind == kind && e.OK {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/store"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -30,7 +31,7 @@ func TestCLIHelpAndBadInput(t *testing.T) {
 	block, _ := ssh.MarshalPrivateKey(priv, "")
 	os.WriteFile(key, pem.EncodeToMemory(block), 0o600)
 	runWithoutFaults := t.TempDir()
-	os.WriteFile(filepath.Join(runWithoutFaults, "journal.jsonl"), []byte(`{"kind":"connect","ok":false}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(runWithoutFaults, store.JournalFile), []byte(`{"kind":"connect","ok":false}`+"\n"), 0o644)
 	tests := []struct {
 		name string
 		args []string
@@ -281,7 +282,7 @@ func TestCheckCommand(t *testing.T) {
 				t.Fatalf("not one line: %q", errs)
 			}
 			if code == 0 || code == 3 {
-				if _, err := os.Stat(filepath.Join(tc.dir, "results.json")); err != nil {
+				if _, err := os.Stat(filepath.Join(tc.dir, store.ResultsFile)); err != nil {
 					t.Fatal("no results.json")
 				}
 			}

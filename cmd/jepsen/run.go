@@ -146,7 +146,7 @@ func runTest(ctx context.Context, cf *connOpts, do *dbOpts, ro *runOpts, stdout 
 	}
 	// Faults an earlier run of this test left in force (its control
 	// process died) are undone first.
-	if rec := filepath.Join(ro.storeDir, name, "latest", nemesis.RecordFile); fileExists(rec) {
+	if rec := filepath.Join(ro.storeDir, name, "latest", store.FaultsFile); fileExists(rec) {
 		r, err := nemesis.ReadRecord(rec)
 		if err != nil {
 			fmt.Fprintf(stdout, "warning: the earlier run's fault record is unreadable, so its faults are not undone (jepsen recover --run DIR undoes them): %v\n", err)
@@ -208,7 +208,7 @@ func summarize(w io.Writer, res *core.Result, wl workload, err error) {
 	if wl.summary != nil {
 		wl.summary(w)
 	}
-	if evs, jerr := store.ReadJournal(filepath.Join(res.Dir, "journal.jsonl")); jerr == nil {
+	if evs, jerr := store.ReadJournal(filepath.Join(res.Dir, store.JournalFile)); jerr == nil {
 		fmt.Fprintf(w, "faults: %s\n", faultSummary(evs))
 	}
 	if res.Manifest != nil {
@@ -232,7 +232,7 @@ func summarize(w io.Writer, res *core.Result, wl workload, err error) {
 	default:
 		fmt.Fprintln(w, "result: ok")
 	}
-	fmt.Fprintf(w, "store:    %s\ntimeline: %s\nreport:   %s\n", res.Dir, res.Timeline, filepath.Join(res.Dir, "report.html"))
+	fmt.Fprintf(w, "store:    %s\ntimeline: %s\nreport:   %s\n", res.Dir, res.Timeline, filepath.Join(res.Dir, store.ReportFile))
 }
 
 // faultSummary counts the nemesis's decisions by fault: those that
@@ -290,13 +290,13 @@ func cmdRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if dir == "" {
 		dir = filepath.Join(*storeDir, "latest")
 	}
-	path := filepath.Join(dir, nemesis.RecordFile)
+	path := filepath.Join(dir, store.FaultsFile)
 	if _, err := os.Stat(path); err != nil {
-		if _, jerr := os.Stat(filepath.Join(dir, "journal.jsonl")); jerr == nil {
+		if _, jerr := os.Stat(filepath.Join(dir, store.JournalFile)); jerr == nil {
 			fmt.Fprintf(stdout, "nothing to recover: the run in %s applied no fault\n", dir)
 			return nil
 		}
-		return usagef("recover: no run at %s (no %s and no journal.jsonl; give --run DIR)", dir, nemesis.RecordFile)
+		return usagef("recover: no run at %s (no %s and no journal.jsonl; give --run DIR)", dir, store.FaultsFile)
 	}
 	d, err := do.build()
 	if err != nil {

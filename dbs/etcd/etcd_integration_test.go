@@ -18,8 +18,8 @@ import (
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/dbs/etcd"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/history"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 var (
@@ -227,7 +227,7 @@ func TestIsolatedMemberServesStaleSerializableReads(t *testing.T) {
 			if heal != nil {
 				heal()
 			}
-			res, err := checker.CheckFile(ctx, filepath.Join(dir, history.File), checker.Linearizable{Model: checker.CASRegister}, checker.Options{Dir: dir})
+			res, err := checker.CheckFile(ctx, filepath.Join(dir, store.HistoryFile), checker.Linearizable{Model: checker.CASRegister}, checker.Options{Dir: dir})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 // Register is Jepsen's register workload on etcd: workers read, write and
@@ -136,7 +137,7 @@ func (w *Register) Run(ctx context.Context, t *jepsen.Test, dir string, runStart
 	if prefix == "" {
 		prefix = fmt.Sprintf("jepsen/%08x/", rand.Uint32())
 	}
-	h, err := history.Create(filepath.Join(dir, history.File), runStart)
+	h, err := history.Create(filepath.Join(dir, store.HistoryFile), runStart)
 	if err != nil {
 		return err
 	}
@@ -200,7 +201,7 @@ func (w *Register) Run(ctx context.Context, t *jepsen.Test, dir string, runStart
 	for {
 		select {
 		case <-done:
-			err := errors.Join(h.Close(), w.save(filepath.Join(dir, "client.json")))
+			err := errors.Join(h.Close(), w.save(filepath.Join(dir, store.ClientFile)))
 			if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return err
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/cu"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 const (
@@ -237,7 +238,7 @@ func TestLateSIGINTIsNotSwallowed(t *testing.T) {
 func logFailedEvents(t *testing.T, dir string) {
 	t.Helper()
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() != "journal.jsonl" {
+		if err != nil || d.IsDir() || d.Name() != store.JournalFile {
 			return err
 		}
 		f, err := os.Open(p)

@@ -36,11 +36,11 @@ func Make(t testing.TB, dir, staleHistory string) Runs {
 	var rs Runs
 	nodes := []string{"n1", "n2", "n3"}
 	analyze := func(ctx context.Context, r *core.State) (checker.Validity, error) {
-		res, err := checker.CheckFile(ctx, r.Store.Path(history.File), checker.Linearizable{Model: checker.CASRegister}, checker.Options{Dir: r.Store.Dir})
+		res, err := checker.CheckFile(ctx, r.Store.Path(store.HistoryFile), checker.Linearizable{Model: checker.CASRegister}, checker.Options{Dir: r.Store.Dir})
 		if err != nil {
 			return checker.Unknown, err
 		}
-		return res.Valid, res.WriteFile(r.Store.Path(checker.ResultsFile))
+		return res.Valid, res.WriteFile(r.Store.Path(store.ResultsFile))
 	}
 	run := func(test string, spec core.Spec) string {
 		t.Helper()
@@ -62,7 +62,7 @@ func Make(t testing.TB, dir, staleHistory string) Runs {
 		return res.Dir
 	}
 	rs.Valid = run("register", core.Spec{Analyze: analyze, Body: func(ctx context.Context, r *core.State) error {
-		w, err := history.Create(r.Store.Path(history.File), r.Store.Start)
+		w, err := history.Create(r.Store.Path(store.HistoryFile), r.Store.Start)
 		if err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func Make(t testing.TB, dir, staleHistory string) Runs {
 			return err
 		}
 		time.Sleep(300 * time.Millisecond)
-		return os.WriteFile(r.Store.Path(history.File), b, 0o644)
+		return os.WriteFile(r.Store.Path(store.HistoryFile), b, 0o644)
 	}})
 	d := localdb.New(t.TempDir())
 	d.Hook = func(ctx context.Context, step, node string) error {
@@ -102,19 +102,19 @@ func Make(t testing.TB, dir, staleHistory string) Runs {
 			t.Fatal(err)
 		}
 		sr.WriteRunInfo(store.RunInfo{Test: "old", Nodes: nodes, Start: start, Status: store.RunRunning})
-		j, _ := store.OpenJournal(sr.Path("journal.jsonl"))
+		j, _ := store.OpenJournal(sr.Path(store.JournalFile))
 		j.Record(event.New(event.Connect, "", start, nil))
 		j.Close()
 		if quietFor > 0 {
 			past := time.Now().Add(-quietFor)
-			os.Chtimes(sr.Path("journal.jsonl"), past, past)
+			os.Chtimes(sr.Path(store.JournalFile), past, past)
 			rs.Killed = sr.Dir
 		} else {
 			rs.Running = sr.Dir
 		}
 	}
 	for _, p := range []string{rs.Valid, rs.Invalid, rs.Crashed} {
-		if _, err := os.Stat(filepath.Join(p, "report.html")); err != nil {
+		if _, err := os.Stat(filepath.Join(p, store.ReportFile)); err != nil {
 			t.Fatalf("no report.html in %s", p)
 		}
 	}

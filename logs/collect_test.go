@@ -1,4 +1,4 @@
-package store
+package logs
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/local"
 	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 // dirLogs is a DB whose log files are a directory, a file and a path
@@ -83,7 +84,7 @@ func TestCollectLogsCompressionFallback(t *testing.T) {
 					t.Errorf("%s: uncompressed, yet %d of %d bytes moved", e.Node, e.BytesMoved, e.Bytes)
 				}
 				for _, f := range e.Files {
-					if want := map[bool]string{true: Missing, false: Fetched}[f.Local == "absent.log"]; f.Status != want {
+					if want := map[bool]string{true: store.Missing, false: store.Fetched}[f.Local == "absent.log"]; f.Status != want {
 						t.Errorf("%s: %s is %s, want %s", e.Node, f.Local, f.Status, want)
 					}
 				}

@@ -1,17 +1,14 @@
-package store
+package logs
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -28,81 +25,8 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/internal/safefile"
+	"github.com/go-jepsen/jepsen/store"
 )
-
-// File statuses in a manifest.
-const (
-	Fetched = "fetched"
-	Missing = "missing"
-	Failed  = "failed"
-)
-
-// FileEntry is one log file's fate.
-type FileEntry struct {
-	Remote string `json:"remote"`
-	Local  string `json:"local"`
-	Status string `json:"status"` // Fetched, Missing or Failed
-	Size   int64  `json:"size"`   // bytes written locally (all files, for a directory)
-	Reason string `json:"reason,omitempty"`
-}
-
-// NodeEntry is one node's collection.
-type NodeEntry struct {
-	Node     string `json:"node"`
-	OK       bool   `json:"ok"`
-	Error    string `json:"error,omitempty"`
-	Duration string `json:"duration"`
-	// Compression is what the node's stream used: "zstd", "gzip" or
-	// "none" (the node had no compressor asked for); empty when nothing
-	// was streamed.
-	Compression string `json:"compression,omitempty"`
-	// BytesMoved is the stream's size as it crossed the network;
-	// Bytes is what it unpacked to.
-	BytesMoved int64       `json:"bytes_moved"`
-	Bytes      int64       `json:"bytes"`
-	Files      []FileEntry `json:"files"`
-}
-
-// MaxManifestFile bounds what ReadManifest reads.
-const MaxManifestFile = 64 << 20
-
-// ReadManifest reads a manifest.json.
-func ReadManifest(path string) (*Manifest, error) {
-	b, err := safefile.ReadFile(path, MaxManifestFile)
-	if err != nil {
-		return nil, err
-	}
-	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, &safefile.MalformedError{Path: path, Err: err}
-	}
-	return &m, nil
-}
-
-// Manifest lists every file collected, missing or failed, per node.
-type Manifest struct {
-	Nodes []NodeEntry `json:"nodes"`
-}
-
-// Write saves the manifest as indented JSON.
-func (m *Manifest) Write(path string) error {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// Node returns the entry for node, or nil.
-func (m *Manifest) Node(node string) *NodeEntry {
-	for i := range m.Nodes {
-		if m.Nodes[i].Node == node {
-			return &m.Nodes[i]
-		}
-	}
-	return nil
-}
 
 // CollectOpts tune CollectLogs.
 type CollectOpts struct {
@@ -162,7 +86,7 @@ func KeepLogs(t *jepsen.Test, d db.DB, dirFor func(try int) string, opts Collect
 		}
 		dir := dirFor(try)
 		m, err := CollectLogs(ctx, t, d, dir, opts)
-		if werr := m.Write(filepath.Join(dir, "manifest.json")); werr != nil {
+		if werr := m.Write(filepath.Join(dir, store.ManifestFile)); werr != nil {
 			err = errors.Join(err, werr)
 		}
 		return err
@@ -178,14 +102,14 @@ func KeepLogs(t *jepsen.Test, d db.DB, dirFor func(try int) string, opts Collect
 // reason, and the others go on. The error, when not nil, is a
 // *control.NodesError naming the failed nodes; the manifest is complete
 // either way. Files are read as root.
-func CollectLogs(ctx context.Context, t *jepsen.Test, d db.DB, dir string, opts CollectOpts) (*Manifest, error) {
+func CollectLogs(ctx context.Context, t *jepsen.Test, d db.DB, dir string, opts CollectOpts) (*store.Manifest, error) {
 	return collectLogs(ctx, t, d, dir, opts, "")
 }
 
 // collectLogs is CollectLogs with the compressor preference list given
 // outright when prefs is not empty, which is how tests play a node that
 // lacks zstd, or every compressor.
-func collectLogs(ctx context.Context, t *jepsen.Test, d db.DB, dir string, opts CollectOpts, prefs string) (*Manifest, error) {
+func collectLogs(ctx context.Context, t *jepsen.Test, d db.DB, dir string, opts CollectOpts, prefs string) (*store.Manifest, error) {
 	if opts.PerNode <= 0 {
 		opts.PerNode = 5 * time.Minute
 	}
@@ -195,10 +119,10 @@ func collectLogs(ctx context.Context, t *jepsen.Test, d db.DB, dir string, opts 
 	if prefs == "" {
 		var err error
 		if prefs, err = compressors(opts.Compression); err != nil {
-			return &Manifest{}, err
+			return &store.Manifest{}, err
 		}
 	}
-	m := &Manifest{Nodes: make([]NodeEntry, len(t.Nodes))}
+	m := &store.Manifest{Nodes: make([]store.NodeEntry, len(t.Nodes))}
 	moved := make([]atomic.Int64, len(t.Nodes))
 	running := make([]atomic.Bool, len(t.Nodes))
 	var mu sync.Mutex
@@ -222,7 +146,7 @@ func collectLogs(ctx context.Context, t *jepsen.Test, d db.DB, dir string, opts 
 		mu.Lock()
 		m.Nodes[i] = entry
 		if opts.Progress != nil {
-			fmt.Fprintln(opts.Progress, entry.summary())
+			fmt.Fprintln(opts.Progress, summary(entry))
 		}
 		mu.Unlock()
 		return struct{}{}, err
@@ -246,7 +170,7 @@ func reportProgress(mu *sync.Mutex, opts CollectOpts, nodes []string, moved []at
 		var parts []string
 		for i, n := range nodes {
 			if running[i].Load() {
-				parts = append(parts, fmt.Sprintf("%s %s", n, HumanBytes(moved[i].Load())))
+				parts = append(parts, fmt.Sprintf("%s %s", n, store.HumanBytes(moved[i].Load())))
 			}
 		}
 		if len(parts) > 0 {
@@ -258,36 +182,22 @@ func reportProgress(mu *sync.Mutex, opts CollectOpts, nodes []string, moved []at
 }
 
 // summary is the entry as one progress line.
-func (e NodeEntry) summary() string {
+func summary(e store.NodeEntry) string {
 	fetched := 0
 	for _, f := range e.Files {
-		if f.Status == Fetched {
+		if f.Status == store.Fetched {
 			fetched++
 		}
 	}
-	s := fmt.Sprintf("logs: %s: %d of %d file(s), %s", e.Node, fetched, len(e.Files), HumanBytes(e.Bytes))
+	s := fmt.Sprintf("logs: %s: %d of %d file(s), %s", e.Node, fetched, len(e.Files), store.HumanBytes(e.Bytes))
 	if e.Compression != "" {
-		s += fmt.Sprintf(" (%s moved, %s)", HumanBytes(e.BytesMoved), e.Compression)
+		s += fmt.Sprintf(" (%s moved, %s)", store.HumanBytes(e.BytesMoved), e.Compression)
 	}
 	s += " in " + e.Duration
 	if !e.OK {
 		s += ": FAILED: " + e.Error
 	}
 	return s
-}
-
-// HumanBytes is n in B, kB, MB or GB (powers of 1000, as network tools
-// count): the unit of the CLI's progress lines and of the results pages.
-func HumanBytes(n int64) string {
-	switch {
-	case n < 1000:
-		return fmt.Sprintf("%d B", n)
-	case n < 1000*1000:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	case n < 1000*1000*1000:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	}
-	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
 }
 
 // countingWriter counts the bytes that pass through it into n, which a
@@ -303,8 +213,8 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func collectNode(ctx context.Context, t *jepsen.Test, d db.DB, node, nodeDir, prefs string, moved *atomic.Int64) (NodeEntry, error) {
-	e := NodeEntry{Node: node, OK: true}
+func collectNode(ctx context.Context, t *jepsen.Test, d db.DB, node, nodeDir, prefs string, moved *atomic.Int64) (store.NodeEntry, error) {
+	e := store.NodeEntry{Node: node, OK: true}
 	files, err := db.LogFilesMap(ctx, d, t, node)
 	if err != nil {
 		e.OK, e.Error = false, err.Error()
@@ -312,7 +222,7 @@ func collectNode(ctx context.Context, t *jepsen.Test, d db.DB, node, nodeDir, pr
 	}
 	list := db.SortedLogFiles(files)
 	for _, f := range list {
-		e.Files = append(e.Files, FileEntry{Remote: f.Remote, Local: f.Local, Status: Missing})
+		e.Files = append(e.Files, store.FileEntry{Remote: f.Remote, Local: f.Local, Status: store.Missing})
 	}
 	if len(list) == 0 {
 		return e, nil
@@ -344,11 +254,11 @@ func collectNode(ctx context.Context, t *jepsen.Test, d db.DB, node, nodeDir, pr
 	for i := range e.Files {
 		f := &e.Files[i]
 		if n, ok := sizes[f.Remote]; ok {
-			f.Status, f.Size = Fetched, n
+			f.Status, f.Size = store.Fetched, n
 			e.Bytes += n
 		}
-		if err != nil && f.Status != Fetched {
-			f.Status, f.Reason = Failed, err.Error()
+		if err != nil && f.Status != store.Fetched {
+			f.Status, f.Reason = store.Failed, err.Error()
 		}
 	}
 	e.BytesMoved = moved.Load()
@@ -406,7 +316,9 @@ func decompress(br *bufio.Reader) (io.ReadCloser, string, error) {
 	return io.NopCloser(br), "none", nil
 }
 
-// extractTar unpacks a tar stream of log files into nodeDir.
+// extractTar unpacks a tar stream of log files into nodeDir, each entry
+// from its remote path to its local name, with control.ExtractTar (links
+// recorded, never made).
 func extractTar(in io.Reader, nodeDir string, list []db.LogFile) (map[string]int64, error) {
 	sizes := map[string]int64{}
 	// Longest remote paths first, so a file inside a listed directory
@@ -421,68 +333,26 @@ func extractTar(in io.Reader, nodeDir string, list []db.LogFile) (map[string]int
 		return sizes, err
 	}
 	defer root.Close()
-	tr := tar.NewReader(in)
-	buf := make([]byte, 1<<20)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return sizes, nil
-		}
-		if err != nil {
-			return sizes, err
-		}
-		name := "/" + strings.TrimSuffix(path.Clean(hdr.Name), "/")
-		var f *db.LogFile
-		var rest string
-		for i := range byLen {
-			r := byLen[i].Remote
-			if name == r || strings.HasPrefix(name, r+"/") {
-				f, rest = &byLen[i], strings.TrimPrefix(name, r)
-				break
-			}
-		}
-		if f == nil {
-			continue
-		}
-		local := filepath.FromSlash(f.Local + rest)
-		if !filepath.IsLocal(local) {
-			return sizes, fmt.Errorf("unsafe entry %q", hdr.Name)
-		}
-		if _, ok := sizes[f.Remote]; !ok {
-			sizes[f.Remote] = 0
-		}
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := root.MkdirAll(local, 0o755); err != nil {
-				return sizes, err
-			}
-		case tar.TypeReg:
-			if dir := filepath.Dir(local); dir != "." {
-				if err := root.MkdirAll(dir, 0o755); err != nil {
-					return sizes, err
+	owner := map[string]string{} // entry name -> the remote path it belongs to
+	err = control.ExtractTar(in, control.Extract{
+		Root:     root,
+		Symlinks: control.RecordSymlinks,
+		Map: func(name string) (string, bool) {
+			name = "/" + strings.TrimSuffix(path.Clean(name), "/")
+			for _, f := range byLen {
+				if name == f.Remote || strings.HasPrefix(name, f.Remote+"/") {
+					if _, ok := sizes[f.Remote]; !ok {
+						sizes[f.Remote] = 0
+					}
+					owner[name] = f.Remote
+					return f.Local + strings.TrimPrefix(name, f.Remote), true
 				}
 			}
-			out, err := root.OpenFile(local, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fs.FileMode(hdr.Mode)&0o666|0o600)
-			if err != nil {
-				return sizes, err
-			}
-			// Large writes: a 32 KB copy buffer made the write(2) calls
-			// a third of collection's CPU.
-			n, err := io.CopyBuffer(struct{ io.Writer }{out}, tr, buf)
-			sizes[f.Remote] += n
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return sizes, err
-			}
-		case tar.TypeSymlink:
-			// Recorded, not followed: a link in a log directory could
-			// point anywhere on the control node.
-			if dir := filepath.Dir(local); dir != "." {
-				_ = root.MkdirAll(dir, 0o755)
-			}
-			_ = root.WriteFile(local+".symlink", []byte(hdr.Linkname+"\n"), 0o644)
-		}
-	}
+			return "", false
+		},
+		Wrote: func(name, _ string, n int64) {
+			sizes[owner["/"+strings.TrimSuffix(path.Clean(name), "/")]] += n
+		},
+	})
+	return sizes, err
 }

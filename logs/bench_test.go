@@ -1,4 +1,4 @@
-package store_test
+package logs_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
-	"github.com/go-jepsen/jepsen/store"
+	"github.com/go-jepsen/jepsen/logs"
 )
 
 // Log collection on 5 sandbox nodes with 200 MB of logs each (text, as
@@ -60,7 +60,7 @@ done; du -sm .`))
 }
 
 func BenchmarkCollectLogs(b *testing.B) {
-	for _, c := range []string{store.CompressFast, store.CompressNone, store.CompressBest} {
+	for _, c := range []string{logs.CompressFast, logs.CompressNone, logs.CompressBest} {
 		b.Run(c, func(b *testing.B) { benchCollect(b, c) })
 	}
 }
@@ -70,7 +70,7 @@ func benchCollect(b *testing.B, compression string) {
 	b.SetBytes(5 * 200 << 20)
 	for b.Loop() {
 		dir := b.TempDir()
-		m, err := store.CollectLogs(context.Background(), t, logDB{}, dir, store.CollectOpts{Compression: compression})
+		m, err := logs.CollectLogs(context.Background(), t, logDB{}, dir, logs.CollectOpts{Compression: compression})
 		if err != nil {
 			b.Fatal(err)
 		}
