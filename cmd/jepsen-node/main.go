@@ -3,6 +3,7 @@
 // tool is a subcommand:
 //
 //	jepsen-node version
+//	jepsen-node nfq -queue N [options]   a packet queue consumer (package nodetool/nfq)
 //
 // It is not meant to be run by hand, but every subcommand prints its usage
 // with -h.
@@ -11,11 +12,13 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/go-jepsen/jepsen/nodetool/nfq"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: jepsen-node TOOL [args]; tools: version")
+		fmt.Fprintln(os.Stderr, "usage: jepsen-node TOOL [args]; tools: version, nfq")
 		os.Exit(2)
 	}
 	tool, args := os.Args[1], os.Args[2:]
@@ -23,6 +26,8 @@ func main() {
 	switch tool {
 	case "version":
 		fmt.Println("jepsen-node")
+	case "nfq":
+		err = nfq.Main(args, os.Stdout)
 	default:
 		fmt.Fprintf(os.Stderr, "jepsen-node: unknown tool %q\n", tool)
 		os.Exit(2)
