@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"testing"
-
-	"github.com/go-jepsen/jepsen/nodetool/nfq"
 )
 
 // netfault.sh and this package name the same things.
@@ -21,8 +19,5 @@ func TestScriptNamesAgree(t *testing.T) {
 		if m == nil || m[1] != want {
 			t.Errorf("netfault.sh's %s is %v, want %s", name, m, want)
 		}
-	}
-	if queueLimit != nfq.DefaultMaxHeld {
-		t.Errorf("queueLimit %d, nfq.DefaultMaxHeld %d", queueLimit, nfq.DefaultMaxHeld)
 	}
 }

@@ -42,7 +42,7 @@ yes_no() { if "$@" >/dev/null 2>&1; then echo 1; else echo 0; fi; }
 probe_tc() {
 	holder="" dev=""
 	if has unshare && has nsenter && unshare -n true 2>/dev/null; then
-		unshare -n sleep 30 &
+		unshare -n sleep 30 >/dev/null 2>&1 &
 		holder=$!
 		i=0
 		while [ "$(readlink "/proc/$holder/ns/net")" = "$(readlink /proc/self/ns/net)" ] && [ $i -lt 200 ]; do
