@@ -37,11 +37,12 @@ const (
 	StateDir = cu.TmpDirBase + "/netfault"
 )
 
-// The consumer's files.
-var (
-	Pidfile   = path.Join(StateDir, "nfq.pid")
-	Logfile   = path.Join(StateDir, "nfq.log")
-	readyFile = path.Join(StateDir, "ready")
+// The consumer's files: Heal removes the pidfile (with the consumer) and
+// the ready file, and keeps the log for log collection.
+const (
+	Pidfile   = StateDir + "/nfq.pid"
+	Logfile   = StateDir + "/nfq.log"
+	readyFile = StateDir + "/ready"
 )
 
 // queueLimit bounds the packets netem and the consumer hold at once

@@ -134,7 +134,7 @@ probe() {
 check() {
 	self=$1
 	shift
-	if ip -o -4 addr show | grep -q " inet $self/"; then echo "self yes"; else echo "self no"; fi
+	if ip -o -4 addr show | grep -qF " inet $self/"; then echo "self yes"; else echo "self no"; fi
 	devs=
 	for p in "$@"; do
 		r=$(ip -o route get "$p" 2>/dev/null) || {
