@@ -3,6 +3,7 @@ package nfq
 import (
 	"container/heap"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -228,7 +229,7 @@ func (c *Consumer) recv() ([]byte, error) {
 // request sends a config message and waits for its acknowledgement;
 // packets that arrive meanwhile pass.
 func (c *Consumer) request(msg []byte) error {
-	seq := uint32(msg[8]) | uint32(msg[9])<<8 | uint32(msg[10])<<16 | uint32(msg[11])<<24
+	seq := binary.NativeEndian.Uint32(msg[8:]) // the netlink header's nlmsg_seq
 	if err := c.send(msg); err != nil {
 		return err
 	}
@@ -390,7 +391,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { c.schedule(stop) })
-	interrupted := context.AfterFunc(ctx, func() { _ = c.f.SetReadDeadline(time.Now()) })
+	// Cancelling ctx ends the blocked read: a past deadline wakes it.
+	// Once the loop is over the wake-up must not come, or it would cut
+	// the drain short.
+	var wakeMu sync.Mutex
+	looping := true
+	stopWaking := context.AfterFunc(ctx, func() {
+		wakeMu.Lock()
+		defer wakeMu.Unlock()
+		if looping {
+			_ = c.f.SetReadDeadline(time.Now())
+		}
+	})
 	var runErr error
 	for ctx.Err() == nil {
 		b, err := c.recv()
@@ -405,7 +417,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 			break
 		}
 	}
-	interrupted()
+	wakeMu.Lock()
+	looping = false
+	wakeMu.Unlock()
+	stopWaking()
 	close(stop)
 	wg.Wait()
 	c.mu.Lock()
