@@ -90,6 +90,9 @@ func (a Applied) String() string {
 // it twice.
 func Apply(ctx context.Context, sess *control.Session, self netip.Addr, peers []netip.Addr, plan Plan, nodeBin string) (Applied, error) {
 	a := Applied{Plan: plan, Self: self, Peers: slices.Clone(peers)}
+	if plan.Node != "" && plan.Node != sess.Node() {
+		return a, &control.NodeError{Node: sess.Node(), Err: fmt.Errorf("netfault: a plan made for node %s (from its Caps)", plan.Node)}
+	}
 	if err := checkArgs(self, peers, plan, nodeBin); err != nil {
 		return a, &control.NodeError{Node: sess.Node(), Err: err}
 	}

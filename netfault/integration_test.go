@@ -1004,8 +1004,14 @@ func TestPlanRefusesWhatTheNodeLacks(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not an address of the node") {
 		t.Errorf("a self that is not the node's: %v", err)
 	}
-	if l := c.inPlace(t, 0); len(l) > 0 {
-		t.Errorf("in place after refusals: %q", l)
+	_, err = netfault.Apply(context.Background(), c.root(1), c.addrs[1], []netip.Addr{c.addrs[2]}, p, c.bin)
+	if err == nil || !strings.Contains(err.Error(), "a plan made for node "+c.names[0]) {
+		t.Errorf("n1's plan on n2: %v", err)
+	}
+	for i := range 2 {
+		if l := c.inPlace(t, i); len(l) > 0 {
+			t.Errorf("in place on %s after refusals: %q", c.names[i], l)
+		}
 	}
 }
 
