@@ -144,7 +144,8 @@ func apply(ctx context.Context, sess *control.Session, a *Applied, nodeBin strin
 	if err != nil {
 		return fmt.Errorf("netfault: checking routes: %w", err)
 	}
-	devs, err := parseCheck(out, a.Self, a.Peers)
+	useTC := plan.uses(TBF) || plan.uses(Netem)
+	devs, err := parseCheck(out, a.Self, a.Peers, useTC)
 	if err != nil {
 		return &control.NodeError{Node: sess.Node(), Err: err}
 	}
@@ -156,7 +157,7 @@ func apply(ctx context.Context, sess *control.Session, a *Applied, nodeBin strin
 			return fmt.Errorf("netfault: the NFQUEUE consumer did not bind queue %d: %w", Queue, err)
 		}
 	}
-	if plan.uses(TBF) || plan.uses(Netem) {
+	if useTC {
 		batch := tcBatch(plan, devs)
 		if _, err := sess.ExecIn(ctx, []byte(batch), "tc", "-batch", "-"); err != nil {
 			return fmt.Errorf("netfault: tc: %w", err)
@@ -193,9 +194,10 @@ type devPeers struct {
 }
 
 // parseCheck reads netfault.sh check's answer: every peer has a route by
-// some device, and each such device's root qdisc is the kernel's default
-// (handle 0:) or ours, which tc may replace.
-func parseCheck(out string, self netip.Addr, peers []netip.Addr) ([]devPeers, error) {
+// some device, and, when tc will shape them (useTC), each such device's
+// root qdisc is the kernel's default (handle 0:) or ours, which tc may
+// replace.
+func parseCheck(out string, self netip.Addr, peers []netip.Addr, useTC bool) ([]devPeers, error) {
 	routes := map[string]string{}
 	roots := map[string][2]string{}
 	selfOK := false
@@ -225,10 +227,10 @@ func parseCheck(out string, self netip.Addr, peers []netip.Addr) ([]devPeers, er
 		i := slices.IndexFunc(out2, func(d devPeers) bool { return d.dev == dev })
 		if i < 0 {
 			root, ok := roots[dev]
-			if !ok {
+			if !ok && useTC {
 				return nil, fmt.Errorf("netfault: no root qdisc reported for %s", dev)
 			}
-			if root[1] != "0:" && root[1] != QdiscHandle {
+			if useTC && root[1] != "0:" && root[1] != QdiscHandle {
 				return nil, fmt.Errorf("netfault: %s's root qdisc is %s %s, not the kernel's default: tc would replace it, so packet faults leave it alone", dev, root[0], root[1])
 			}
 			out2 = append(out2, devPeers{dev: dev})

@@ -26,6 +26,7 @@ import (
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/control/cu"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
 	"github.com/go-jepsen/jepsen/netfault"
@@ -254,7 +255,10 @@ func (c *cluster) hostPing(t *testing.T, to, n int) pingResult {
 // snapshot is everything of a node's that packet faults could touch.
 type snapshot map[string]string
 
-var nftNoise = regexp.MustCompile(`counter packets \d+ bytes \d+`)
+var (
+	nftNoise = regexp.MustCompile(`counter packets \d+ bytes \d+`)
+	tcNoise  = regexp.MustCompile(`direct_packets_stat \d+`)
+)
 
 func (c *cluster) snapshot(t *testing.T, i int) snapshot {
 	t.Helper()
@@ -290,7 +294,7 @@ func (c *cluster) snapshot(t *testing.T, i int) snapshot {
 			}
 			out = strings.Join(rules, "\n")
 		}
-		s[name] = out
+		s[name] = tcNoise.ReplaceAllString(out, "direct_packets_stat")
 	}
 	return s
 }
@@ -1033,5 +1037,51 @@ func TestNetem(t *testing.T) {
 	c.apply(t, 0, []int{1}, p)
 	if added := c.ping(t, 0, 1, 50, "0.05").median() - base; added < 40 || added > 60 {
 		t.Errorf("netem delay=50ms added %.3f ms", added)
+	}
+}
+
+// Heal touches nothing that is not its own: a partition's chain (control/cu's
+// firewall) and a root qdisc someone else put on a device stay; and Apply
+// refuses to replace that qdisc.
+func TestLeavesOthersAlone(t *testing.T) {
+	c := setup(t)
+	ctx := context.Background()
+	n := c.root(2)
+	if err := cu.Drop(ctx, n, []netip.Addr{c.addrs[0]}); err != nil {
+		t.Fatal(err)
+	}
+	defer cu.Heal(ctx, n)
+	if _, err := n.Exec(ctx, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb"); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Exec(ctx, "tc", "qdisc", "del", "dev", "eth0", "root")
+	before := c.snapshot(t, 2)
+	rules, err := cu.FirewallRules(ctx, n)
+	if err != nil || len(rules) == 0 {
+		t.Fatalf("partition rules %q, %v", rules, err)
+	}
+
+	_, err = netfault.Apply(ctx, n, c.addrs[2], []netip.Addr{c.addrs[1]}, c.fallbackPlan(t, 2, "rate=1mbit", nil), c.bin)
+	if err == nil || !strings.Contains(err.Error(), "eth0's root qdisc is htb 1:, not the kernel's default") {
+		t.Fatalf("Apply over a foreign root qdisc: %v", err)
+	}
+	t.Log(err)
+	// A fault without tc goes on beside the partition, and goes alone.
+	c.apply(t, 2, []int{1}, c.fallbackPlan(t, 2, "delay=5ms,loss=5%", nil))
+	c.heal(t, 2)
+	if d := before.diff(c.snapshot(t, 2)); d != "" {
+		t.Errorf("heal touched what is not its own:\n%s", d)
+	}
+	after, err := cu.FirewallRules(ctx, n)
+	if err != nil || !slices.Equal(after, rules) {
+		t.Errorf("partition rules %q after heal, %v; want %q", after, err, rules)
+	}
+	// And the partition's heal leaves a packet fault alone.
+	c.apply(t, 2, []int{1}, c.fallbackPlan(t, 2, "loss=5%", nil))
+	if err := cu.Heal(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	if l := c.inPlace(t, 2); len(l) != 3 {
+		t.Errorf("in place after the partition's heal: %q", l)
 	}
 }

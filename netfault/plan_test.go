@@ -246,7 +246,7 @@ func TestConsumerArgs(t *testing.T) {
 
 func TestParseCheck(t *testing.T) {
 	ok := "self yes\nroute 10.66.120.12 eth0\nroute 10.66.120.13 eth0\nroot eth0 noqueue 0:\n"
-	devs, err := parseCheck(ok, self, []netip.Addr{peerA, peerB})
+	devs, err := parseCheck(ok, self, []netip.Addr{peerA, peerB}, true)
 	if err != nil || len(devs) != 1 || devs[0].dev != "eth0" || len(devs[0].peers) != 2 {
 		t.Fatalf("parseCheck: %+v, %v", devs, err)
 	}
@@ -258,12 +258,16 @@ func TestParseCheck(t *testing.T) {
 		{"self yes\nroute 10.66.120.12 eth0\nroot eth0 htb 1:\n", "eth0's root qdisc is htb 1:, not the kernel's default"},
 		{"self yes\nroute 10.66.120.12 eth0\n", "no root qdisc reported for eth0"},
 	} {
-		if _, err := parseCheck(tc.out, self, []netip.Addr{peerA}); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := parseCheck(tc.out, self, []netip.Addr{peerA}, true); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseCheck(%q) = %v, want %q", tc.out, err, tc.want)
 		}
 	}
-	if _, err := parseCheck("self yes\nroute 10.66.120.12 eth0\nroot eth0 htb 7e57:\n", self, []netip.Addr{peerA}); err != nil {
+	if _, err := parseCheck("self yes\nroute 10.66.120.12 eth0\nroot eth0 htb 7e57:\n", self, []netip.Addr{peerA}, true); err != nil {
 		t.Errorf("our own root: %v", err)
+	}
+	// Without tc, a foreign root qdisc is no matter.
+	if _, err := parseCheck("self yes\nroute 10.66.120.12 eth0\nroot eth0 htb 1:\n", self, []netip.Addr{peerA}, false); err != nil {
+		t.Errorf("a foreign root, no tc: %v", err)
 	}
 }
 
