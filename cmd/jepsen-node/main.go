@@ -6,6 +6,7 @@
 //	jepsen-node lazyfs mount|lose|stats|status|unmount ...   (nodetool/lazyfs)
 //	jepsen-node clock bump|set|strobe|reset|offset|heal|probe ...  (nodetool/clock)
 //	jepsen-node file bitflip|unflip|truncate ...               (nodetool/corrupt)
+//	jepsen-node nfq -queue N [options]                         (nodetool/nfq)
 //
 // It is not meant to be run by hand, but every subcommand prints its usage
 // with -h.
@@ -20,9 +21,10 @@ import (
 	"github.com/go-jepsen/jepsen/nodetool/clock"
 	"github.com/go-jepsen/jepsen/nodetool/corrupt"
 	"github.com/go-jepsen/jepsen/nodetool/lazyfs"
+	"github.com/go-jepsen/jepsen/nodetool/nfq"
 )
 
-const usage = "usage: jepsen-node TOOL [args]; tools: version, lazyfs, clock, file"
+const usage = "usage: jepsen-node TOOL [args]; tools: version, lazyfs, clock, file, nfq"
 
 func main() {
 	if len(os.Args) < 2 {
@@ -40,6 +42,8 @@ func main() {
 		err = clock.Main(args, os.Stdout, os.Stderr)
 	case "file":
 		err = corrupt.Main(args, os.Stdin, os.Stdout, os.Stderr)
+	case "nfq":
+		err = nfq.Main(args, os.Stdout)
 	default:
 		fmt.Fprintf(os.Stderr, "jepsen-node: unknown tool %q\n%s\n", tool, usage)
 		os.Exit(2)
