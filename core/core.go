@@ -28,6 +28,7 @@ import (
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/history"
 	"github.com/go-jepsen/jepsen/logs"
+	"github.com/go-jepsen/jepsen/nemesis"
 	"github.com/go-jepsen/jepsen/plot"
 	"github.com/go-jepsen/jepsen/store"
 )
@@ -36,21 +37,6 @@ import (
 // and generator phase. It should return when ctx ends.
 type Body func(ctx context.Context, r *State) error
 
-// Nemesis injects faults beside the body. Run starts it with the body and
-// stops it (cancels its context) when the body returns, with the cause
-// event.ErrBodyEnded: Run must start no new fault then, and may finish
-// one it is applying until env.RunDone closes (an interrupt before the
-// body's end cancels with another cause, and means stop at once); Recover
-// then runs
-// on every path, also after errors and interrupts, before logs are
-// collected, and must undo only the faults in force. Both record what
-// they do through env, whose Dir is the run directory (for a record of the
-// faults in force that survives the control process).
-type Nemesis interface {
-	Run(ctx context.Context, t *jepsen.Test, env event.Env) error
-	Recover(ctx context.Context, t *jepsen.Test, env event.Env) error
-}
-
 // Spec describes a run.
 type Spec struct {
 	Test *jepsen.Test
@@ -58,7 +44,7 @@ type Spec struct {
 	// Body runs once the DB is set up; nil means no workload.
 	Body Body
 	// Nemesis, when set, runs beside the body.
-	Nemesis Nemesis
+	Nemesis nemesis.Nemesis
 	// Check, when set, runs after the nemesis recovered and before the DB
 	// is killed and torn down: the place to assert the DB is healthy
 	// again. It runs only when the DB was set up.
@@ -106,7 +92,7 @@ func (r *State) Event(kind event.Kind, node string, start time.Time, err error) 
 }
 
 // env is what the nemesis gets.
-func (r *State) env() event.Env { return event.Env{Recorder: r.Journal, Dir: r.Store.Dir} }
+func (r *State) env() nemesis.Env { return nemesis.Env{Recorder: r.Journal, Dir: r.Store.Dir} }
 
 // Result is what a run left behind.
 type Result struct {
@@ -295,7 +281,7 @@ func (r *State) setUpAndRun(ctx context.Context, spec Spec, progress func(string
 	progress("%s is up on %d nodes", db.Name(spec.DB), len(t.Nodes))
 	r.setUp = true
 	bodyCtx, stopNemesis := context.WithCancelCause(ctx)
-	defer stopNemesis(event.ErrBodyEnded)
+	defer stopNemesis(nemesis.ErrBodyEnded)
 	nemDone := make(chan error, 1)
 	if spec.Nemesis != nil {
 		go func() {
@@ -314,7 +300,7 @@ func (r *State) setUpAndRun(ctx context.Context, spec Spec, progress func(string
 		bodyErr = control.CatchPanic("body", func() error { return spec.Body(bodyCtx, r) })
 		r.Event(event.Body, "", s, bodyErr)
 	}
-	stopNemesis(event.ErrBodyEnded)
+	stopNemesis(nemesis.ErrBodyEnded)
 	nemErr := <-nemDone
 	if errors.Is(nemErr, context.Canceled) && ctx.Err() == nil {
 		// Stopped because the body ended; keep what else it reports.
@@ -349,7 +335,7 @@ func withoutCanceled(err error) error {
 // onAll runs op on every node, waiting for all, and records each node's
 // outcome as an event of kind.
 func (r *State) onAll(ctx context.Context, kind event.Kind, op db.NodeFunc) error {
-	return db.EachNode(ctx, r.Test, r.Test.Nodes, control.Fanout{Mode: control.WaitAll}, kind, op, r.Journal, nil)
+	return db.Step{Kind: kind, Fanout: control.Fanout{Mode: control.WaitAll}, Recorder: r.Journal}.Run(ctx, r.Test, op)
 }
 
 // cleanup recovers faults, checks, kills and quiesces (so files stop

@@ -147,16 +147,16 @@ func cycleOnce(ctx context.Context, t *jepsen.Test, d DB, try, tries int, rec ev
 	tag := func(e *event.Event) { e.Try = try }
 	log := t.Logger()
 	log.Info("tearing down DB", "db", Name(d), "try", try)
-	if err := EachNode(ctx, t, t.Nodes, control.Fanout{Mode: control.WaitAll}, event.Teardown, d.Teardown, rec, tag); err != nil {
+	if err := (Step{Kind: event.Teardown, Fanout: control.Fanout{Mode: control.WaitAll}, Recorder: rec, Tag: tag}).Run(ctx, t, d.Teardown); err != nil {
 		return fail(event.Teardown, err)
 	}
 	log.Info("setting up DB", "db", Name(d), "try", try)
-	if err := EachNode(ctx, t, t.Nodes, control.Fanout{Mode: control.FailFast}, event.Setup, d.Setup, rec, tag); err != nil {
+	if err := (Step{Kind: event.Setup, Fanout: control.Fanout{Mode: control.FailFast}, Recorder: rec, Tag: tag}).Run(ctx, t, d.Setup); err != nil {
 		return fail(event.Setup, err)
 	}
 	if p, ok := d.(Primary); ok && len(t.Nodes) > 0 {
 		log.Info("setting up primary", "node", t.Primary())
-		if err := EachNode(ctx, t, t.Nodes[:1], control.Fanout{Mode: control.FailFast}, event.SetupPrimary, p.SetupPrimary, rec, tag); err != nil {
+		if err := (Step{Kind: event.SetupPrimary, Nodes: t.Nodes[:1], Fanout: control.Fanout{Mode: control.FailFast}, Recorder: rec, Tag: tag}).Run(ctx, t, p.SetupPrimary); err != nil {
 			return fail(event.SetupPrimary, err)
 		}
 	}

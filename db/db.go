@@ -250,21 +250,40 @@ func Unwrap(d DB) DB {
 	}
 }
 
-// EachNode runs op on nodes, all at once as fan says (control.Each), and
-// records each node's outcome as an event of kind; tag, when set, fills
-// in more of each event before it is recorded (the fault it belongs to,
-// the try). It is the one "do this on every node and journal it" helper
-// of the cycle, the nemesis, core.Run and the CLI.
-func EachNode(ctx context.Context, t *jepsen.Test, nodes []string, fan control.Fanout, kind event.Kind, op NodeFunc, rec event.Recorder, tag func(*event.Event)) error {
+// Step is an operation on nodes that is journaled: each node's outcome
+// becomes an event of Kind. It is the one "do this on every node and
+// journal it" helper of the cycle, the nemesis, core.Run and the CLI.
+type Step struct {
+	// Kind names each node's event.
+	Kind event.Kind
+	// Nodes are where it runs; empty means every node of the test.
+	Nodes []string
+	// Fanout says how: all at once, fail-fast or wait-all (control.Each).
+	Fanout control.Fanout
+	// Recorder gets the events; nil drops them.
+	Recorder event.Recorder
+	// Tag, when set, fills in more of each event before it is recorded
+	// (the fault it belongs to, the try).
+	Tag func(*event.Event)
+}
+
+// Run runs op on the step's nodes and records each node's outcome; the
+// error is control.Each's.
+func (s Step) Run(ctx context.Context, t *jepsen.Test, op NodeFunc) error {
+	rec := s.Recorder
 	if rec == nil {
 		rec = event.Discard
 	}
-	return control.Each(ctx, nodes, fan, func(ctx context.Context, node string) error {
-		s := time.Now()
+	nodes := s.Nodes
+	if len(nodes) == 0 {
+		nodes = t.Nodes
+	}
+	return control.Each(ctx, nodes, s.Fanout, func(ctx context.Context, node string) error {
+		start := time.Now()
 		err := op(ctx, t, node)
-		e := event.New(kind, node, s, err)
-		if tag != nil {
-			tag(&e)
+		e := event.New(s.Kind, node, start, err)
+		if s.Tag != nil {
+			s.Tag(&e)
 		}
 		rec.Record(e)
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/go-jepsen/jepsen/dbs/etcd"
 	"github.com/go-jepsen/jepsen/diskfault"
 	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/nemesis"
 	"github.com/go-jepsen/jepsen/nodetool/corrupt"
 	"github.com/go-jepsen/jepsen/nodetool/lazyfs"
 	"github.com/go-jepsen/jepsen/store"
@@ -41,7 +42,7 @@ type powerLoss struct {
 	errs   []error
 }
 
-func (p *powerLoss) Run(ctx context.Context, t *jepsen.Test, env event.Env) error {
+func (p *powerLoss) Run(ctx context.Context, t *jepsen.Test, env nemesis.Env) error {
 	p.down = map[string]bool{}
 	for i := 0; ; i++ {
 		select {
@@ -79,7 +80,7 @@ func (p *powerLoss) Run(ctx context.Context, t *jepsen.Test, env event.Env) erro
 	}
 }
 
-func (p *powerLoss) Recover(ctx context.Context, t *jepsen.Test, env event.Env) error {
+func (p *powerLoss) Recover(ctx context.Context, t *jepsen.Test, env nemesis.Env) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, node := range t.Nodes {
@@ -104,7 +105,7 @@ func (p *powerLoss) Recover(ctx context.Context, t *jepsen.Test, env event.Env) 
 
 // registerRun runs Jepsen's register workload on d for dur beside nem,
 // and returns the verdict and the workload's counts.
-func registerRun(t *testing.T, tt *jepsen.Test, d *etcd.DB, nem core.Nemesis, dur time.Duration) (*core.Result, *checker.Result, [3]int) {
+func registerRun(t *testing.T, tt *jepsen.Test, d *etcd.DB, nem nemesis.Nemesis, dur time.Duration) (*core.Result, *checker.Result, [3]int) {
 	t.Helper()
 	w := &etcd.Register{Workers: 2 * len(tt.Nodes), Duration: dur, Seed: 7}
 	var res *checker.Result

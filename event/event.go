@@ -11,7 +11,6 @@ package event
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 )
@@ -128,34 +127,6 @@ func (l *Log) Events() []Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]Event(nil), l.events...)
-}
-
-// ErrBodyEnded is the cause (context.Cause) with which core.Run cancels a
-// fault injector's context when the body returns: the schedule is over,
-// but the run is not interrupted, so a fault being applied or undone at
-// that moment may finish (a fault cut in half would be counted failed).
-// Any other cause, an interrupt's, means stop at once.
-var ErrBodyEnded = errors.New("the body ended")
-
-// Env is what a fault injector gets from the run it works in: where to
-// record what it does, and a directory for the state it must keep on
-// disk before a fault (so that recovery works after the control process
-// died).
-type Env struct {
-	Recorder Recorder
-	Dir      string
-	// RunDone, when set, is closed when the run itself ends early (an
-	// interrupt, its deadline), as opposed to its body's end
-	// (ErrBodyEnded): a fault being finished after the body ended stops
-	// then.
-	RunDone <-chan struct{}
-}
-
-// Record records e, also when Recorder is nil.
-func (e Env) Record(ev Event) {
-	if e.Recorder != nil {
-		e.Recorder.Record(ev)
-	}
 }
 
 type recorderKey struct{}

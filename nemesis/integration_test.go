@@ -63,7 +63,7 @@ func child() {
 	}
 	// Recovery would come 1 s after the fault; the parent kills us
 	// first.
-	n.Run(context.Background(), t, event.Env{Recorder: j, Dir: dir})
+	n.Run(context.Background(), t, nemesis.Env{Recorder: j, Dir: dir})
 }
 
 func newTest(t *testing.T) *jepsen.Test {
@@ -146,7 +146,7 @@ func TestScheduleStopsAndRestores(t *testing.T) {
 			}
 			dir := t.TempDir()
 			j, _ := store.OpenJournal(filepath.Join(dir, "j"))
-			env := event.Env{Recorder: j, Dir: dir}
+			env := nemesis.Env{Recorder: j, Dir: dir}
 			stop := make(chan struct{})
 			seen := watch(addrs(t)[0], stop)
 			if err := n.Run(context.Background(), tt, env); err != nil {
@@ -391,7 +391,7 @@ func TestPartitionCutsPeersNotControl(t *testing.T) {
 	setupEcho(t, tt)
 	dir := t.TempDir()
 	log := &event.Log{}
-	env := event.Env{Recorder: log, Dir: dir}
+	env := nemesis.Env{Recorder: log, Dir: dir}
 	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []event.Fault{event.FaultPartition}, Partitions: []nemesis.Shape{nemesis.IsolateOne},
 		Interval: time.Second, Duration: 1500 * time.Millisecond, Seed: 11})
 	if err != nil {

@@ -311,7 +311,7 @@ func ReadRecord(path string) (*Record, error) {
 // With partitions enabled it first checks that every node has a firewall
 // tool (iptables, or nft) and removes whatever rules of go-jepsen's an
 // earlier run left behind.
-func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) error {
+func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env Env) error {
 	seed := n.opts.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
@@ -386,7 +386,7 @@ func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env event.Env) erro
 const finishGrace = 10 * time.Second
 
 // finishing returns the context a fault is applied or undone under: ctx,
-// except that the body's end (cause event.ErrBodyEnded) cancels it only
+// except that the body's end (cause ErrBodyEnded) cancels it only
 // when runDone closes (the run was interrupted after all) or after
 // finishGrace, so that a fault in flight then is neither cut in half nor
 // counted failed. Any other end of ctx (an interrupt, a deadline) cancels
@@ -395,7 +395,7 @@ func finishing(ctx context.Context, runDone <-chan struct{}) (context.Context, c
 	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() {
 		cause := context.Cause(ctx)
-		if !errors.Is(cause, event.ErrBodyEnded) {
+		if !errors.Is(cause, ErrBodyEnded) {
 			cancel(cause)
 			return
 		}
@@ -411,7 +411,7 @@ func finishing(ctx context.Context, runDone <-chan struct{}) (context.Context, c
 }
 
 // undoActive undoes the fault in force (see undo).
-func (n *DBNemesis) undoActive(ctx context.Context, t *jepsen.Test, env event.Env, active event.Fault) {
+func (n *DBNemesis) undoActive(ctx context.Context, t *jepsen.Test, env Env, active event.Fault) {
 	switch active {
 	case event.FaultKill:
 		n.undo(ctx, t, env, event.Start, killed, t.Nodes)
@@ -425,7 +425,7 @@ func (n *DBNemesis) undoActive(ctx context.Context, t *jepsen.Test, env event.En
 // attempt picks the next fault's targets and applies it, recording the
 // decision. tried is false when no node could be targeted (recorded,
 // but not an attempt).
-func (n *DBNemesis) attempt(ctx context.Context, t *jepsen.Test, env event.Env, rng *rand.Rand, next *int) (fault event.Fault, tried bool, err error) {
+func (n *DBNemesis) attempt(ctx context.Context, t *jepsen.Test, env Env, rng *rand.Rand, next *int) (fault event.Fault, tried bool, err error) {
 	fault = n.opts.Faults[*next%len(n.opts.Faults)]
 	*next++
 	decision := event.Event{Kind: event.Nemesis, Fault: fault, Start: time.Now()}
@@ -496,7 +496,7 @@ func (n *DBNemesis) pickShape(ctx context.Context, t *jepsen.Test, rng *rand.Ran
 }
 
 // apply records the fault on disk, then applies it on each node.
-func (n *DBNemesis) apply(ctx context.Context, t *jepsen.Test, env event.Env, fault event.Fault, nodes []string) error {
+func (n *DBNemesis) apply(ctx context.Context, t *jepsen.Test, env Env, fault event.Fault, nodes []string) error {
 	var kind event.Kind
 	var op db.NodeFunc
 	var flag func(*NodeFault) *bool
@@ -512,16 +512,16 @@ func (n *DBNemesis) apply(ctx context.Context, t *jepsen.Test, env event.Env, fa
 }
 
 // onNodes runs op on nodes, recording each node's outcome.
-func onNodes(ctx context.Context, t *jepsen.Test, env event.Env, kind event.Kind, fault event.Fault, nodes []string, op db.NodeFunc) error {
-	return db.EachNode(ctx, t, nodes, control.Fanout{Mode: control.WaitAll}, kind, op, env.Recorder, func(e *event.Event) {
+func onNodes(ctx context.Context, t *jepsen.Test, env Env, kind event.Kind, fault event.Fault, nodes []string, op db.NodeFunc) error {
+	return db.Step{Kind: kind, Nodes: nodes, Fanout: control.Fanout{Mode: control.WaitAll}, Recorder: env.Recorder, Tag: func(e *event.Event) {
 		e.Fault, e.Nodes = fault, nodes
-	})
+	}}.Run(ctx, t, op)
 }
 
 // undo starts (after kills), resumes (after pauses) or heals (after
 // partitions) nodes, and clears the fault in the record for those that
 // came back.
-func (n *DBNemesis) undo(ctx context.Context, t *jepsen.Test, env event.Env, kind event.Kind, flag func(*NodeFault) *bool, nodes []string) error {
+func (n *DBNemesis) undo(ctx context.Context, t *jepsen.Test, env Env, kind event.Kind, flag func(*NodeFault) *bool, nodes []string) error {
 	var op db.NodeFunc
 	var fault event.Fault
 	switch kind {
@@ -552,14 +552,16 @@ func heal(ctx context.Context, t *jepsen.Test, node string) error {
 
 // prepareNetwork checks that every node can be partitioned and removes
 // rules an earlier run left, recording a Heal per node.
-func (n *DBNemesis) prepareNetwork(ctx context.Context, t *jepsen.Test, env event.Env) error {
-	err := db.EachNode(ctx, t, t.Nodes, control.Fanout{Mode: control.WaitAll}, event.Heal, func(ctx context.Context, t *jepsen.Test, node string) error {
+func (n *DBNemesis) prepareNetwork(ctx context.Context, t *jepsen.Test, env Env) error {
+	err := db.Step{Kind: event.Heal, Fanout: control.Fanout{Mode: control.WaitAll}, Recorder: env.Recorder,
+		Tag: func(e *event.Event) { e.Fault, e.Detail = event.FaultPartition, "removing rules an earlier run left" },
+	}.Run(ctx, t, func(ctx context.Context, t *jepsen.Test, node string) error {
 		s := t.Session(node).Su()
 		if _, err := cu.FirewallTool(ctx, s); err != nil {
 			return err
 		}
 		return cu.Heal(ctx, s)
-	}, env.Recorder, func(e *event.Event) { e.Fault, e.Detail = event.FaultPartition, "removing rules an earlier run left" })
+	})
 	if err != nil {
 		return fmt.Errorf("nemesis: partitions: %w", err)
 	}
@@ -587,7 +589,7 @@ func (n *DBNemesis) addr(ctx context.Context, t *jepsen.Test, node string) (neti
 
 // cut records the grudge on disk, synced, then makes every node drop the
 // nodes it holds a grudge against.
-func (n *DBNemesis) cut(ctx context.Context, t *jepsen.Test, env event.Env, g Grudge, desc string) error {
+func (n *DBNemesis) cut(ctx context.Context, t *jepsen.Test, env Env, g Grudge, desc string) error {
 	nodes := g.Cut(t.Nodes)
 	addrs := map[string][]netip.Addr{}
 	for _, node := range nodes {
@@ -603,10 +605,10 @@ func (n *DBNemesis) cut(ctx context.Context, t *jepsen.Test, env event.Env, g Gr
 	if err != nil {
 		return fmt.Errorf("recording the partition before applying it: %w", err)
 	}
-	return db.EachNode(ctx, t, nodes, control.Fanout{Mode: control.WaitAll}, event.Partition, func(ctx context.Context, t *jepsen.Test, node string) error {
-		return cu.Drop(ctx, t.Session(node).Su(), addrs[node])
-	}, env.Recorder, func(e *event.Event) {
+	return db.Step{Kind: event.Partition, Nodes: nodes, Fanout: control.Fanout{Mode: control.WaitAll}, Recorder: env.Recorder, Tag: func(e *event.Event) {
 		e.Fault, e.Nodes, e.Detail = event.FaultPartition, g[e.Node], desc
+	}}.Run(ctx, t, func(ctx context.Context, t *jepsen.Test, node string) error {
+		return cu.Drop(ctx, t.Session(node).Su(), addrs[node])
 	})
 }
 
@@ -615,7 +617,7 @@ func (n *DBNemesis) cut(ctx context.Context, t *jepsen.Test, env event.Env, g Gr
 // (Jepsen's final generators, restricted to what this nemesis did). A run
 // that never got to a fault has nothing to recover, so recovery never
 // starts a DB that was never set up.
-func (n *DBNemesis) Recover(ctx context.Context, t *jepsen.Test, env event.Env) error {
+func (n *DBNemesis) Recover(ctx context.Context, t *jepsen.Test, env Env) error {
 	var errs []error
 	if n.partition {
 		if nodes := n.inForce(partitioned); len(nodes) > 0 {

@@ -18,7 +18,7 @@ import (
 // These tests run the schedule on control/local, without root: the
 // nodes are directories and the DB a real daemon per node.
 
-func setUp(t *testing.T, nodes ...string) (*localdb.DB, event.Env, *event.Log) {
+func setUp(t *testing.T, nodes ...string) (*localdb.DB, Env, *event.Log) {
 	t.Helper()
 	d := localdb.New(t.TempDir())
 	tt := localdb.Test("sched", nodes...)
@@ -31,7 +31,7 @@ func setUp(t *testing.T, nodes ...string) (*localdb.DB, event.Env, *event.Log) {
 		}
 	})
 	log := &event.Log{}
-	return d, event.Env{Recorder: log, Dir: t.TempDir()}, log
+	return d, Env{Recorder: log, Dir: t.TempDir()}, log
 }
 
 func decisions(log *event.Log) []event.Event {
@@ -162,9 +162,9 @@ func TestScheduleFinishesFaultInFlight(t *testing.T) {
 		interrupt bool // the run is interrupted 50 ms after the cause
 		ok        bool
 	}{
-		{"body ended", event.ErrBodyEnded, false, true},
+		{"body ended", ErrBodyEnded, false, true},
 		{"interrupted", errors.New("interrupt"), false, false},
-		{"body ended, then interrupted", event.ErrBodyEnded, true, false},
+		{"body ended, then interrupted", ErrBodyEnded, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, env, log := setUp(t, "n1")
@@ -215,7 +215,7 @@ func TestRecoverUndoesOnlyFaultsInForce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := event.Env{Recorder: &event.Log{}, Dir: t.TempDir()}
+	env := Env{Recorder: &event.Log{}, Dir: t.TempDir()}
 	if err := n.Recover(context.Background(), tt, env); err != nil {
 		t.Fatal(err)
 	}

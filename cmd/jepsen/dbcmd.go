@@ -209,7 +209,7 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func onAll(ctx context.Context, t *jepsen.Test, nodes []string, op db.NodeFunc) error {
-	return db.EachNode(ctx, t, nodes, control.Fanout{Mode: control.WaitAll}, "", op, nil, nil)
+	return db.Step{Nodes: nodes, Fanout: control.Fanout{Mode: control.WaitAll}}.Run(ctx, t, op)
 }
 
 // connect opens every node's connection up front, so an unreachable node
