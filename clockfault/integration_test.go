@@ -21,7 +21,7 @@ import (
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/dbs/etcd"
-	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/nodetool"
 )
 

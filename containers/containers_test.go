@@ -17,7 +17,7 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/docker"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
-	"github.com/go-jepsen/jepsen/internal/contract"
+	"github.com/go-jepsen/jepsen/testkit/contract"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )

@@ -11,14 +11,14 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/local"
 	"github.com/go-jepsen/jepsen/core"
-	"github.com/go-jepsen/jepsen/internal/localdb"
+	"github.com/go-jepsen/jepsen/dbs/localdb"
 	"github.com/go-jepsen/jepsen/store"
 )
 
 // ExampleRun performs a whole run: connect, cycle the DB, run the body,
 // kill, collect logs, tear down, and leave everything under the store.
 // Here the three nodes are directories on this machine and the DB a real
-// daemon per node (internal/localdb); over SSH the code is the same.
+// daemon per node (dbs/localdb); over SSH the code is the same.
 func ExampleRun() {
 	ctx := context.Background()
 	base, _ := os.MkdirTemp("", "run")

@@ -17,13 +17,13 @@ import (
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/internal/localdb"
+	"github.com/go-jepsen/jepsen/dbs/localdb"
 	"github.com/go-jepsen/jepsen/nemesis"
 	"github.com/go-jepsen/jepsen/store"
 )
 
 // These tests run core.Run on control/local, without root: the nodes are
-// directories, the DB a real daemon per node (internal/localdb).
+// directories, the DB a real daemon per node (dbs/localdb).
 
 var nodes3 = []string{"n1", "n2", "n3"}
 

@@ -16,7 +16,7 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/logs"
 )
 

@@ -11,10 +11,10 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/internal/localdb"
+	"github.com/go-jepsen/jepsen/dbs/localdb"
 )
 
-// Cycle's rules, on control/local without root (internal/localdb): the
+// Cycle's rules, on control/local without root (dbs/localdb): the
 // sandbox tests check the same on real nodes.
 
 func steps(calls []string, step string) int {

@@ -12,7 +12,7 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/cu"
 	"github.com/go-jepsen/jepsen/diskfault"
-	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/nodetool"
 	"github.com/go-jepsen/jepsen/nodetool/corrupt"
 	"github.com/go-jepsen/jepsen/nodetool/lazyfs"

@@ -12,7 +12,7 @@ import (
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
-	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/logs"
 )
 

@@ -22,8 +22,8 @@ import (
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/db/watchdog"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/internal/sandboxtest"
-	"github.com/go-jepsen/jepsen/internal/testdaemon"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
+	"github.com/go-jepsen/jepsen/testkit/testdaemon"
 	"github.com/go-jepsen/jepsen/nemesis"
 	"github.com/go-jepsen/jepsen/store"
 )

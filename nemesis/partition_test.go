@@ -9,7 +9,7 @@ import (
 
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/internal/localdb"
+	"github.com/go-jepsen/jepsen/dbs/localdb"
 )
 
 // hears returns the nodes node hears under g (itself included).

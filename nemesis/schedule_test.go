@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/internal/localdb"
+	"github.com/go-jepsen/jepsen/dbs/localdb"
 	"github.com/go-jepsen/jepsen/store"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/go-jepsen/jepsen/control/local"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/internal/localdb"
+	"github.com/go-jepsen/jepsen/dbs/localdb"
 )
 
 type primDB struct{ ps []string }

@@ -28,7 +28,7 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/cu"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
-	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/netfault"
 	"github.com/go-jepsen/jepsen/nodetool"
 )

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jepsen/jepsen/internal/storetest"
+	"github.com/go-jepsen/jepsen/testkit/storetest"
 	"github.com/go-jepsen/jepsen/report"
 	"github.com/go-jepsen/jepsen/store"
 )

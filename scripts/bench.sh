@@ -15,7 +15,7 @@ source scripts/setup.sh
 {
 	go test ./store -run '^$' -bench . -benchtime 3x
 	go test ./dbs/etcd -run '^$' -bench 'Cycle|HandStart' -benchtime 5x
-	go test ./internal/fanbench -run '^$' -bench . -benchtime 5x -timeout 30m
+	go test ./testkit/fanbench -run '^$' -bench . -benchtime 5x -timeout 30m
 	go test ./control/ssh -run '^$' -bench . -benchtime 2s
 	go test ./containers -run '^$' -bench . -benchtime 2s
 	go test ./k8s -run '^$' -bench . -benchtime 2s

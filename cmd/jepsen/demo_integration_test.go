@@ -19,7 +19,7 @@ import (
 	"github.com/go-jepsen/jepsen/control/cu"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/sandbox"
 	"github.com/go-jepsen/jepsen/store"
 )

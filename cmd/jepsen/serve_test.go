@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jepsen/jepsen/internal/storetest"
+	"github.com/go-jepsen/jepsen/testkit/storetest"
 )
 
 // chromium finds a headless browser: Debian's chromium, which .ci/run

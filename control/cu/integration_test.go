@@ -22,13 +22,13 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/cu"
 	cnet "github.com/go-jepsen/jepsen/control/net"
-	"github.com/go-jepsen/jepsen/internal/sandboxtest"
-	"github.com/go-jepsen/jepsen/internal/testdaemon"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
+	"github.com/go-jepsen/jepsen/testkit/testdaemon"
 )
 
 var env = sandboxtest.New("cut", "10.66.103.0/24", 2)
 
-// TestMain doubles as the test daemon (see internal/testdaemon).
+// TestMain doubles as the test daemon (see testkit/testdaemon).
 func TestMain(m *testing.M) {
 	testdaemon.MaybeRun()
 	env.Main(m)

@@ -19,8 +19,8 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	nodeagent "github.com/go-jepsen/jepsen/control/agent"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
-	"github.com/go-jepsen/jepsen/internal/contract"
-	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/testkit/contract"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -56,7 +56,7 @@ func configTest(t *testing.T, cfg jssh.Config) *jepsen.Test {
 	return tt
 }
 
-// The control layer's contract (internal/contract) over SSH, on sandbox
+// The control layer's contract (testkit/contract) over SSH, on sandbox
 // nodes: with a channel per command, and through the node agent.
 func TestSSHContract(t *testing.T) {
 	for _, m := range []jssh.WarmMode{jssh.WarmOff, jssh.WarmEager} {

@@ -15,12 +15,12 @@ import (
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
-	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 )
 
 // One command, and two commands per node, on 50 and 100 sandbox nodes:
 //
-//	sudo go test ./internal/fanbench -run '^$' -bench . -benchtime 5x
+//	sudo go test ./testkit/fanbench -run '^$' -bench . -benchtime 5x
 //
 // Names are Benchmark<What>/nodes=N/<who>: "ours" beside its baselines,
 // which scripts/bench.sh divides. Cold means every connection is new

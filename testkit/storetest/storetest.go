@@ -1,5 +1,5 @@
 // Package storetest makes a store of real runs for tests of the pages:
-// each run is a core.Run on control/local (internal/localdb), so its
+// each run is a core.Run on control/local (dbs/localdb), so its
 // journal, timeline, manifest, logs and run.json are what a run writes;
 // some check a history (one valid, one with a stale read), one fails in
 // setup, and two never record their end (one still going, one killed).
@@ -16,7 +16,7 @@ import (
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/history"
-	"github.com/go-jepsen/jepsen/internal/localdb"
+	"github.com/go-jepsen/jepsen/dbs/localdb"
 	"github.com/go-jepsen/jepsen/nemesis"
 	"github.com/go-jepsen/jepsen/report"
 	"github.com/go-jepsen/jepsen/store"

@@ -21,8 +21,8 @@ import (
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/internal/sandboxtest"
-	"github.com/go-jepsen/jepsen/internal/testdaemon"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
+	"github.com/go-jepsen/jepsen/testkit/testdaemon"
 	"github.com/go-jepsen/jepsen/nemesis"
 )
 
@@ -112,7 +112,7 @@ func bounded(t *testing.T, what string, d time.Duration, f func() error) error {
 	return err
 }
 
-// hookDB is the test daemon (internal/testdaemon) as a DB, with a hook
+// hookDB is the test daemon (testkit/testdaemon) as a DB, with a hook
 // before each step, so that a test can fail, block or interrupt it on a
 // chosen node in a chosen phase.
 type hookDB struct {

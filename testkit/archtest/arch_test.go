@@ -46,6 +46,8 @@ func TestClientGoOnlyWithK8s(t *testing.T) {
 	}
 }
 
+// The layering the README draws: each rule lists what a package must not
+// depend on, directly or not.
 func TestImportRules(t *testing.T) {
 	rules := []struct {
 		pkg    string
@@ -53,14 +55,37 @@ func TestImportRules(t *testing.T) {
 	}{
 		// The root package: control and nothing else of ours, no transport.
 		{"", []string{"/control/ssh", "/control/local", "/db", "/store", "/core", "/nemesis", "/event"}},
-		{"/control", []string{""}},
-		{"/event", []string{"", "/control"}},
-		// Fault injection does not persist: it emits events.
-		{"/nemesis", []string{"/store", "/core"}},
-		{"/db", []string{"/store", "/core", "/nemesis", "/control/ssh"}},
-		{"/store", []string{"/core", "/nemesis"}},
-		{"/dbs/etcd", []string{"/core", "/store", "/nemesis", "/control/ssh"}},
-		{"/core", []string{"/nemesis", "/dbs/etcd", "/control/ssh", "/sandbox"}},
+		{"/control", []string{"", "/event", "/history", "/store"}},
+		// The vocabulary and the history know no other package of ours.
+		{"/event", []string{"", "/control", "/store", "/history"}},
+		{"/history", []string{"", "/control", "/store", "/event"}},
+		// store is the run directory's schema and its persistence.
+		{"/store", []string{"", "/control", "/db", "/history", "/checker", "/core", "/nemesis", "/logs"}},
+		// The results pages read files: nothing that reaches a node.
+		{"/report", []string{"/control", "/db", "/logs", "/core", "/nemesis"}},
+		{"/checker", []string{"", "/control", "/db", "/core"}},
+		{"/elle", []string{"", "/control", "/db", "/core", "/checker", "/history"}},
+		{"/plot", []string{"", "/control", "/db", "/core"}},
+		{"/generator", []string{"", "/control", "/db", "/core"}},
+		{"/db", []string{"/store", "/core", "/nemesis", "/logs", "/control/ssh"}},
+		{"/logs", []string{"/core", "/nemesis"}},
+		{"/nemesis", []string{"/core", "/logs"}},
+		// Databases are written against db, as users write theirs.
+		{"/dbs/etcd", []string{"/core", "/nemesis", "/logs", "/control/ssh"}},
+		{"/core", []string{"/dbs/etcd", "/control/ssh", "/control/docker", "/control/k8s", "/sandbox", "/containers", "/k8s"}},
+		// Node providers bring nodes up; they run no test.
+		{"/sandbox", []string{"/core", "/db", "/nemesis", "/store"}},
+		{"/containers", []string{"/core", "/db", "/nemesis", "/store"}},
+		{"/k8s", []string{"/core", "/db", "/nemesis", "/store"}},
+	}
+	// Leaf utilities sit at the bottom: they use nothing of ours but each
+	// other.
+	for _, leaf := range []string{"/internal/atomicfile", "/internal/flock", "/internal/safefile", "/internal/sshkeys"} {
+		for _, d := range deps(t, leaf) {
+			if d != leaf && !strings.HasPrefix(d, "/internal/") {
+				t.Errorf("%s depends on %s; a leaf utility uses nothing of ours", leaf, d)
+			}
+		}
 	}
 	// The node agent is built from its own source files alone: the
 	// standard library only.
