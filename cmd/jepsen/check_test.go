@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen/history"
-	"github.com/go-jepsen/jepsen/internal/histgen"
+	"github.com/go-jepsen/jepsen/testkit/histgen"
 	"github.com/go-jepsen/jepsen/store"
 )
 
