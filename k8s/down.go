@@ -16,14 +16,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Down removes everything Up made: the pods, the cluster's processes (by
+// downAll removes everything Up made: the pods, the cluster's processes (by
 // PID), their mounts and cgroups, the bridge and its veths, the FORWARD
 // rule, the directories the kubelet and containerd made in fixed places,
 // and the state directory; it restores the kubelet's sysctls. It leaves
 // the cache (binaries and image archives). A cluster that is not up is
 // not an error; a cluster whose control process was killed mid-run, or
 // some of whose processes died, is removed all the same.
-func (p *Provider) Down(ctx context.Context) error {
+func (p *Provider) downAll(ctx context.Context) error {
 	unlock, err := lock(ctx)
 	if err != nil {
 		return err

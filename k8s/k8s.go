@@ -157,7 +157,7 @@ var _ provider.Provider = (*Provider)(nil)
 func New(cfg Config) (*Provider, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
-		return nil, err
+		return nil, refuse(err)
 	}
 	return &Provider{cfg: c}, nil
 }
@@ -358,7 +358,7 @@ func (p *Provider) running(ctx context.Context) (bool, string) {
 // cached. A cluster already up is reused: running pods are left alone,
 // missing ones created, pods beyond n removed. A cluster some of whose
 // processes died is taken down and started afresh.
-func (p *Provider) Up(ctx context.Context, n int, progress io.Writer) (*provider.Cluster, error) {
+func (p *Provider) up(ctx context.Context, n int, progress io.Writer) (*provider.Cluster, error) {
 	if err := CheckCount(n); err != nil {
 		return nil, err
 	}

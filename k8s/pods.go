@@ -361,7 +361,7 @@ func (p *Provider) writeClientFiles(names []string, addrs map[string]netip.Addr,
 // Status reports the cluster's pods: running, and whether an exec in
 // each answers (within 5 s). It changes nothing; a cluster that is not
 // up has no nodes.
-func (p *Provider) Status(ctx context.Context) (*provider.Cluster, error) {
+func (p *Provider) status(ctx context.Context) (*provider.Cluster, error) {
 	unlock, err := lock(ctx)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/netip"
 )
@@ -68,4 +69,33 @@ type Cluster struct {
 // File is a named file of a cluster.
 type File struct {
 	What, Path string
+}
+
+// ErrRefused is matched (errors.Is) by every error a provider returns for
+// something a person must fix before anything changes: a bad name or
+// subnet, a node count out of range, a missing program, not being root,
+// a name taken by something go-jepsen did not make, a cluster already up.
+// The CLI exits 2 for them, as for bad input.
+var ErrRefused = errors.New("refused")
+
+// RefusedError marks an error as a refusal: it matches ErrRefused and
+// unwraps to the provider's own error.
+type RefusedError struct{ Err error }
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Is makes the error match ErrRefused.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+// Refuse marks err as a refusal when it matches one of sentinels, and
+// returns it unchanged otherwise (nil stays nil).
+func Refuse(err error, sentinels ...error) error {
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			return &RefusedError{Err: err}
+		}
+	}
+	return err
 }

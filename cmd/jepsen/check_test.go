@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen/history"
-	"github.com/go-jepsen/jepsen/testkit/histgen"
 	"github.com/go-jepsen/jepsen/store"
+	"github.com/go-jepsen/jepsen/testkit/histgen"
 )
 
 // runDir makes a run directory (named as a run's start) holding files.

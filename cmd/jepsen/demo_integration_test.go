@@ -19,9 +19,9 @@ import (
 	"github.com/go-jepsen/jepsen/control/cu"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/sandbox"
 	"github.com/go-jepsen/jepsen/store"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 )
 
 var demoSandbox = sandbox.Config{Name: "cli", Subnet: "10.66.108.0/24"}

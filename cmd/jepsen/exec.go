@@ -10,10 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-jepsen/jepsen/containers"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/core"
-	"github.com/go-jepsen/jepsen/k8s"
 	"github.com/go-jepsen/jepsen/sandbox"
 	"github.com/go-jepsen/jepsen/store"
 )
@@ -58,9 +56,9 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	var res *core.Result
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	cfg := sandboxFlags(fs)
+	name := fs.String("name", sandbox.DefaultName, "the nodes' cluster name")
 	n := fs.Int("n", sandbox.DefaultNodes, "number of nodes")
-	kind := fs.String("nodes", "sandbox", "where the nodes run: sandbox (namespaces on this box; starts 3-4x faster), docker (containers) or k8s (pods of a one-node Kubernetes built here)")
+	kindName := fs.String("nodes", "sandbox", "where the nodes run: sandbox (namespaces on this box; starts 3-4x faster), docker (containers) or k8s (pods of a one-node Kubernetes built here)")
 	ro := runFlags(fs)
 	do := dbFlags(fs)
 	keep := fs.Bool("keep-sandbox", false, "leave the nodes up afterwards")
@@ -69,56 +67,32 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
 		return err
 	}
-	var nodesFile string
-	var down func(context.Context) error
-	switch *kind {
-	case "sandbox":
-		if err := sandboxUp(ctx, *cfg, *n, stdout); err != nil {
-			return err
-		}
-		p, _ := sandbox.NewPlan(*cfg)
-		nodesFile = p.NodesFile()
-		down = func(ctx context.Context) error { return sandbox.Down(ctx, *cfg) }
-	case "docker":
-		dc := containers.Config{Name: cfg.Name, Progress: stdout}
-		if err := dc.Validate(); err != nil {
-			return usagef("%v", err)
-		}
-		if err := containers.CheckCount(*n); err != nil {
-			return usagef("-n: %v", err)
-		}
-		info, err := dockerUp(ctx, dc, *n, stdout)
-		if err != nil {
-			return err
-		}
-		nodesFile = info.NodesFile()
-		// The image stays cached for the next demo; `jepsen docker down
-		// --purge` removes it.
-		down = func(ctx context.Context) error { return containers.Down(ctx, dc, false) }
-	case "k8s":
-		p, err := k8s.New(k8s.Config{Name: cfg.Name})
-		if err != nil {
-			return usagef("%v", err)
-		}
-		if err := k8s.CheckCount(*n); err != nil {
-			return usagef("-n: %v", err)
-		}
-		cl, err := k8sUp(ctx, p, *n, stdout)
-		if err != nil {
-			return err
-		}
-		nodesFile = cl.NodesFile
-		// The binaries and images stay cached for the next demo.
-		down = p.Down
-	default:
-		return usagef("--nodes %q: want sandbox, docker or k8s", *kind)
+	kind, ok := lookupNodeKind(*kindName)
+	if !ok {
+		return usagef("--nodes %q: want %s", *kindName, nodeKindNames())
 	}
+	kfs := flag.NewFlagSet(kind.name, flag.ContinueOnError)
+	mk := kind.flags(kfs, "up")
+	if err := kfs.Set("name", *name); err != nil {
+		return usagef("--name: %v", err)
+	}
+	p, err := mk()
+	if err != nil {
+		return refused(err)
+	}
+	cl, err := nodesUp(ctx, kind, p, *n, stdout)
+	if err != nil {
+		return err
+	}
+	nodesFile := cl.NodesFile
 	defer func() {
 		if !*keep {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			fmt.Fprintf(stdout, "removing the %s nodes...\n", *kind)
-			if derr := down(cctx); derr != nil {
+			fmt.Fprintf(stdout, "removing the %s...\n", kind.what)
+			// Images and built binaries stay cached for the next demo
+			// (`jepsen docker down --purge` removes the image).
+			if derr := p.Down(cctx); derr != nil {
 				err = errors.Join(err, derr)
 			} else {
 				fmt.Fprintln(stdout, "nodes removed; nothing left behind on the host but the store")

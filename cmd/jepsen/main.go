@@ -109,12 +109,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, topUsage)
 		return nil
-	case "sandbox":
-		return cmdSandbox(ctx, args[1:], stdout, stderr)
-	case "docker":
-		return cmdDocker(ctx, args[1:], stdout, stderr)
-	case "k8s":
-		return cmdK8s(ctx, args[1:], stdout, stderr)
+	case "sandbox", "docker", "k8s":
+		kind, _ := lookupNodeKind(args[0])
+		return cmdNodes(kind)(ctx, args[1:], stdout, stderr)
 	case "exec":
 		return cmdExec(ctx, args[1:], stdout, stderr)
 	case "demo":
