@@ -32,6 +32,9 @@ var cfg = containers.Config{Name: "ctest"}
 func skip(t testing.TB) {
 	t.Helper()
 	why := ""
+	if testing.Short() {
+		t.Skip("-short: container node tests skipped")
+	}
 	if os.Geteuid() != 0 {
 		why = "container node tests need root (the node image is built with debootstrap); run ./scripts/test.sh as root"
 	} else if err := exec.Command("docker", "info").Run(); err != nil {

@@ -26,6 +26,10 @@ type Options struct {
 	// SudoPassword is given to sudo on stdin when a session sudos from a
 	// login user other than root. It never appears in errors.
 	SudoPassword string
+	// SingleUser runs Sudo and Su commands as the login user, without
+	// sudo: for a box where one user owns everything (control/local's
+	// tests, run as any user). As root it changes nothing.
+	SingleUser bool
 }
 
 func (o Options) withDefaults() Options {

@@ -306,7 +306,7 @@ func (s *Session) wrap(ctx context.Context, line, token string) (wrappedCmd, []b
 	inner.WriteString("{ " + line + "\n}")
 	argv := []string{"sh", "-c", inner.String(), token}
 	var prefix []byte
-	if s.sudo != "" && s.sudo != s.client.loginUser() {
+	if s.sudo != "" && s.sudo != s.client.loginUser() && !s.client.opts.SingleUser {
 		u := s.sudo
 		switch {
 		case s.client.loginUser() == "root":

@@ -7,9 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/go-jepsen/jepsen"
-	"github.com/go-jepsen/jepsen/control"
-	"github.com/go-jepsen/jepsen/control/local"
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/dbs/localdb"
 	"github.com/go-jepsen/jepsen/store"
@@ -23,7 +20,8 @@ func ExampleRun() {
 	ctx := context.Background()
 	base, _ := os.MkdirTemp("", "run")
 	defer os.RemoveAll(base)
-	t, _ := jepsen.New("example", []string{"n1", "n2", "n3"}, local.Remote{}, control.Options{})
+	// Three nodes on this machine, as the current user (localdb.Test).
+	t := localdb.Test("example", "n1", "n2", "n3")
 	defer t.Close()
 
 	res, err := core.Run(ctx, core.Spec{

@@ -151,39 +151,44 @@ func TestLocalDaemonLifecycle(t *testing.T) {
 
 // StopDaemon with Drain waits until the daemon has written what it is
 // still working through, and no longer than 2 s for a daemon that never
-// stops writing; without Drain the signal comes at once.
+// stops writing; without Drain the signal comes at once. The writers here
+// never sleep while they work (a sleeping daemon is one Drain takes as
+// idle), so that a loaded machine slows them without fooling the test.
 func TestLocalStopDrains(t *testing.T) {
 	s := localSession(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	pf, lf, out := filepath.Join(dir, "d.pid"), filepath.Join(dir, "d.log"), filepath.Join(dir, "out")
-	// Writes a line every 20 ms for about 0.4 s, then "done", then idles.
-	writer := `i=0; while [ $i -lt 20 ]; do echo $i >> out; sleep 0.02; i=$((i+1)); done; echo done >> out; exec sleep 86391`
-	for _, tc := range []struct {
-		name  string
-		drain string
-		done  bool
-	}{{"drain", out, true}, {"no drain", "", false}} {
-		t.Run(tc.name, func(t *testing.T) {
-			os.Remove(out)
-			if _, err := StartDaemon(ctx, s, DaemonOpts{Logfile: lf, Pidfile: pf, Chdir: dir}, "sh", "-c", writer); err != nil {
-				t.Fatal(err)
-			}
-			if err := StopDaemon(ctx, s, pf, StopOpts{Drain: tc.drain}); err != nil {
-				t.Fatal(err)
-			}
-			b, _ := os.ReadFile(out)
-			if got := strings.HasSuffix(string(b), "done\n"); got != tc.done {
-				t.Fatalf("finished writing: %t, want %t (%q)", got, tc.done, b)
-			}
-		})
-	}
-	if _, err := StartDaemon(ctx, s, DaemonOpts{Logfile: lf, Pidfile: pf, Chdir: dir}, "sh", "-c", "while :; do echo x >> out; sleep 0.005; done"); err != nil {
+	// Busy work (about 20 ms on an idle machine), appending a line now
+	// and then, then "done", then it idles.
+	finite := `i=0; while [ $i -lt 6000 ]; do i=$((i+1)); [ $((i % 300)) -eq 0 ] && echo $i >> out; done; echo done >> out; exec sleep 86391`
+	os.Remove(out)
+	if _, err := StartDaemon(ctx, s, DaemonOpts{Logfile: lf, Pidfile: pf, Chdir: dir}, "sh", "-c", finite); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	if err := StopDaemon(ctx, s, pf, StopOpts{Drain: out}); err != nil || time.Since(start) > 3500*time.Millisecond {
-		t.Fatalf("a daemon that never stops writing: %v after %v", err, time.Since(start))
+	if err := StopDaemon(ctx, s, pf, StopOpts{Drain: out}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(out); !strings.HasSuffix(string(b), "done\n") {
+		t.Fatalf("drained, but the daemon did not finish writing: %q", b)
+	}
+	// A writer that never stops: with Drain, the stop waits its 2 s and
+	// no more; without, it comes at once.
+	endless := "while :; do echo x >> out; done"
+	for _, tc := range []struct {
+		drain    string
+		min, max time.Duration
+	}{{out, 1900 * time.Millisecond, 10 * time.Second}, {"", 0, 1500 * time.Millisecond}} {
+		if _, err := StartDaemon(ctx, s, DaemonOpts{Logfile: lf, Pidfile: pf, Chdir: dir}, "sh", "-c", endless); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := StopDaemon(ctx, s, pf, StopOpts{Drain: tc.drain}); err != nil {
+			t.Fatal(err)
+		}
+		if el := time.Since(start); el < tc.min || el > tc.max {
+			t.Fatalf("stop with drain %q of a writer that never stops took %v, want %v..%v", tc.drain, el, tc.min, tc.max)
+		}
 	}
 }
 

@@ -38,9 +38,11 @@ type DB struct {
 // New returns a DB whose nodes live under base (a t.TempDir()).
 func New(base string) *DB { return &DB{Base: base} }
 
-// Test returns a Test on control/local with the given nodes.
+// Test returns a Test on control/local with the given nodes, run as the
+// current user: Sudo and Su run as it too (control.Options.SingleUser),
+// so that it works for any user, not only root.
 func Test(name string, nodes ...string) *jepsen.Test {
-	t, err := jepsen.New(name, nodes, local.Remote{}, control.Options{})
+	t, err := jepsen.New(name, nodes, local.Remote{}, control.Options{SingleUser: true})
 	if err != nil {
 		panic(err)
 	}
