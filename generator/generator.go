@@ -237,7 +237,7 @@ func (c *Context) covers(thread int) bool {
 // time, randomness and processes are shared with c.
 func (c *Context) Restrict(keep func(thread int) bool) *Context {
 	r := *c
-	r.threads = nil
+	r.threads = make([]int, 0, len(c.threads))
 	for _, t := range c.threads {
 		if keep(t) {
 			r.threads = append(r.threads, t)

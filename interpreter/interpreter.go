@@ -6,9 +6,46 @@
 // it happens, and tells the generator of each, until the generator is
 // exhausted and every worker idle, or the context ends.
 //
-// One goroutine (Run's) owns the generator, its context and the history
-// order: generators are called from it only, as package generator
-// requires. Workers only perform operations and report back.
+// One goroutine (Run's) owns the generator, its context and the order of
+// the history: generators are called from it only, as package generator
+// requires, and an invocation is always written before its completion.
+// Workers only perform operations and report back. Nothing of the
+// history is kept in memory: Stats are counts.
+//
+// # Semantics
+//
+// As Jepsen's interpreter: completions are taken before new operations;
+// an operation whose Time is later waits for it (the generator is asked
+// again if something completes before); a Pending generator is asked
+// again after the next completion or 1 ms; a client thread i talks to
+// node i % len(Nodes); after an info completion its process becomes a
+// new one (generator.Context.NextProcess); sleep operations hold their
+// thread and log operations are logged, neither recorded; Update is told
+// of every invocation and completion, with the event's Time on the
+// generator's clock.
+//
+// Where it goes further than Jepsen, which leaves these to clients:
+//   - Each client operation runs under Options.Timeout (its context's
+//     deadline); a timeout is info. A call that does not return within
+//     Grace after its deadline is abandoned: recorded as info, its
+//     connection closed without waiting, its thread going on with a new
+//     worker, so a client that ignores its context cannot stall a run.
+//   - After info the thread's connection is closed (without waiting: the
+//     call may still be running) and a new one opened for its next
+//     operation. An error from Open completes the operation as fail (it
+//     was certainly not sent).
+//   - A thread whose operation returned an error backs off (MinBackoff,
+//     doubling up to MaxBackoff, reset by an ok): it stays busy in the
+//     generator's context meanwhile, so the generator sees it busy when
+//     told of that completion, and barriers (Phases) wait for it.
+//   - A panic in client code is that operation's info (the panic in its
+//     error), a panic in the generator a *GeneratorError; neither takes
+//     the process down.
+//   - Nemesis invocations are recorded as info, as Jepsen's nemesis
+//     operations are by convention, and their completions too.
+//   - When ctx ends, operations in flight are cancelled and recorded as
+//     they come back within Grace, as info after it, and Run returns
+//     ctx's error.
 package interpreter
 
 import (

@@ -653,7 +653,7 @@ func TestStatsJSON(t *testing.T) {
 	}
 	var back struct {
 		OK, Fail, Info int
-		PerSecond      []Second `json:"per_second"`
+		PerSecond      []Second                  `json:"per_second"`
 		ByF            map[string]map[string]int `json:"by_f"`
 	}
 	if err := json.Unmarshal(b, &back); err != nil || back.OK+back.Fail+back.Info != 10 || len(back.PerSecond) != 1 || len(back.ByF) == 0 {
