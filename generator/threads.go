@@ -80,7 +80,7 @@ func one(t int) func(int) bool { return func(u int) bool { return u == t } }
 func (g eachThread) Op(ctx *Context) (history.Op, Generator, Status) {
 	best := newSoonest()
 	var bestNext Generator
-	var pendings map[int]Generator
+	var changed map[int]Generator // copies that returned a new state without an op
 	pending, allFree := false, true
 	for _, t := range ctx.threads {
 		if !ctx.free[t] {
@@ -89,17 +89,16 @@ func (g eachThread) Op(ctx *Context) (history.Op, Generator, Status) {
 		}
 		op, next, st := g.copyOf(t).Op(ctx.Restrict(one(t)))
 		switch st {
-		case Pending:
-			pending = true
-			if pendings == nil {
-				pendings = map[int]Generator{}
+		case Pending, Exhausted:
+			if changed == nil {
+				changed = map[int]Generator{}
 			}
-			pendings[t] = next
-		case Exhausted:
-			if pendings == nil {
-				pendings = map[int]Generator{}
+			if st == Pending {
+				pending = true
+				changed[t] = next
+			} else {
+				changed[t] = void{}
 			}
-			pendings[t] = void{}
 		case Ready:
 			if best.offer(ctx, op, t, 1) {
 				bestNext = next
@@ -107,12 +106,12 @@ func (g eachThread) Op(ctx *Context) (history.Op, Generator, Status) {
 		}
 	}
 	out := g
-	if best.idx >= 0 || len(pendings) > 0 {
+	if best.idx >= 0 || len(changed) > 0 {
 		out = eachThread{fresh: g.fresh, gens: maps.Clone(g.gens)}
 		if out.gens == nil {
 			out.gens = map[int]Generator{}
 		}
-		maps.Copy(out.gens, pendings)
+		maps.Copy(out.gens, changed)
 	}
 	if best.idx >= 0 {
 		out.gens[best.idx] = bestNext
@@ -233,7 +232,7 @@ func (g reserve) Op(ctx *Context) (history.Op, Generator, Status) {
 	g = g.init(ctx)
 	best := newSoonest()
 	var bestNext Generator
-	pending, live := false, false
+	live := false // some generator is not exhausted
 	out := g
 	n := len(g.shares)
 	if g.rest != nil {
@@ -247,7 +246,6 @@ func (g reserve) Op(ctx *Context) (history.Op, Generator, Status) {
 			out = out.with(i, void{})
 			continue
 		case Pending:
-			pending = true
 			out = out.with(i, next)
 		case Ready:
 			if best.offer(ctx, op, i, len(sub.threads)) {
@@ -259,7 +257,7 @@ func (g reserve) Op(ctx *Context) (history.Op, Generator, Status) {
 	if best.idx >= 0 {
 		return best.op, out.with(best.idx, bestNext), Ready
 	}
-	if pending || live {
+	if live {
 		return history.Op{}, out, Pending
 	}
 	return history.Op{}, void{}, Exhausted

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,34 @@ func BenchmarkRun(b *testing.B) {
 	if stats.Ops != b.N {
 		b.Fatalf("%d ops, want %d", stats.Ops, b.N)
 	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+}
+
+// BenchmarkHistoryBaseline is BenchmarkRun's floor: 10 goroutines
+// recording an invocation and a completion per operation straight to a
+// history.jsonl, with no generator and no interpreter (what a hand-written
+// worker loop, such as dbs/etcd's, costs).
+func BenchmarkHistoryBaseline(b *testing.B) {
+	path := filepath.Join(b.TempDir(), history.File)
+	h, err := history.Create(path, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range 10 {
+		wg.Go(func() {
+			for i := w; i < b.N; i += 10 {
+				inv := h.Invoke(w, "n1", history.Write, "", i%5)
+				h.Complete(inv, history.OK, nil, nil)
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 }
 

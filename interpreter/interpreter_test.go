@@ -632,7 +632,9 @@ func TestSleepAndLog(t *testing.T) {
 func TestProgress(t *testing.T) {
 	var out lockedWriter
 	out.w = &bytes.Buffer{}
-	gen := generator.TimeLimit(300*time.Millisecond, generator.Delay(time.Millisecond, generator.Repeat(generator.Once(generator.Invoke(history.Read, nil)))))
+	// Reads until a progress line is out (a minute at most).
+	reads := generator.Delay(time.Millisecond, generator.Repeat(generator.Once(generator.Invoke(history.Read, nil))))
+	gen := generator.TimeLimit(time.Minute, untilWritten{&out, reads})
 	_, err, _ := run(t, context.Background(), Options{Client: newRegisters(), Generator: gen, Progress: &out, ProgressEvery: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -640,6 +642,24 @@ func TestProgress(t *testing.T) {
 	if !strings.Contains(out.String(), " ok, 0 failed, 0 unknown so far; ") {
 		t.Fatalf("progress %q", out.String())
 	}
+}
+
+// untilWritten is gen until w has some output.
+type untilWritten struct {
+	w   *lockedWriter
+	gen generator.Generator
+}
+
+func (u untilWritten) Op(ctx *generator.Context) (history.Op, generator.Generator, generator.Status) {
+	if u.w.String() != "" {
+		return history.Op{}, generator.Void(), generator.Exhausted
+	}
+	op, next, st := u.gen.Op(ctx)
+	return op, untilWritten{u.w, next}, st
+}
+
+func (u untilWritten) Update(ctx *generator.Context, e history.Op) generator.Generator {
+	return untilWritten{u.w, u.gen.Update(ctx, e)}
 }
 
 func TestStatsJSON(t *testing.T) {
@@ -656,7 +676,7 @@ func TestStatsJSON(t *testing.T) {
 		PerSecond      []Second                  `json:"per_second"`
 		ByF            map[string]map[string]int `json:"by_f"`
 	}
-	if err := json.Unmarshal(b, &back); err != nil || back.OK+back.Fail+back.Info != 10 || len(back.PerSecond) != 1 || len(back.ByF) == 0 {
+	if err := json.Unmarshal(b, &back); err != nil || back.OK+back.Fail+back.Info != 10 || len(back.PerSecond) == 0 || len(back.ByF) == 0 {
 		t.Fatalf("%s: %v", b, err)
 	}
 }
@@ -681,5 +701,49 @@ func TestOptionErrors(t *testing.T) {
 	stats, err := Run(context.Background(), Options{Test: newTest(), Client: c, Generator: generator.Clients(generator.EachThread(generator.Once(generator.Invoke(history.Read, nil)))), History: h})
 	if err != nil || stats.Ops != 3 || stats.Seed == 0 {
 		t.Fatalf("%+v %v", stats, err)
+	}
+}
+
+// hangingNemesis honours its context, and never finishes otherwise.
+type hangingNemesis struct{}
+
+func (hangingNemesis) Invoke(ctx context.Context, op history.Op) (history.Op, error) {
+	<-ctx.Done()
+	return history.Op{}, ctx.Err()
+}
+
+func (hangingNemesis) Close() error { return nil }
+
+func TestNemesisTimeout(t *testing.T) {
+	gen := generator.Nemesis(generator.Ops(generator.Invoke("kill", nil), generator.Invoke("start", nil)))
+	stats, err, ops := run(t, context.Background(), Options{Client: newRegisters(), Nemesis: hangingNemesis{}, Generator: gen, NemesisTimeout: 30 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 4 || stats.Nemesis != 2 {
+		t.Fatalf("history %v", ops)
+	}
+	for _, op := range ops {
+		if op.Process != history.Nemesis || op.Type != history.Info {
+			t.Fatalf("%v", op)
+		}
+	}
+	if !strings.Contains(ops[1].Error, "deadline") || ops[1].Time-ops[0].Time < 30*time.Millisecond {
+		t.Fatalf("the timed-out nemesis op: %v", ops[1])
+	}
+}
+
+func TestTeardownAfterCancel(t *testing.T) {
+	reg := newRegisters()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	gen := generator.Delay(time.Millisecond, generator.Fn(rw))
+	_, err, ops := run(t, ctx, Options{Client: reg, Generator: gen})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v", err)
+	}
+	wellFormed(t, ops)
+	if reg.setups.Load() != 1 || reg.teardowns.Load() != 1 || len(ops) == 0 {
+		t.Fatalf("setups %d, teardowns %d, %d events", reg.setups.Load(), reg.teardowns.Load(), len(ops))
 	}
 }
