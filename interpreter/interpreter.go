@@ -596,12 +596,13 @@ func (r *runner) dispatch(op history.Op, next generator.Generator) (bool, error)
 			return false, &GeneratorError{Op: op, Err: errors.New("its value is not JSON")}
 		}
 	}
-	now := r.gctx.Time
 	inv := op
 	switch k {
 	case kindClient:
 		inv = r.o.History.Record(history.Op{Type: history.Invoke, Process: op.Process, Node: t.node, F: op.F, Key: op.Key, Value: op.Value})
-		t.abandon = now + r.o.Timeout + r.o.Grace
+		// From now, after the invocation was written: the history never
+		// shows an abandoned operation shorter than Timeout + Grace.
+		t.abandon = r.now() + r.o.Timeout + r.o.Grace
 	case kindNemesis:
 		// Jepsen records a nemesis operation as two info events.
 		inv = r.o.History.Record(history.Op{Type: history.Info, Process: history.Nemesis, F: op.F, Key: op.Key, Value: op.Value})
@@ -660,8 +661,10 @@ func (r *runner) record(t *thread, typ history.Type, value json.RawMessage, errM
 // an error), tells the generator, and gives t a new process after info.
 func (r *runner) finish(t *thread, ev history.Op, failed bool) error {
 	if t.kind == kindClient && failed {
+		// Counted from now, after the completion was written: the gap
+		// the history shows is never shorter than the backoff.
 		t.backoff = min(max(2*t.backoff, r.o.MinBackoff), r.o.MaxBackoff)
-		t.readyAt = r.gctx.Time + t.backoff
+		t.readyAt = r.now() + t.backoff
 	} else {
 		if t.kind == kindClient && ev.Type == history.OK {
 			t.backoff = 0

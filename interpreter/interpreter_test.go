@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -484,12 +485,15 @@ func TestNemesisOps(t *testing.T) {
 }
 
 func TestCancelEndsPromptly(t *testing.T) {
-	s := &scripted{invoke: func(ctx context.Context, op history.Op) (history.Op, error) {
-		<-ctx.Done()
-		return history.Op{}, ctx.Err()
-	}}
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel)
+	var n atomic.Int64
+	s := &scripted{invoke: func(opCtx context.Context, op history.Op) (history.Op, error) {
+		if n.Add(1) == 4 { // every thread busy: cancel the run
+			cancel()
+		}
+		<-opCtx.Done()
+		return history.Op{}, opCtx.Err()
+	}}
 	start := time.Now()
 	gen := generator.Repeat(generator.Once(generator.Invoke("w", 1)))
 	stats, err, ops := run(t, ctx, Options{Client: s, Generator: gen, Concurrency: 4, Timeout: time.Minute})
@@ -513,12 +517,15 @@ func TestCancelEndsPromptly(t *testing.T) {
 func TestCancelWithDeafClient(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	s := &scripted{invoke: func(ctx context.Context, op history.Op) (history.Op, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var n atomic.Int64
+	s := &scripted{invoke: func(context.Context, history.Op) (history.Op, error) {
+		if n.Add(1) == 2 { // both threads busy: cancel the run
+			time.AfterFunc(10*time.Millisecond, cancel)
+		}
 		<-release
 		return history.Op{}, nil
 	}}
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()
 	gen := generator.ClientsAndNemesis(generator.Repeat(generator.Once(generator.Invoke("w", 1))), generator.Sleep(time.Hour))
 	_, err, ops := run(t, ctx, Options{Client: s, Generator: gen, Concurrency: 2, Timeout: time.Minute, Grace: 100 * time.Millisecond})
@@ -736,8 +743,13 @@ func TestNemesisTimeout(t *testing.T) {
 func TestTeardownAfterCancel(t *testing.T) {
 	reg := newRegisters()
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(50*time.Millisecond, cancel)
-	gen := generator.Delay(time.Millisecond, generator.Fn(rw))
+	cancelAfter := func(ctx *generator.Context) history.Op {
+		if ctx.Time > 0 && reg.invokes.Load() >= 10 {
+			cancel()
+		}
+		return rw(ctx)
+	}
+	gen := generator.Delay(time.Millisecond, generator.Fn(cancelAfter))
 	_, err, ops := run(t, ctx, Options{Client: reg, Generator: gen})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v", err)
