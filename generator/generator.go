@@ -89,6 +89,7 @@ const (
 	Exhausted
 )
 
+// String names the status.
 func (s Status) String() string {
 	switch s {
 	case Ready:
