@@ -56,7 +56,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -133,35 +132,6 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 }
 
-// Stats counts what a run did; it marshals as client.json.
-type Stats struct {
-	// Seed is the generator's seed (Options.Seed, or the one drawn).
-	Seed uint64 `json:"seed"`
-	// Start is when the workload began; Duration how long Run took.
-	Start    time.Time     `json:"start"`
-	Duration time.Duration `json:"duration_ns"`
-	// Ops is how many client operations completed; OK, Fail and Info
-	// split them by outcome.
-	Ops  int `json:"ops"`
-	OK   int `json:"ok"`
-	Fail int `json:"fail"`
-	Info int `json:"info"`
-	// ByF counts client completions by function and outcome.
-	ByF history.Stats `json:"by_f"`
-	// PerSecond counts client completions in each second since Start.
-	PerSecond []Second `json:"per_second"`
-	// Nemesis is how many nemesis operations completed.
-	Nemesis int `json:"nemesis"`
-}
-
-// Second is one second's client completions.
-type Second struct {
-	Second int64 `json:"second"`
-	OK     int   `json:"ok"`
-	Fail   int   `json:"fail"`
-	Info   int   `json:"info"`
-}
-
 // GeneratorError is a generator that panicked or emitted an operation
 // the interpreter cannot perform (for a busy or unknown process, a
 // nemesis operation without a nemesis, a value that is not JSON): a bug
@@ -189,21 +159,6 @@ const (
 	kindSleep
 )
 
-type task struct {
-	seq  uint64
-	kind kind
-	op   history.Op // the recorded invocation (the generator's op for a sleep)
-}
-
-type result struct {
-	thread int // index in runner.threads
-	seq    uint64
-	typ    history.Type
-	value  json.RawMessage
-	err    error // the client's error, if any
-	errMsg string
-}
-
 // thread is a generator thread as the loop sees it.
 type thread struct {
 	id       int // the generator's thread number
@@ -217,17 +172,6 @@ type thread struct {
 	readyAt  time.Duration // end of a backoff (0: none)
 	backoff  time.Duration // the last backoff
 	openWarn atomic.Bool   // an open error was logged at warn level
-}
-
-// worker is one goroutine performing a thread's operations; a thread
-// gets a new worker when its operation is abandoned.
-type worker struct {
-	in     chan task
-	exited chan struct{} // closed when its goroutine returns
-
-	mu        sync.Mutex
-	conn      client.Conn
-	abandoned bool
 }
 
 type runner struct {
@@ -389,16 +333,6 @@ func (r *runner) idx(id int) int {
 }
 
 func (r *runner) now() time.Duration { return time.Since(r.start) }
-
-// spawn starts a worker for thread i.
-func (r *runner) spawn(i int) {
-	w := &worker{in: make(chan task, 1), exited: make(chan struct{})}
-	r.threads[i].w = w
-	go func() {
-		defer close(w.exited)
-		r.work(i, w)
-	}()
-}
 
 // loop is Run's event loop.
 func (r *runner) loop(ctx context.Context) (err error) {
@@ -693,57 +627,6 @@ func (r *runner) abandon(i int) error {
 	return r.finish(t, ev, true)
 }
 
-// giveUp leaves t's worker to its operation: it will not report, and its
-// connection is closed without waiting.
-func (r *runner) giveUp(t *thread) {
-	w := t.w
-	w.mu.Lock()
-	w.abandoned = true
-	conn := w.conn
-	w.conn = nil
-	w.mu.Unlock()
-	if conn != nil {
-		go r.closeConn(t.node, conn)
-	}
-}
-
-func (r *runner) closeConn(node string, conn client.Conn) {
-	if err := control.CatchPanic("client close", conn.Close); err != nil {
-		r.log.Debug("closing a client connection", "node", node, "err", err)
-	}
-}
-
-// count adds a client completion to the stats.
-func (r *runner) count(c history.Op) {
-	s := &r.stats
-	s.Ops++
-	sec := int64(r.gctx.Time / time.Second)
-	for int64(len(s.PerSecond)) <= sec {
-		s.PerSecond = append(s.PerSecond, Second{Second: int64(len(s.PerSecond))})
-	}
-	ps := &s.PerSecond[sec]
-	switch c.Type {
-	case history.OK:
-		s.OK++
-		ps.OK++
-		r.okN.Add(1)
-	case history.Fail:
-		s.Fail++
-		ps.Fail++
-		r.failN.Add(1)
-	default:
-		s.Info++
-		ps.Info++
-		r.infoN.Add(1)
-	}
-	m := s.ByF[c.F]
-	if m == nil {
-		m = map[history.Type]int{}
-		s.ByF[c.F] = m
-	}
-	m[c.Type]++
-}
-
 // shutdown ends the run: cancels the operations in flight, records those
 // that come back within Grace as they say and the others as info, stops
 // the workers, and returns cause.
@@ -814,188 +697,4 @@ func (r *runner) shutdown(ctx context.Context, cause error) error {
 	}
 	close(r.ended)
 	return cause
-}
-
-// progress prints a line every ProgressEvery until stopped.
-func (r *runner) progress() (stop func()) {
-	if r.o.Progress == nil {
-		return func() {}
-	}
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(r.o.ProgressEvery)
-		defer tick.Stop()
-		var last int64
-		for {
-			select {
-			case <-quit:
-				return
-			case <-tick.C:
-				ok, fail, info := r.okN.Load(), r.failN.Load(), r.infoN.Load()
-				total := ok + fail + info
-				rate := float64(total-last) / r.o.ProgressEvery.Seconds()
-				last = total
-				fmt.Fprintf(r.o.Progress, "[client +%.0fs] %d ok, %d failed, %d unknown so far; %.0f ops/s\n",
-					time.Since(r.start).Seconds(), ok, fail, info, rate)
-			}
-		}
-	})
-	return func() { close(quit); wg.Wait() }
-}
-
-// work is a worker's goroutine: it performs thread i's tasks until its
-// channel closes, then closes its connection.
-func (r *runner) work(i int, w *worker) {
-	t := r.threads[i]
-	node := t.node
-	for tk := range w.in {
-		res := result{thread: i, seq: tk.seq}
-		switch tk.kind {
-		case kindSleep:
-			d, _, _ := tk.op.Int()
-			timer := time.NewTimer(time.Duration(d))
-			select {
-			case <-timer.C:
-			case <-r.runCtx.Done():
-			}
-			timer.Stop()
-			res.typ = generator.TypeSleep
-		case kindNemesis:
-			res = r.nemesisOp(i, tk)
-		case kindClient:
-			res = r.clientOp(i, node, w, tk)
-		}
-		w.mu.Lock()
-		gone := w.abandoned
-		w.mu.Unlock()
-		if gone {
-			return
-		}
-		select {
-		case r.done <- res:
-		case <-r.ended:
-			return
-		}
-	}
-	w.mu.Lock()
-	conn := w.conn
-	w.conn = nil
-	w.mu.Unlock()
-	if conn != nil && r.idx(generator.NemesisThread) != i {
-		r.closeConn(node, conn)
-	}
-}
-
-func (r *runner) nemesisOp(i int, tk task) result {
-	res := result{thread: i, seq: tk.seq, typ: history.Info}
-	ctx := r.runCtx
-	if r.o.NemesisTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.o.NemesisTimeout)
-		defer cancel()
-	}
-	var comp history.Op
-	err := control.CatchPanic("nemesis", func() (err error) {
-		comp, err = r.o.Nemesis.Invoke(ctx, tk.op)
-		return err
-	})
-	res.value = r.checkValue(comp.Value, &err)
-	res.err = err
-	switch {
-	case err != nil:
-		res.errMsg = err.Error()
-	default:
-		res.errMsg = comp.Error
-	}
-	return res
-}
-
-// checkValue returns v when it is JSON, else nil and an error in *err.
-func (r *runner) checkValue(v json.RawMessage, err *error) json.RawMessage {
-	if len(v) == 0 || json.Valid(v) {
-		return v
-	}
-	if *err == nil {
-		*err = errors.New("the client returned a value that is not JSON")
-	}
-	return nil
-}
-
-func (r *runner) clientOp(i int, node string, w *worker, tk task) result {
-	res := result{thread: i, seq: tk.seq}
-	ctx, cancel := context.WithTimeout(r.runCtx, r.o.Timeout)
-	defer cancel()
-	w.mu.Lock()
-	conn := w.conn
-	w.mu.Unlock()
-	if conn == nil {
-		err := control.CatchPanic("client open", func() (err error) {
-			conn, err = r.o.Client.Open(ctx, r.o.Test, node)
-			return err
-		})
-		if err == nil && conn == nil {
-			err = errors.New("Open returned no connection")
-		}
-		if err != nil {
-			// Certainly not sent: fail.
-			level := slog.LevelDebug
-			if !r.threads[i].openWarn.Swap(true) {
-				level = slog.LevelWarn
-			}
-			r.log.Log(context.Background(), level, "client open failed", "node", node, "err", err)
-			res.typ, res.err = history.Fail, err
-			res.errMsg = "open: " + err.Error()
-			return res
-		}
-		w.mu.Lock()
-		if w.abandoned {
-			w.mu.Unlock()
-			go r.closeConn(node, conn)
-			return res
-		}
-		w.conn = conn
-		w.mu.Unlock()
-	}
-	var comp history.Op
-	err := control.CatchPanic("client invoke", func() (err error) {
-		comp, err = conn.Invoke(ctx, tk.op)
-		return err
-	})
-	var pe *control.PanicError
-	if errors.As(err, &pe) {
-		r.log.Error("client panicked", "node", node, "f", tk.op.F, "panic", pe.Value, "stack", string(pe.Stack))
-	}
-	res.typ = client.Outcome(ctx, err)
-	if err == nil {
-		switch comp.Type {
-		case "", history.OK:
-		case history.Fail, history.Info:
-			res.typ = comp.Type
-		default:
-			res.typ = history.Info
-			err = fmt.Errorf("the client completed with type %q", comp.Type)
-		}
-	}
-	res.value = r.checkValue(comp.Value, &err)
-	if err != nil && res.typ == history.OK {
-		res.typ = history.Info // a value that is not JSON
-	}
-	res.err = err
-	if err != nil {
-		res.errMsg = err.Error()
-	} else {
-		res.errMsg = comp.Error
-	}
-	if res.typ == history.Info {
-		// The operation may still be running on the connection: a new
-		// process gets a new one, opened when needed.
-		w.mu.Lock()
-		if w.conn == conn && !w.abandoned {
-			w.conn = nil
-			go r.closeConn(node, conn)
-		}
-		w.mu.Unlock()
-	}
-	return res
 }
