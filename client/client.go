@@ -17,6 +17,13 @@
 //     operation's timeout) is always info, whatever the error says: the
 //     request may be in flight. After info the worker goes on as a new
 //     process with a new connection, as in Jepsen.
+//
+// A worker whose operation returned an error backs off before its next
+// one (a node that is down fails fast, and the worker must not race
+// through operations against it); a fail completion returned without an
+// error does not. So return an expected outcome (a compare-and-set whose
+// comparison failed) as a completion of Type history.Fail, and an error
+// when something went wrong.
 package client
 
 import (

@@ -28,6 +28,38 @@
 // An operation whose Time is later than ctx.Time is performed at that
 // time (the interpreter waits, or asks again sooner when something
 // completes); a zero Time means now.
+//
+// # Asking again
+//
+// An operation that is not performed is forgotten with the generator
+// that followed it: the interpreter asks the old generator again (when
+// something completes before a future operation's time; Any, EachThread,
+// Reserve and Independent do the same with the generators whose
+// operation they did not take). So a generator that fixes something on
+// first use (TimeLimit's cutoff, a Schedule's first gap) keeps it only
+// through an operation performed or a Pending, whose generator is kept.
+//
+// # The combinators
+//
+// Jepsen's names on the left:
+//
+//	{:f :read}, fn, seq        Once, Ops, Invoke, FillIn, Fn, FnGen, Concat, Void
+//	repeat, cycle, limit       Repeat, RepeatN, Cycle, CycleN, Limit
+//	mix, any, flip-flop        Mix, Any, FlipFlop
+//	map, filter, until-ok      Map, Filter, UntilOK
+//	stagger, delay             Stagger, Delay, Rate
+//	time-limit                 TimeLimit
+//	synchronize, phases        Synchronize, Phases
+//	sleep, log                 Sleep, Log
+//	on-threads, clients,       OnThreads, Clients, Nemesis, ClientsAndNemesis
+//	  nemesis
+//	each-thread, reserve       EachThread, Reserve
+//	independent/               Independent
+//	  concurrent-generator
+//	nemesis packages'          Schedule
+//	  flip-flop of faults
+//
+// Each says where it differs from Jepsen.
 package generator
 
 import (
@@ -57,6 +89,7 @@ const (
 	Exhausted
 )
 
+// String names the status.
 func (s Status) String() string {
 	switch s {
 	case Ready:
@@ -92,16 +125,20 @@ type Context struct {
 	// only.
 	Rand *rand.Rand
 
-	threads []int       // every thread this context covers, ascending; NemesisThread first when covered
+	threads []int        // every thread this context covers, ascending; NemesisThread first when covered
 	free    map[int]bool // thread -> free
 	process map[int]int  // thread -> process
+	// clients is the run's number of client threads, whatever the
+	// context covers: the step of NextProcess, the same in a restricted
+	// context as in the run's.
+	clients int
 }
 
 // NewContext returns the context of a run with concurrency client
 // threads and a nemesis thread, all free, at time 0, with a random source
 // seeded by seed.
 func NewContext(concurrency int, seed uint64) *Context {
-	c := &Context{Rand: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), free: map[int]bool{}, process: map[int]int{}}
+	c := &Context{Rand: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), free: map[int]bool{}, process: map[int]int{}, clients: concurrency}
 	c.threads = append(c.threads, NemesisThread)
 	c.free[NemesisThread] = true
 	c.process[NemesisThread] = history.Nemesis
@@ -155,13 +192,26 @@ func (c *Context) ThreadOf(process int) (int, bool) {
 }
 
 // SomeFreeProcess is the process of a random free client thread, or
-// false when none is free.
+// false when none is free. A context that covers no client thread (the
+// nemesis's, as Nemesis gives) yields the nemesis's process when its
+// thread is free: so that an operation template (Once, Fn) is the
+// nemesis's under Nemesis and a client's everywhere else, where Jepsen's
+// some-free-process could hand a client operation to the nemesis.
 func (c *Context) SomeFreeProcess() (int, bool) {
-	var free []int
+	var buf [64]int
+	free := buf[:0]
+	clients := false
 	for _, t := range c.threads {
-		if t != NemesisThread && c.free[t] {
+		if t == NemesisThread {
+			continue
+		}
+		clients = true
+		if c.free[t] {
 			free = append(free, t)
 		}
+	}
+	if !clients && c.covers(NemesisThread) && c.free[NemesisThread] {
+		return c.process[NemesisThread], true
 	}
 	if len(free) == 0 {
 		return 0, false
@@ -188,7 +238,7 @@ func (c *Context) covers(thread int) bool {
 // time, randomness and processes are shared with c.
 func (c *Context) Restrict(keep func(thread int) bool) *Context {
 	r := *c
-	r.threads = nil
+	r.threads = make([]int, 0, len(c.threads))
 	for _, t := range c.threads {
 		if keep(t) {
 			r.threads = append(r.threads, t)
@@ -207,9 +257,12 @@ func (c *Context) SetBusy(thread int) { c.free[thread] = false }
 func (c *Context) SetFree(thread int) { c.free[thread] = true }
 
 // NextProcess gives thread a new process (after an info): its process
-// plus the number of client threads, as Jepsen numbers them.
+// plus the run's number of client threads, as Jepsen numbers them. The
+// nemesis keeps its process.
 func (c *Context) NextProcess(thread int) int {
-	n := len(c.ClientThreads())
-	c.process[thread] += n
+	if thread == NemesisThread {
+		return c.process[thread]
+	}
+	c.process[thread] += c.clients
 	return c.process[thread]
 }
