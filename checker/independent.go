@@ -208,7 +208,7 @@ func (c Independent) Check(ctx context.Context, h []history.Op, opts Options) (*
 }
 
 func (c Independent) checkKey(b *budget, key string, h []history.Op, opts Options, errp *error) *Result {
-	if b.over(true) {
+	if b.expired() {
 		why := b.reason() + ", before this key was checked"
 		return &Result{Valid: Unknown, Summary: "unknown: " + why, Reason: why}
 	}

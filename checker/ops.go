@@ -279,13 +279,20 @@ func withBudget(ctx context.Context, opts Options) (*budget, context.CancelFunc)
 }
 
 // over reports, on its first call and every 1024th after (or at once
-// when now), whether the check's time is up. It reads the clock itself:
-// a deadline that passed is over even before the context's timer fired.
+// when now), whether the check's time is up. It counts its calls: one
+// goroutine's only (see expired).
 func (b *budget) over(now bool) bool {
 	b.n++
 	if !now && (b.n-1)&1023 != 0 {
 		return false
 	}
+	return b.expired()
+}
+
+// expired reports whether the check's time is up; safe for concurrent
+// use. It reads the clock itself: a deadline that passed is expired even
+// before the context's timer fired.
+func (b *budget) expired() bool {
 	if dl, ok := b.ctx.Deadline(); ok && !time.Now().Before(dl) {
 		return true
 	}

@@ -62,7 +62,8 @@ func (UniqueIDs) Check(ctx context.Context, h []history.Op, opts Options) (*Resu
 		count int32
 		ops   []int32 // more positions, for duplicates
 	}
-	ids := map[string]*seen{}
+	ids := map[string]int32{} // index in seens
+	var seens []seen
 	var order []string // ids in the order first seen
 	d := &UniqueIDsDetails{}
 	var mem int64
@@ -82,15 +83,17 @@ func (UniqueIDs) Check(ctx context.Context, h []history.Op, opts Options) (*Resu
 				return nil, &OpError{Index: o.Index, Err: fmt.Errorf("generate: %w", err)}
 			}
 			d.AcknowledgedCount++
-			s := ids[k]
-			if s == nil {
-				ids[k] = &seen{first: int32(i), count: 1}
+			n, ok := ids[k]
+			if !ok {
+				ids[k] = int32(len(seens))
+				seens = append(seens, seen{first: int32(i), count: 1})
 				order = append(order, k)
 				if mem += elemBytes(k); b.tooBig(mem) {
 					return unknown(res, b.memReason(), start), nil
 				}
 				continue
 			}
+			s := &seens[n]
 			s.count++
 			if len(s.ops) < 7 {
 				s.ops = append(s.ops, int32(i))
@@ -99,14 +102,14 @@ func (UniqueIDs) Check(ctx context.Context, h []history.Op, opts Options) (*Resu
 	}
 	var dups []string
 	for _, k := range order {
-		if ids[k].count > 1 {
+		if seens[ids[k]].count > 1 {
 			dups = append(dups, k)
 		}
 	}
-	slices.SortStableFunc(dups, func(a, b string) int { return int(ids[b].count - ids[a].count) })
+	slices.SortStableFunc(dups, func(a, b string) int { return int(seens[ids[b]].count - seens[ids[a]].count) })
 	d.DuplicatedCount = len(dups)
 	for _, k := range dups[:min(len(dups), MaxListed)] {
-		s := ids[k]
+		s := seens[ids[k]]
 		dup := DuplicateID{ID: json.RawMessage(k), Count: int(s.count)}
 		for _, p := range append([]int32{s.first}, s.ops...) {
 			dup.Ops = append(dup.Ops, ref(h, pair, int(p)))
