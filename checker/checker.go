@@ -5,10 +5,29 @@
 // or there was nothing to judge (no operation completed), which is never
 // a pass.
 //
-// Linearizable checks a history against a sequential model (Model), one
-// independent key at a time, with porcupine. Events are taken in the
-// history's order (its lines), never by their time stamps, which only
-// serve pictures and latencies.
+// Linearizable checks a history against a sequential model (Model: a
+// register, a cas-register, a mutex, a set), one independent key at a
+// time, with porcupine. The other checkers are Jepsen's, each documented
+// with its operations (f and value shapes) and where it differs from
+// Jepsen's: Set and SetFull (lost, stale, unexpected elements), Counter,
+// Bank, UniqueIDs and Stats; package perf adds Jepsen's perf pictures.
+// Compose runs several on one history, Independent runs one on each
+// independent key. Events are taken in the history's order (its lines),
+// never by their time stamps, which only serve pictures and latencies.
+//
+// Each result's Details name the anomalies found with the operations
+// involved (OpRef: the indexes of the invocation and the completion, the
+// process, the value), in JSON with stable field names. Every checker
+// keeps to the check's budget (Options.Budget and the context for time,
+// Options.Memory for what it holds) and is unknown past it, with the
+// reason: Linearizable watches the heap, Set, SetFull and UniqueIDs
+// count the state they build (per element or id), and Counter, Bank and
+// Stats hold a bounded state whatever the history's length.
+//
+// A checker describes itself as a Spec (its registered name, Jepsen's,
+// and its configuration as JSON), which a run directory keeps
+// (SpecFile) so that checking the run again uses the same checker
+// (ByName, Build).
 package checker
 
 import (

@@ -129,12 +129,12 @@ func BenchmarkMillionNaive(b *testing.B) {
 	for b.Loop() {
 		buf.Reset()
 		d := collect(h, faults)
-		p := newPlot(Options{}.withDefaults(), nil)
+		p := newPlot(Options{}.withDefaults(), nil, "naive")
 		d.xRange(p)
 		p.yLog(0.1, 1000)
 		p.marker(0, "#81BFFC")
 		p.begin("naive")
-		p.b.WriteString(`<path marker-start="url(#m0)" marker-mid="url(#m0)" marker-end="url(#m0)" d="`)
+		p.b.WriteString(`<path marker-start="url(#naive-m0)" marker-mid="url(#naive-m0)" marker-end="url(#naive-m0)" d="`)
 		for _, s := range d.samples {
 			p.printf("M%s %s", f1(p.X(s.inv.Seconds())), f1(p.Y(latencyMS(s))))
 		}

@@ -253,7 +253,7 @@ func Latency(w io.Writer, h []history.Op, faults []checker.Span, o Options) erro
 		legend = append(legend, legendEntry{label: fmt.Sprintf("%s %s (%s)", f, t, counted(n)), color: typeColor[string(t)], shape: i / nt})
 	}
 	legend = append(legend, faultLegend(names, colors)...)
-	p := newPlot(o, legend)
+	p := newPlot(o, legend, "perf-latency")
 	d.xRange(p)
 	p.yLog(lo, hi)
 	for _, e := range legend {
@@ -281,7 +281,7 @@ func Latency(w io.Writer, h []history.Op, faults []checker.Span, o Options) erro
 	// Series with the most points first: fewer on top, as Jepsen.
 	order := slices.Clone(series)
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(pts[b]), len(pts[a])) })
-	p.b.WriteString(`<g clip-path="url(#area)" fill="none" stroke="none">` + "\n")
+	p.clipped(`fill="none" stroke="none"`)
 	var path []byte
 	for _, i := range order {
 		id := p.marks[strconv.Itoa(i/nt)+typeColor[string(types[i%nt])]]
@@ -449,7 +449,7 @@ func Quantiles(w io.Writer, h []history.Op, faults []checker.Span, o Options) er
 		}
 	}
 	legend = append(legend, faultLegend(names, colors)...)
-	p := newPlot(o, legend)
+	p := newPlot(o, legend, "perf-quantiles")
 	d.xRange(p)
 	p.yLog(lo, hi)
 	for _, e := range legend {
@@ -459,7 +459,7 @@ func Quantiles(w io.Writer, h []history.Op, faults []checker.Span, o Options) er
 	}
 	p.begin(o.title(fmt.Sprintf("latency quantiles (%s windows)", win)))
 	p.faults(faults, names, colors)
-	p.b.WriteString(`<g clip-path="url(#area)" fill="none" stroke-width="1.2">` + "\n")
+	p.clipped(`fill="none" stroke-width="1.2"`)
 	for f := range d.fs {
 		for qi := range quantilePoints {
 			pts := lines[f*len(quantilePoints)+qi]
@@ -517,7 +517,7 @@ func Rate(w io.Writer, h []history.Op, faults []checker.Span, o Options) error {
 		legend = append(legend, legendEntry{label: fmt.Sprintf("%s %s", d.fs[i/nt], types[i%nt]), color: typeColor[string(types[i%nt])], shape: i / nt, line: true})
 	}
 	legend = append(legend, faultLegend(names, colors)...)
-	p := newPlot(o, legend)
+	p := newPlot(o, legend, "perf-rate")
 	d.xRange(p)
 	hz := float64(hi) / win.Seconds()
 	step := niceStep(hz * 1.05 / float64(max(p.ph/50, 2)))
@@ -529,7 +529,7 @@ func Rate(w io.Writer, h []history.Op, faults []checker.Span, o Options) error {
 	}
 	p.begin(o.title(fmt.Sprintf("rate (%s windows)", win)))
 	p.faults(faults, names, colors)
-	p.b.WriteString(`<g clip-path="url(#area)" fill="none" stroke-width="1.2">` + "\n")
+	p.clipped(`fill="none" stroke-width="1.2"`)
 	for _, i := range series {
 		c := typeColor[string(types[i%nt])]
 		id := p.marks[strconv.Itoa(i/nt)+c]

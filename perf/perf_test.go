@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,6 +136,12 @@ func wellFormed(t testing.TB, b []byte) string {
 
 func TestPictures(t *testing.T) {
 	h := synth(20000, 30*time.Second, 1)
+	ids := map[string]string{} // element ids: unique across the pictures, for one HTML page
+	t.Cleanup(func() {
+		if len(ids) < 6 {
+			t.Errorf("ids %v", ids)
+		}
+	})
 	for _, p := range pictures {
 		t.Run(p.name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -142,6 +149,12 @@ func TestPictures(t *testing.T) {
 				t.Fatal(err)
 			}
 			text := wellFormed(t, b.Bytes())
+			for _, m := range regexp.MustCompile(` id="([^"]*)"`).FindAllStringSubmatch(b.String(), -1) {
+				if other, dup := ids[m[1]]; dup {
+					t.Errorf("id %q in %s and %s", m[1], other, p.name)
+				}
+				ids[m[1]] = p.name
+			}
 			for _, want := range []string{
 				"etcd <test>", "Time (s)",
 				// Each fault labelled (a tooltip at least), its lane in the legend.
@@ -310,4 +323,48 @@ func countPoints(svg string) int {
 		n += strings.Count(part[i+3:i+3+j], "m") + strings.Count(part[i+3:i+3+j], "M")
 	}
 	return n
+}
+
+// Functions beyond the legend's room are summed up, not drawn off the
+// picture.
+func TestManyFunctions(t *testing.T) {
+	var h []history.Op
+	for i := range 40 {
+		f := history.F("f" + strconv.Itoa(i))
+		h = append(h, history.Op{Index: 2 * i, Type: history.Invoke, Process: i, F: f, Time: time.Duration(i) * time.Millisecond},
+			history.Op{Index: 2*i + 1, Type: history.OK, Process: i, F: f, Time: time.Duration(i+1) * time.Millisecond})
+	}
+	for _, p := range pictures {
+		var b bytes.Buffer
+		if err := p.draw(&b, h, nil, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if text := wellFormed(t, b.Bytes()); !strings.Contains(text, "more") || strings.Contains(text, "f39") {
+			t.Errorf("%s: the legend is not cut", p.name)
+		}
+	}
+}
+
+// Whatever the functions and faults are called, the pictures are well
+// formed SVG that holds their names.
+func FuzzPictures(f *testing.F) {
+	f.Add("read", "kill n1", int64(5))
+	f.Add("<&>\"'", "\x00\xff]]>", int64(0))
+	f.Fuzz(func(t *testing.T, fn, desc string, lat int64) {
+		h := []history.Op{
+			{Index: 0, Type: history.Invoke, Process: 0, F: history.F(fn), Time: time.Second},
+			{Index: 1, Type: history.OK, Process: 0, F: history.F(fn), Time: time.Second + time.Duration(lat%int64(time.Hour))},
+		}
+		if h[1].Time < h[0].Time {
+			h[1].Time = h[0].Time
+		}
+		spans := []checker.Span{{Start: 0, End: 2 * time.Second, Description: desc}}
+		for _, p := range pictures {
+			var b bytes.Buffer
+			if err := p.draw(&b, h, spans, Options{Width: 300, Height: 200}); err != nil {
+				t.Fatal(err)
+			}
+			wellFormed(t, b.Bytes())
+		}
+	})
 }

@@ -91,12 +91,16 @@ type plot struct {
 	logY   bool
 	legend []legendEntry
 	marks  map[string]string // marker ids by shape and colour
+	// id prefixes the picture's element ids, distinct per picture, so
+	// that pictures inlined in one HTML page do not take each other's
+	// markers.
+	id string
 }
 
-// newPlot lays out a picture: the legend outside at the right, as
-// Jepsen's "key outside top right".
-func newPlot(o Options, legend []legendEntry) *plot {
-	p := &plot{w: o.Width, h: o.Height, legend: legend, marks: map[string]string{}}
+// newPlot lays out a picture (id: its ids' prefix): the legend outside
+// at the right, as Jepsen's "key outside top right".
+func newPlot(o Options, legend []legendEntry, id string) *plot {
+	p := &plot{w: o.Width, h: o.Height, legend: legend, marks: map[string]string{}, id: id}
 	lw := 0.0
 	for _, e := range legend {
 		lw = max(lw, textWidth(e.label, 11))
@@ -139,7 +143,7 @@ func (p *plot) begin(title string) {
 	fmt.Fprintf(&head, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="%s" font-size="%d">`+"\n", p.w, p.h, p.w, p.h, fontFamily, fontSize)
 	fmt.Fprintf(&head, "<title>%s</title>\n", esc(title))
 	head.WriteString("<defs>\n")
-	fmt.Fprintf(&head, `<clipPath id="area"><rect x="%d" y="%d" width="%d" height="%d"/></clipPath>`+"\n", p.left, p.top, p.pw, p.ph)
+	fmt.Fprintf(&head, `<clipPath id="%s-area"><rect x="%d" y="%d" width="%d" height="%d"/></clipPath>`+"\n", p.id, p.left, p.top, p.pw, p.ph)
 	head.Write(p.b.Bytes())
 	head.WriteString("</defs>\n")
 	fmt.Fprintf(&head, `<rect width="%d" height="%d" fill="white"/>`+"\n", p.w, p.h)
@@ -154,7 +158,7 @@ func (p *plot) marker(shape int, color string) string {
 	if id, ok := p.marks[k]; ok {
 		return id
 	}
-	id := "m" + strconv.Itoa(len(p.marks))
+	id := p.id + "-m" + strconv.Itoa(len(p.marks))
 	p.marks[k] = id
 	p.printf(`<marker id="%s" markerUnits="userSpaceOnUse" markerWidth="10" markerHeight="10" viewBox="-5 -5 10 10" refX="0" refY="0" overflow="visible"><path d="%s" fill="none" stroke="%s" stroke-width="1"/></marker>`+"\n", id, shapes[shape%len(shapes)], color)
 	return id
@@ -297,7 +301,7 @@ func (p *plot) faults(faults []checker.Span, names []string, color map[string]st
 	}
 	bandH := float64(p.ph) / maxLanes
 	l, r := float64(p.left), float64(p.left+p.pw)
-	p.b.WriteString(`<g clip-path="url(#area)">` + "\n")
+	p.printf(`<g clip-path="url(#%s-area)">`+"\n", p.id)
 	var lines, labels strings.Builder
 	labelEnd := make([]float64, len(names)) // where each lane's last label ends
 	for _, f := range faults {
@@ -357,7 +361,11 @@ func (p *plot) drawLegend() {
 	x := float64(p.left + p.pw + 12)
 	y := float64(p.top) + 6
 	p.b.WriteString(`<g font-size="11">` + "\n")
-	for _, e := range p.legend {
+	for i, e := range p.legend {
+		if y > float64(p.h)-24 && i < len(p.legend)-1 { // no room left
+			p.printf(`<text x="%s" y="%s" dominant-baseline="middle">and %d more</text>`+"\n", f1(x+30), f1(y), len(p.legend)-i)
+			break
+		}
 		switch {
 		case e.band:
 			p.printf(`<path d="M%s %sh24" stroke="%s" stroke-width="6" stroke-opacity="0.6"/>`, f1(x), f1(y), e.color)
@@ -404,4 +412,9 @@ func appendPoints(d []byte, left, top int, pts []uint32, rows int) []byte {
 		px, py = x, y
 	}
 	return d
+}
+
+// clipped opens a group clipped to the plot area, with attrs.
+func (p *plot) clipped(attrs string) {
+	p.printf(`<g clip-path="url(#%s-area)" %s>`+"\n", p.id, attrs)
 }
