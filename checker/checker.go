@@ -5,13 +5,33 @@
 // or there was nothing to judge (no operation completed), which is never
 // a pass.
 //
-// Linearizable checks a history against a sequential model (Model), one
-// independent key at a time, with porcupine. Events are taken in the
-// history's order (its lines), never by their time stamps, which only
-// serve pictures and latencies.
+// Linearizable checks a history against a sequential model (Model: a
+// register, a cas-register, a mutex, a set), one independent key at a
+// time, with porcupine. The other checkers are Jepsen's, each documented
+// with its operations (f and value shapes) and where it differs from
+// Jepsen's: Set and SetFull (lost, stale, unexpected elements), Counter,
+// Bank, UniqueIDs and Stats; package perf adds Jepsen's perf pictures.
+// Compose runs several on one history, Independent runs one on each
+// independent key. Events are taken in the history's order (its lines),
+// never by their time stamps, which only serve pictures and latencies.
+//
+// Each result's Details name the anomalies found with the operations
+// involved (OpRef: the indexes of the invocation and the completion, the
+// process, the value), in JSON with stable field names. Every checker
+// keeps to the check's budget (Options.Budget and the context for time,
+// Options.Memory for what it holds) and is unknown past it, with the
+// reason: Linearizable watches the heap, Set, SetFull and UniqueIDs
+// count the state they build (per element or id), and Counter, Bank and
+// Stats hold a bounded state whatever the history's length.
+//
+// A checker describes itself as a Spec (its registered name, Jepsen's,
+// and its configuration as JSON), which a run directory keeps
+// (SpecFile) so that checking the run again uses the same checker
+// (ByName, Build).
 package checker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -105,7 +125,9 @@ type Options struct {
 	// DefaultMemory. What needs more is unknown.
 	Memory int64
 	// Dir, when set, is the run directory, where checkers write their
-	// pictures (linearizability.html ...).
+	// pictures (linearizability.html, latency-raw.svg ...). It may not
+	// exist yet (Independent gives each key a directory of its own): a
+	// checker that writes there creates it.
 	Dir string
 	// Faults are the run's faults, drawn on the pictures.
 	Faults []Span
@@ -127,6 +149,9 @@ type Span struct {
 // Result is a checker's verdict.
 type Result struct {
 	Valid Validity `json:"valid"`
+	// Name is the checker's registered name ("set-full", "compose"; see
+	// ByName), which says the shape of Details.
+	Name string `json:"name,omitempty"`
 	// Checker says what was checked, in words.
 	Checker string `json:"checker"`
 	// Summary is the verdict in one line, for people.
@@ -158,6 +183,7 @@ const MaxResultsFile = 64 << 20
 // JSON, for whoever knows their shape.
 type StoredResult struct {
 	Valid     Validity        `json:"valid"`
+	Name      string          `json:"name,omitempty"`
 	Checker   string          `json:"checker"`
 	Summary   string          `json:"summary"`
 	Reason    string          `json:"reason,omitempty"`
@@ -189,17 +215,81 @@ func (r *StoredResult) Linear() *LinearDetails {
 }
 
 // Print writes the verdict for people: its line, then what the checker
-// adds (the first failure's operations).
+// adds (the first failure's operations, the anomalies with theirs; each
+// composed checker's verdict).
 func (r *Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "verdict: %s\n", r.Summary)
-	if d, ok := r.Details.(*LinearDetails); ok && d.FirstFailure != nil && r.Valid == Invalid {
-		for _, o := range d.FirstFailure.Ops {
-			fmt.Fprintf(w, "  %s\n", o)
-		}
+	for _, l := range explainDetails(r) {
+		fmt.Fprintf(w, "  %s\n", l)
 	}
 	if r.Truncated != "" {
 		fmt.Fprintf(w, "note: %s\n", r.Truncated)
 	}
+}
+
+// explainer is the details of a result that can say, in a few lines,
+// what they found.
+type explainer interface{ explain() []string }
+
+// explainDetails are the lines Print adds under a result's verdict.
+func explainDetails(r *Result) []string {
+	switch d := r.Details.(type) {
+	case *LinearDetails:
+		if d.FirstFailure != nil && r.Valid == Invalid {
+			return d.FirstFailure.Ops
+		}
+	case explainer:
+		return d.explain()
+	}
+	return nil
+}
+
+// Sub returns the results a composed or independent result holds, by
+// name (checker or key), in their order; nil for any other result.
+func (r *StoredResult) Sub() ([]StoredNamed, error) {
+	raw := r.Details
+	switch r.Name {
+	case "compose":
+	case "independent":
+		var d struct {
+			Results json.RawMessage `json:"results"`
+		}
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return nil, err
+		}
+		raw = d.Results
+	default:
+		return nil, nil
+	}
+	return decodeNamed(raw)
+}
+
+// StoredNamed is a named result read back.
+type StoredNamed struct {
+	Name   string
+	Result *StoredResult
+}
+
+// decodeNamed reads a JSON object of results, keeping its order.
+func decodeNamed(raw json.RawMessage) ([]StoredNamed, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("results: want an object")
+	}
+	var out []StoredNamed
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, _ := t.(string)
+		var r StoredResult
+		if err := d.Decode(&r); err != nil {
+			return nil, fmt.Errorf("result %q: %w", name, err)
+		}
+		out = append(out, StoredNamed{name, &r})
+	}
+	return out, nil
 }
 
 // CheckFile reads the history at path, in any format history.ReadAny

@@ -264,7 +264,7 @@ func (l Linearizable) Check(ctx context.Context, h []history.Op, opts Options) (
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	d := &LinearDetails{Model: l.Model.Name, Stats: history.Count(h), KeyBudget: keyBudget.String(), Memory: memory}
-	res := &Result{Checker: fmt.Sprintf("linearizable %s, per key (porcupine)", l.Model.Name), Details: d}
+	res := &Result{Name: "linearizable", Checker: fmt.Sprintf("linearizable %s, per key (porcupine)", l.Model.Name), Details: d}
 	for _, o := range h {
 		if o.Type != history.Invoke && !o.IsNemesis() {
 			d.Ops++
@@ -549,6 +549,9 @@ func visualize(m porcupine.Model, path string, k *keyOps, info porcupine.Lineari
 			ann = append(ann, a)
 		}
 		info.AddAnnotations(ann)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
 	}
 	out, err := os.Create(path)
 	if err != nil {
