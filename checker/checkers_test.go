@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 // mk builds a history from lines "PROCESS TYPE F [VALUE] [key=K] [@MS]":
@@ -500,7 +501,7 @@ func TestCompose(t *testing.T) {
 		t.Fatalf("nothing composed: %s", r.Summary)
 	}
 	// results.json shows each by name, in order, and reads back.
-	p := t.TempDir() + "/" + ResultsFile
+	p := t.TempDir() + "/" + store.ResultsFile
 	if err := r.WriteFile(p); err != nil {
 		t.Fatal(err)
 	}

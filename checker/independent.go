@@ -12,11 +12,12 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 // IndependentDir is the directory, in a run directory, that holds each
 // key's pictures under Independent (Jepsen's "independent").
-const IndependentDir = "independent"
+const IndependentDir = store.IndependentDir
 
 // Independent checks each independent key's operations on their own with
 // Checker, as Jepsen's independent/checker: the history is split by

@@ -12,11 +12,11 @@ import (
 
 	"github.com/go-jepsen/jepsen/internal/atomicfile"
 	"github.com/go-jepsen/jepsen/internal/safefile"
+	"github.com/go-jepsen/jepsen/store"
 )
 
-// SpecFile is the name of a run's checker spec in its directory: the
-// checker that judged the run, so that checking it again uses the same.
-const SpecFile = "checker.json"
+// SpecFile is where a run directory keeps its checker's Spec.
+const SpecFile = store.CheckerFile
 
 // MaxSpecFile bounds what ReadSpec reads.
 const MaxSpecFile = 1 << 20

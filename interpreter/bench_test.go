@@ -12,6 +12,7 @@ import (
 	"github.com/go-jepsen/jepsen/client"
 	"github.com/go-jepsen/jepsen/generator"
 	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 // nop is a client that does nothing: the interpreter's own cost.
@@ -31,7 +32,7 @@ func workload(n int) generator.Generator {
 // BenchmarkRun: operations a second with 10 workers and a client that
 // does nothing, every event written to a real history.jsonl.
 func BenchmarkRun(b *testing.B) {
-	path := filepath.Join(b.TempDir(), history.File)
+	path := filepath.Join(b.TempDir(), store.HistoryFile)
 	h, err := history.Create(path, time.Now())
 	if err != nil {
 		b.Fatal(err)
@@ -56,7 +57,7 @@ func BenchmarkRun(b *testing.B) {
 // history.jsonl, with no generator and no interpreter (what a hand-written
 // worker loop, such as dbs/etcd's, costs).
 func BenchmarkHistoryBaseline(b *testing.B) {
-	path := filepath.Join(b.TempDir(), history.File)
+	path := filepath.Join(b.TempDir(), store.HistoryFile)
 	h, err := history.Create(path, time.Now())
 	if err != nil {
 		b.Fatal(err)
@@ -122,7 +123,7 @@ func TestMemoryFlat(t *testing.T) {
 	if raceEnabled {
 		n = 200_000 // the race detector makes each operation ~10× slower
 	}
-	path := filepath.Join(t.TempDir(), history.File)
+	path := filepath.Join(t.TempDir(), store.HistoryFile)
 	h, err := history.Create(path, time.Now())
 	if err != nil {
 		t.Fatal(err)

@@ -15,23 +15,24 @@ import (
 	"github.com/go-jepsen/jepsen/generator"
 	"github.com/go-jepsen/jepsen/history"
 	"github.com/go-jepsen/jepsen/interpreter"
+	"github.com/go-jepsen/jepsen/store"
 )
 
-// store is the "database": integer registers by key, in memory.
-type store struct {
+// memStore is the "database": integer registers by key, in memory.
+type memStore struct {
 	mu   sync.Mutex
 	regs map[string]int
 }
 
 // registerClient is the test's client.Client: each worker's connection
 // reads, writes and compare-and-sets the registers.
-type registerClient struct{ db *store }
+type registerClient struct{ db *memStore }
 
 func (c registerClient) Open(ctx context.Context, t *jepsen.Test, node string) (client.Conn, error) {
 	return registerConn(c), nil
 }
 
-type registerConn struct{ db *store }
+type registerConn struct{ db *memStore }
 
 func (c registerConn) Invoke(ctx context.Context, op history.Op) (history.Op, error) {
 	c.db.mu.Lock()
@@ -84,7 +85,7 @@ func (noNemesis) Close() error { return nil }
 func ExampleRun() {
 	dir, _ := os.MkdirTemp("", "register")
 	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, history.File)
+	path := filepath.Join(dir, store.HistoryFile)
 	h, err := history.Create(path, time.Now())
 	if err != nil {
 		fmt.Println(err)
@@ -119,7 +120,7 @@ func ExampleRun() {
 
 	stats, err := interpreter.Run(context.Background(), interpreter.Options{
 		Test:        &jepsen.Test{Name: "register", Nodes: []string{"n1", "n2", "n3"}},
-		Client:      registerClient{&store{regs: map[string]int{}}},
+		Client:      registerClient{&memStore{regs: map[string]int{}}},
 		Nemesis:     noNemesis{},
 		Generator:   gen,
 		Concurrency: 4,

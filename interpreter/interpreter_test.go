@@ -20,6 +20,7 @@ import (
 	"github.com/go-jepsen/jepsen/client"
 	"github.com/go-jepsen/jepsen/generator"
 	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 func newTest(nodes ...string) *jepsen.Test {
@@ -35,7 +36,7 @@ func newTest(nodes ...string) *jepsen.Test {
 // process, completions matching their invocations).
 func run(t *testing.T, ctx context.Context, o Options) (*Stats, error, []history.Op) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), history.File)
+	path := filepath.Join(t.TempDir(), store.HistoryFile)
 	h, err := history.Create(path, time.Now())
 	if err != nil {
 		t.Fatal(err)

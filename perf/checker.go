@@ -15,13 +15,14 @@ import (
 	"github.com/go-jepsen/jepsen/checker"
 	"github.com/go-jepsen/jepsen/history"
 	"github.com/go-jepsen/jepsen/internal/atomicfile"
+	"github.com/go-jepsen/jepsen/store"
 )
 
 // The pictures' names in a run directory (Jepsen's, as SVG).
 const (
-	LatencyFile   = "latency-raw.svg"
-	QuantilesFile = "latency-quantiles.svg"
-	RateFile      = "rate.svg"
+	LatencyFile   = store.LatencyFile
+	QuantilesFile = store.QuantilesFile
+	RateFile      = store.RateFile
 )
 
 // Checker is Jepsen's perf checker: it draws Latency, Quantiles and Rate

@@ -33,9 +33,17 @@ const (
 	// FaultsFile records the faults in force, written before each fault,
 	// so that recovery works after the control process died.
 	FaultsFile = "faults.json"
-	// WorkloadFile names the run's workload and its checker, so that an
+	// CheckerFile describes the run's checker (checker.Spec), so that an
 	// old run is checked again with the same checkers.
-	WorkloadFile = "workload.json"
+	CheckerFile = "checker.json"
+	// LatencyFile, QuantilesFile and RateFile are the latency and
+	// throughput pictures (package perf).
+	LatencyFile   = "latency-raw.svg"
+	QuantilesFile = "latency-quantiles.svg"
+	RateFile      = "rate.svg"
+	// IndependentDir holds each independent key's pictures, one
+	// directory per key (Jepsen's "independent").
+	IndependentDir = "independent"
 )
 
 // CycleTryDir is where a failed cycle try's logs are kept, relative to
