@@ -29,7 +29,7 @@ import (
 	"github.com/go-jepsen/jepsen/history"
 	"github.com/go-jepsen/jepsen/logs"
 	"github.com/go-jepsen/jepsen/nemesis"
-	"github.com/go-jepsen/jepsen/plot"
+	"github.com/go-jepsen/jepsen/perf"
 	"github.com/go-jepsen/jepsen/store"
 )
 
@@ -185,13 +185,13 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 			res.Analyzed, res.Valid = true, valid
 		}
 	}
-	var clients []plot.ClientBucket
+	var clients []perf.ClientBucket
 	if h, err := history.ReadFile(sr.Path(store.HistoryFile)); len(h) > 0 {
-		clients = plot.ClientBuckets(h, start, 200)
+		clients = perf.ClientBuckets(h, start, 200)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.Warn("reading the history for the timeline", "err", err)
 	}
-	if err := plot.WriteTimelineFile(res.Timeline, fmt.Sprintf("%s %s", t.Name, store.FormatStart(start)), j.Events(), t.Nodes, clients); err != nil {
+	if err := perf.WriteTimelineFile(res.Timeline, fmt.Sprintf("%s %s", t.Name, store.FormatStart(start)), j.Events(), t.Nodes, clients); err != nil {
 		cleanupErr = errors.Join(cleanupErr, err)
 	}
 	err = errors.Join(runErr, cleanupErr)

@@ -1,5 +1,7 @@
-// Package perf draws a history's performance as SVG pictures, as Jepsen's
-// checker/perf does with gnuplot, in pure Go (the standard library only):
+// Package perf draws a run's pictures as SVG, in pure Go (the standard
+// library only): the timeline of its lifecycle and faults per node
+// (WriteTimeline, from the journal), and its performance, as Jepsen's
+// checker/perf does with gnuplot:
 //
 //   - Latency: every operation's latency (completion time minus
 //     invocation time, in ms, log scale) at its invocation time (s), a
