@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 {
-	go test ./store -run '^$' -bench . -benchtime 3x
+	go test ./logs -run '^$' -bench . -benchtime 3x
 	go test ./dbs/etcd -run '^$' -bench 'Cycle|HandStart' -benchtime 5x
 	go test ./testkit/fanbench -run '^$' -bench . -benchtime 5x -timeout 30m
 	go test ./control/ssh -run '^$' -bench . -benchtime 2s
