@@ -1,0 +1,276 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control"
+	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/dbs/postgres"
+	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/internal/sandboxtest"
+	"github.com/go-jepsen/jepsen/store"
+)
+
+var env = sandboxtest.New("pgs", "10.66.124.0/24", 3)
+
+func TestMain(m *testing.M) { env.Main(m) }
+
+// newTest returns a Test on the sandbox's 3 nodes, skipping under -short.
+func newTest(t *testing.T) *jepsen.Test {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("sandbox nodes: not with -short")
+	}
+	return env.Test(t, "postgres", control.Options{})
+}
+
+// cycle sets the DB up on tt's nodes and tears it down when t ends.
+func cycle(t *testing.T, tt *jepsen.Test, d *postgres.DB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	var steps []string
+	err := db.CycleWith(ctx, tt, d, db.CycleOptions{Recorder: event.Func(func(e event.Event) {
+		if e.Kind == event.Step && !e.OK {
+			steps = append(steps, fmt.Sprintf("%s %s: %s", e.Node, e.Detail, e.Err))
+		}
+	})})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, n := range tt.Nodes {
+			if err := d.Teardown(ctx, tt, n); err != nil {
+				t.Errorf("teardown %s: %v", n, err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("cycle: %v (failed steps: %v)", err, steps)
+	}
+	t.Logf("postgres cycle on %d nodes took %v", len(tt.Nodes), time.Since(start).Round(time.Millisecond))
+}
+
+// psql runs SQL on node's server through its socket.
+func psql(t *testing.T, tt *jepsen.Test, node, sql string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := tt.Session(node).Sudo(postgres.User).Exec(ctx, "/usr/lib/postgresql/15/bin/psql", "-h", postgres.SocketDir,
+		"-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	if err != nil {
+		t.Fatalf("psql on %s: %s: %v", node, sql, err)
+	}
+	return out
+}
+
+// eventually polls f until it returns nil, at most d.
+func eventually(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestPostgresLifecycle(t *testing.T) {
+	tt := newTest(t)
+	ctx := context.Background()
+	d, err := postgres.New(postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := db.CapabilitiesOf(d).String(); got != "Kill, Pause, Primary, LogFiles" {
+		t.Fatalf("capabilities %s", got)
+	}
+	cycle(t, tt, d)
+	primary, r1, r2 := tt.Nodes[0], tt.Nodes[1], tt.Nodes[2]
+
+	ps, err := d.Primaries(ctx, tt)
+	if err != nil || len(ps) != 1 || ps[0] != primary {
+		t.Fatalf("primaries %v %v, want [%s]", ps, err, primary)
+	}
+	if got := psql(t, tt, primary, "select string_agg(application_name || '=' || state, ',' order by application_name) from pg_stat_replication"); got != "n2=streaming,n3=streaming" {
+		t.Fatalf("replication on the primary: %q", got)
+	}
+
+	// A write on the primary reaches both replicas; replicas refuse
+	// writes.
+	psql(t, tt, primary, "create table t (k int primary key, v int); insert into t values (1, 42)")
+	for _, r := range []string{r1, r2} {
+		eventually(t, 10*time.Second, "the write on "+r, func() error {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			out, err := tt.Session(r).Sudo("postgres").Exec(ctx, "/usr/lib/postgresql/15/bin/psql", "-h", postgres.SocketDir, "-XAtqc", "select v from t where k = 1")
+			if err != nil || out != "42" {
+				return fmt.Errorf("%q %v", out, err)
+			}
+			return nil
+		})
+		_, err := tt.Session(r).Sudo("postgres").Exec(ctx, "/usr/lib/postgresql/15/bin/psql", "-h", postgres.SocketDir, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", "insert into t values (2, 2)")
+		if err == nil || !strings.Contains(err.Error(), "read-only transaction") {
+			t.Fatalf("a write on replica %s: %v", r, err)
+		}
+	}
+
+	// Kill and start a replica: it catches up on what it missed.
+	if err := d.Kill(ctx, tt, r1); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Kill(ctx, tt, r1); err != nil {
+		t.Fatalf("killing a dead server: %v", err)
+	}
+	psql(t, tt, primary, "insert into t values (3, 3)")
+	ps, err = d.Primaries(ctx, tt)
+	if err != nil || len(ps) != 1 || ps[0] != primary {
+		t.Fatalf("primaries with %s down: %v %v", r1, ps, err)
+	}
+	if err := d.Start(ctx, tt, r1); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx, tt, r1); err != nil {
+		t.Fatalf("start is not idempotent: %v", err)
+	}
+	eventually(t, 20*time.Second, "the killed replica to catch up", func() error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		out, err := tt.Session(r1).Sudo("postgres").Exec(ctx, "/usr/lib/postgresql/15/bin/psql", "-h", postgres.SocketDir, "-XAtqc", "select count(*) from t")
+		if err != nil || out != "2" {
+			return fmt.Errorf("%q %v", out, err)
+		}
+		return nil
+	})
+
+	// Kill and start the primary: it recovers its committed rows from
+	// the WAL, and the replicas stream from it again.
+	if err := d.Kill(ctx, tt, primary); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := d.Primaries(ctx, tt); err != nil || len(ps) != 0 {
+		t.Fatalf("primaries with the primary down: %v %v", ps, err)
+	}
+	if err := d.Start(ctx, tt, primary); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the primary to recover and both replicas to stream", func() error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		out, err := tt.Session(primary).Sudo("postgres").Exec(ctx, "/usr/lib/postgresql/15/bin/psql", "-h", postgres.SocketDir, "-XAtqc",
+			"select (select count(*) from t) || '/' || (select count(*) from pg_stat_replication where state = 'streaming')")
+		if err != nil || out != "2/2" {
+			return fmt.Errorf("%q %v", out, err)
+		}
+		return nil
+	})
+
+	// Pause the primary: it answers nothing, so Primaries does not name
+	// it; resumed, it does again.
+	if err := d.Pause(ctx, tt, primary); err != nil {
+		t.Fatal(err)
+	}
+	pstart := time.Now()
+	ps, err = d.Primaries(ctx, tt)
+	if err != nil || len(ps) != 0 {
+		t.Fatalf("primaries with the primary paused: %v %v", ps, err)
+	}
+	if took := time.Since(pstart); took > 5*time.Second {
+		t.Fatalf("Primaries took %v with a paused node", took)
+	}
+	if err := d.Resume(ctx, tt, primary); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Resume(ctx, tt, primary); err != nil {
+		t.Fatalf("resume is not idempotent: %v", err)
+	}
+	eventually(t, 10*time.Second, "the resumed primary", func() error {
+		ps, err := d.Primaries(ctx, tt)
+		if err != nil || len(ps) != 1 || ps[0] != primary {
+			return fmt.Errorf("%v %v", ps, err)
+		}
+		return nil
+	})
+	psql(t, tt, primary, "insert into t values (4, 4)")
+
+	// Logs: the server's log, collected.
+	dir := t.TempDir()
+	if _, err := store.CollectLogs(ctx, tt, d, dir, store.CollectOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range tt.Nodes {
+		b, err := os.ReadFile(filepath.Join(dir, n, "postgres.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "database system is ready to accept") {
+			t.Fatalf("%s's log lacks the server's start:\n%s", n, b)
+		}
+	}
+
+	// Teardown leaves no process and no file.
+	for _, n := range tt.Nodes {
+		if err := d.Teardown(ctx, tt, n); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Teardown(ctx, tt, n); err != nil {
+			t.Fatalf("a second teardown: %v", err)
+		}
+		out, err := tt.Session(n).Su().Exec(ctx, control.Raw("pgrep -x postgres | wc -l; test -e "+postgres.Dir+" && echo left || echo gone"))
+		if err != nil || out != "0\ngone" {
+			t.Fatalf("after teardown on %s: %q %v", n, out, err)
+		}
+	}
+}
+
+func TestPostgresBadOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts postgres.Options
+		want string
+	}{
+		{"port", postgres.Options{Port: 70000}, "port 70000"},
+		{"replication", postgres.Options{Replication: "semi"}, `replication "semi"`},
+		{"sync standbys without sync", postgres.Options{SyncStandbys: 1}, "only with sync"},
+		{"synchronous commit", postgres.Options{SynchronousCommit: "always"}, "synchronous_commit"},
+		{"allow", postgres.Options{Allow: []string{"10.0.0.0"}}, `allow "10.0.0.0"`},
+		{"version", postgres.Options{Version: "15; rm"}, "version"},
+		{"bin dir", postgres.Options{BinDir: "bin"}, "absolute"},
+		{"start timeout", postgres.Options{StartTimeout: -time.Second}, "start timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := postgres.New(tc.opts)
+			if !errors.Is(err, postgres.ErrOptions) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New(%+v) = %v, want an ErrOptions naming %q", tc.opts, err, tc.want)
+			}
+		})
+	}
+}
+
+// Sync replication with more synchronous standbys than replicas is
+// refused by Setup before it touches a node.
+func TestPostgresSyncStandbysChecked(t *testing.T) {
+	tt := newTest(t)
+	d, err := postgres.New(postgres.Options{Replication: postgres.Sync, SyncStandbys: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.Setup(context.Background(), tt, tt.Nodes[1])
+	if !errors.Is(err, postgres.ErrOptions) || !strings.Contains(err.Error(), "only 2 replicas") {
+		t.Fatalf("setup: %v", err)
+	}
+}
+
