@@ -273,4 +273,3 @@ func TestPostgresSyncStandbysChecked(t *testing.T) {
 		t.Fatalf("setup: %v", err)
 	}
 }
-
