@@ -236,30 +236,6 @@ func TestPostgresLifecycle(t *testing.T) {
 	}
 }
 
-func TestPostgresBadOptions(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts postgres.Options
-		want string
-	}{
-		{"port", postgres.Options{Port: 70000}, "port 70000"},
-		{"replication", postgres.Options{Replication: "semi"}, `replication "semi"`},
-		{"sync standbys without sync", postgres.Options{SyncStandbys: 1}, "only with sync"},
-		{"synchronous commit", postgres.Options{SynchronousCommit: "always"}, "synchronous_commit"},
-		{"allow", postgres.Options{Allow: []string{"10.0.0.0"}}, `allow "10.0.0.0"`},
-		{"version", postgres.Options{Version: "15; rm"}, "version"},
-		{"bin dir", postgres.Options{BinDir: "bin"}, "absolute"},
-		{"start timeout", postgres.Options{StartTimeout: -time.Second}, "start timeout"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := postgres.New(tc.opts)
-			if !errors.Is(err, postgres.ErrOptions) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("New(%+v) = %v, want an ErrOptions naming %q", tc.opts, err, tc.want)
-			}
-		})
-	}
-}
-
 // Sync replication with more synchronous standbys than replicas is
 // refused by Setup before it touches a node.
 func TestPostgresSyncStandbysChecked(t *testing.T) {
