@@ -246,7 +246,12 @@ func holds(r *elle.Result, allowed ...string) error {
 	return nil
 }
 
-func models(ms ...string) elle.Options { return elle.Options{ConsistencyModels: ms} }
+// models asks Elle about ms, with a cycle search budget of 10 s per
+// component rather than Elle's 1 s: a loaded 2-core box must not turn a
+// verdict into "unknown".
+func models(ms ...string) elle.Options {
+	return elle.Options{ConsistencyModels: ms, CycleSearchTimeout: 10 * time.Second}
+}
 
 func newDB(t *testing.T, tt *jepsen.Test, opts postgres.Options) {
 	t.Helper()
@@ -349,6 +354,15 @@ func TestListAppendAsyncReplicaStaleReads(t *testing.T) {
 		}
 	}
 	t.Logf("%s:\n%s", typ, firstExplanation(r, typ))
+	// Replica snapshots may show more than staleness (PostgreSQL's
+	// read-only anomaly under snapshot isolation, G2-item; and a
+	// standby's snapshots may see commits in another order than the
+	// primary's): said, not asserted.
+	for _, a := range r.AnomalyTypes {
+		if !strings.HasSuffix(a, "-realtime") && a != "cycle-search-timeout" {
+			t.Logf("also %s:\n%s", a, firstExplanation(r, a))
+		}
+	}
 	if r.Valid != elle.Invalid || !slices.Contains(append(slices.Clone(r.Not), r.AlsoNot...), "strong-serializable") {
 		t.Fatalf("realtime anomalies found, yet: %s", summary(r))
 	}

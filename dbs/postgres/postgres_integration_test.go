@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,10 +39,18 @@ func cycle(t *testing.T, tt *jepsen.Test, d *postgres.DB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()
-	var steps []string
+	var (
+		mu          sync.Mutex
+		steps, slow []string
+	)
 	err := db.CycleWith(ctx, tt, d, db.CycleOptions{Recorder: event.Func(func(e event.Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		if e.Kind == event.Step && !e.OK {
 			steps = append(steps, fmt.Sprintf("%s %s: %s", e.Node, e.Detail, e.Err))
+		}
+		if took := e.End.Sub(e.Start); took > time.Second && e.Kind != event.CycleTry {
+			slow = append(slow, fmt.Sprintf("%s %s %s %v", e.Node, e.Kind, e.Detail, took.Round(time.Millisecond)))
 		}
 	})})
 	t.Cleanup(func() {
@@ -56,7 +65,7 @@ func cycle(t *testing.T, tt *jepsen.Test, d *postgres.DB) {
 	if err != nil {
 		t.Fatalf("cycle: %v (failed steps: %v)", err, steps)
 	}
-	t.Logf("postgres cycle on %d nodes took %v", len(tt.Nodes), time.Since(start).Round(time.Millisecond))
+	t.Logf("postgres cycle on %d nodes took %v (steps over 1 s: %v)", len(tt.Nodes), time.Since(start).Round(time.Millisecond), slow)
 }
 
 // psql runs SQL on node's server through its socket.
@@ -247,5 +256,60 @@ func TestPostgresSyncStandbysChecked(t *testing.T) {
 	err = d.Setup(context.Background(), tt, tt.Nodes[1])
 	if !errors.Is(err, postgres.ErrOptions) || !strings.Contains(err.Error(), "only 2 replicas") {
 		t.Fatalf("setup: %v", err)
+	}
+}
+
+// With sync replication and remote_apply, a commit is acknowledged only
+// once every replica applied it: a read on a replica right after a write
+// on the primary sees it, every time; with a replica down, commits wait.
+func TestPostgresSyncReplication(t *testing.T) {
+	tt := newTest(t)
+	ctx := context.Background()
+	d, err := postgres.New(postgres.Options{Replication: postgres.Sync, SynchronousCommit: "remote_apply"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cycle(t, tt, d)
+	primary, r1, r2 := tt.Nodes[0], tt.Nodes[1], tt.Nodes[2]
+	if got := psql(t, tt, primary, "show synchronous_standby_names"); got != `ANY 2 ("n2", "n3")` {
+		t.Fatalf("synchronous_standby_names %q", got)
+	}
+	if got := psql(t, tt, primary, "select string_agg(application_name || '=' || sync_state, ',' order by application_name) from pg_stat_replication"); got != "n2=quorum,n3=quorum" {
+		t.Fatalf("sync states %q", got)
+	}
+	psql(t, tt, primary, "create table t (k int primary key)")
+	for i := range 20 {
+		psql(t, tt, primary, fmt.Sprintf("insert into t values (%d)", i))
+		for _, r := range []string{r1, r2} {
+			if got := psql(t, tt, r, fmt.Sprintf("select count(*) from t where k = %d", i)); got != "1" {
+				t.Fatalf("replica %s right after commit %d: %q", r, i, got)
+			}
+		}
+	}
+	// A replica down: a commit waits for it.
+	if err := d.Kill(ctx, tt, r2); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err = tt.Session(primary).Sudo(postgres.User).Exec(wctx, "/usr/lib/postgresql/15/bin/psql", "-h", postgres.SocketDir, "-XAtqc", "insert into t values (100)")
+	cancel()
+	if err == nil {
+		t.Fatal("a commit returned with a synchronous replica down")
+	}
+	if err := d.Start(ctx, tt, r2); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the restarted replica to apply the waiting commit", func() error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		out, err := tt.Session(r2).Sudo(postgres.User).Exec(ctx, "/usr/lib/postgresql/15/bin/psql", "-h", postgres.SocketDir, "-XAtqc", "select count(*) from t")
+		if err != nil || out != "21" {
+			return fmt.Errorf("%q %v", out, err)
+		}
+		return nil
+	})
+	psql(t, tt, primary, "insert into t values (101)")
+	if got := psql(t, tt, r2, "select count(*) from t where k = 101"); got != "1" {
+		t.Fatalf("after the replica came back: %q", got)
 	}
 }
