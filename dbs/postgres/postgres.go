@@ -203,8 +203,8 @@ func (d *DB) listenAddr(ctx context.Context, t *jepsen.Test, node string) (strin
 func (d *DB) setupPrimaryNode(ctx context.Context, t *jepsen.Test, node string) error {
 	pg := d.pg(t, node)
 	step := time.Now()
-	// --no-sync: initdb's fsync of a thousand files took 2-6 s of a
-	// cycle on a loaded 2-core box. A killed server loses nothing of
+	// --no-sync: initdb's fsync of every file it made is slow on a busy
+	// box, and buys nothing here. A killed server loses nothing of
 	// what is in the page cache, and the server fsyncs the whole data
 	// directory before its crash recovery at the next start.
 	_, err := pg.Exec(ctx, d.bin("initdb"), "-D", DataDir, "-U", User, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
