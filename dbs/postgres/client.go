@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -188,13 +189,17 @@ type TxnConn struct {
 	reader  *server // the primary's server when reads go there
 }
 
-// server is a lazily dialed connection to one node.
+// server is a lazily dialed connection to one node. Its worker uses it
+// from one goroutine; mu guards conn against Close from another.
 type server struct {
 	node, addr string
 	port       int
 	timeout    time.Duration
-	conn       *pgx.Conn
 	replica    bool
+
+	mu     sync.Mutex
+	conn   *pgx.Conn
+	closed bool // by Close: no more dialing
 }
 
 func open(cfg config, t *jepsen.Test, node string) (*TxnConn, error) {
@@ -239,13 +244,22 @@ func open(cfg config, t *jepsen.Test, node string) (*TxnConn, error) {
 // ReadNode is the node this connection's read-only transactions run on.
 func (tc *TxnConn) ReadNode() string { return tc.reader.node }
 
+// errClosed is an operation on a connection after Close.
+var errClosed = errors.New("postgres: connection closed")
+
 // get returns the open connection, dialing it when there is none (or the
 // last one broke).
 func (s *server) get(ctx context.Context) (*pgx.Conn, error) {
-	if s.conn != nil && !s.conn.IsClosed() {
-		return s.conn, nil
+	s.mu.Lock()
+	c, closed := s.conn, s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, errClosed
 	}
-	s.conn = nil
+	if c != nil && !c.IsClosed() {
+		return c, nil
+	}
+	s.drop()
 	cfg, err := pgx.ParseConfig("")
 	if err != nil {
 		return nil, err
@@ -263,23 +277,53 @@ func (s *server) get(ctx context.Context) (*pgx.Conn, error) {
 	// the primary and on hot standbys, and no prepared statement to lose
 	// with a broken connection.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	c, err := pgx.ConnectConfig(ctx, cfg)
+	c, err = pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, &DialError{Node: s.node, Addr: net.JoinHostPort(s.addr, strconv.Itoa(s.port)), Err: err}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		// Closed while dialing.
+		c.PgConn().Conn().Close()
+		return nil, errClosed
 	}
 	s.conn = c
 	return c, nil
 }
 
 // drop closes the connection (it broke or is in an unknown state); the
-// next use dials again.
+// next use dials again. Only the worker's goroutine calls it.
 func (s *server) drop() {
-	if s.conn != nil {
+	s.mu.Lock()
+	c := s.conn
+	s.conn = nil
+	s.mu.Unlock()
+	if c != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		s.conn.Close(ctx)
+		c.Close(ctx)
 		cancel()
-		s.conn = nil
 	}
+}
+
+// shut closes the connection from any goroutine: the socket, which also
+// ends a request in flight (pgx's connection is not safe for concurrent
+// use, its socket is); the server rolls back an open transaction.
+func (s *server) shut() {
+	s.mu.Lock()
+	c := s.conn
+	s.conn, s.closed = nil, true
+	s.mu.Unlock()
+	if c != nil {
+		c.PgConn().Conn().Close()
+	}
+}
+
+// broken reports whether the connection is gone.
+func (s *server) broken() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn == nil || s.conn.IsClosed()
 }
 
 // DialError is a connection to a node that could not be made: nothing
@@ -295,13 +339,13 @@ func (e *DialError) Error() string {
 
 func (e *DialError) Unwrap() error { return e.Err }
 
-// Close closes the connections. It may be called while an Invoke that
-// timed out still runs: pgx's connection closes under it.
+// Close closes the connections. It may be called from another
+// goroutine while an Invoke that timed out still runs: that Invoke's
+// request fails, and the server rolls its transaction back unless its
+// COMMIT already arrived.
 func (tc *TxnConn) Close() error {
-	tc.primary.drop()
-	if tc.reader != tc.primary {
-		tc.reader.drop()
-	}
+	tc.primary.shut()
+	tc.reader.shut()
 	return nil
 }
 
@@ -431,7 +475,7 @@ func (tc *TxnConn) run(ctx context.Context, srv *server, mops []elle.Mop, readOn
 	}
 	e := &TxnError{Node: srv.node, Step: "commit", Err: err}
 	if readOnly || commitCertainlyFailed(err) {
-		if srv.conn != nil && srv.conn.IsClosed() {
+		if srv.broken() {
 			srv.drop()
 		}
 		return nil, client.Fail(e)
@@ -444,7 +488,7 @@ func (tc *TxnConn) run(ctx context.Context, srv *server, mops []elle.Mop, readOn
 func rollback(srv *server, tx pgx.Tx) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := tx.Rollback(ctx); err != nil || srv.conn.IsClosed() {
+	if err := tx.Rollback(ctx); err != nil || srv.broken() {
 		srv.drop()
 	}
 }

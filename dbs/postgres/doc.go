@@ -53,8 +53,9 @@
 // The slots make the primary keep the WAL a killed, paused or
 // partitioned replica has not received, so it catches up when it comes
 // back. Every node writes its own /opt/postgres/data/jepsen.conf
-// (included from postgresql.conf): listen_addresses (the node's address;
-// "*" when the node's name resolves to a loopback address, as Debian's
+// (included from postgresql.conf): listen_addresses (the node's address
+// as the node resolves its own name, and the one the control node dials
+// when it differs; "*" when one is a loopback address, as Debian's
 // 127.0.1.1), the port, wal_level replica, max_wal_senders and
 // max_replication_slots, hot_standby and hot_standby_feedback,
 // synchronous_commit and synchronous_standby_names, deadlock_timeout

@@ -179,25 +179,28 @@ func (d *DB) install(ctx context.Context, t *jepsen.Test, node string) error {
 	return nil
 }
 
-// listenAddr is the address the server listens on: the node's address as
-// the control node dials it when that is an IP, else the node's name as
-// the node resolves it; "*" when either is a loopback address (Debian
-// maps a host's own name to 127.0.1.1), so that other nodes reach it.
+// listenAddr is what the server listens on: the node's name as the
+// node resolves it (what the other nodes dial) and, when it is another
+// IP address, the address the control node dials (PostgreSQL listens on
+// those of them it can bind); "*" when one is a loopback address (Debian
+// maps a host's own name to 127.0.1.1), so that the others reach it.
 func (d *DB) listenAddr(ctx context.Context, t *jepsen.Test, node string) (string, error) {
-	if a, err := netip.ParseAddr(t.Addr(node)); err == nil {
-		if a.IsLoopback() {
-			return "*", nil
-		}
-		return a.String(), nil
-	}
 	a, err := cnet.IP(ctx, d.root(t, node), node)
 	if err != nil {
 		return "", err
 	}
-	if a.IsLoopback() {
-		return "*", nil
+	addrs := []netip.Addr{a}
+	if c, err := netip.ParseAddr(t.Addr(node)); err == nil && c != a {
+		addrs = append(addrs, c)
 	}
-	return a.String(), nil
+	var out []string
+	for _, a := range addrs {
+		if a.IsLoopback() || a.IsUnspecified() {
+			return "*", nil
+		}
+		out = append(out, a.String())
+	}
+	return strings.Join(out, ", "), nil
 }
 
 func (d *DB) setupPrimaryNode(ctx context.Context, t *jepsen.Test, node string) error {

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,10 +13,12 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/client"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/dbs/postgres"
 	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/history"
 	"github.com/go-jepsen/jepsen/internal/sandboxtest"
 	"github.com/go-jepsen/jepsen/store"
 )
@@ -312,4 +315,110 @@ func TestPostgresSyncReplication(t *testing.T) {
 	if got := psql(t, tt, r2, "select count(*) from t where k = 101"); got != "1" {
 		t.Fatalf("after the replica came back: %q", got)
 	}
+}
+
+// The clients under faults: a connection closed from another goroutine
+// while its transaction waits ends that transaction (Fail: it never
+// committed); with the primary down, writes fail (the dial is refused)
+// while reads from a replica go on.
+func TestClientFaults(t *testing.T) {
+	tt := newTest(t)
+	ctx := context.Background()
+	d, err := postgres.New(postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cycle(t, tt, d)
+	primary := tt.Nodes[0]
+	c := postgres.ListAppendClient{ReadFrom: postgres.ReadReplica}
+	open := func(node string) client.Conn {
+		t.Helper()
+		conn, err := c.Open(ctx, tt, node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	invoke := func(conn client.Conn, value string, timeout time.Duration) (history.Op, history.Type, error) {
+		ictx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		out, err := conn.Invoke(ictx, history.Op{Type: history.Invoke, F: postgres.TxnF, Value: json.RawMessage(value)})
+		return out, client.Outcome(ictx, err), err
+	}
+	setup := open(primary)
+	if err := c.Setup(ctx, tt, setup); err != nil {
+		t.Fatal(err)
+	}
+	if _, typ, err := invoke(setup, `[["append","k",1]]`, 5*time.Second); typ != history.OK {
+		t.Fatalf("append 1: %v", err)
+	}
+
+	// Another session locks k's row for a while; our append waits for it.
+	lock := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_, err := tt.Session(primary).Sudo(postgres.User).Exec(ctx, "/usr/lib/postgresql/15/bin/psql", "-h", postgres.SocketDir, "-XAtq", "-c",
+			"begin; select 1 from "+postgres.ListTable+" where key = 'k' for update; select pg_sleep(3); commit;")
+		lock <- err
+	}()
+	eventually(t, 10*time.Second, "the lock", func() error {
+		if got := psql(t, tt, primary, "select count(*) from pg_stat_activity where query like '%pg_sleep(3)%' and state = 'active' and pid <> pg_backend_pid()"); got != "1" {
+			return fmt.Errorf("%s sessions", got)
+		}
+		return nil
+	})
+	waiter := open(primary)
+	done := make(chan error, 1)
+	var typ history.Type
+	go func() {
+		var err error
+		_, typ, err = invoke(waiter, `[["append","k",2]]`, 15*time.Second)
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	closed := time.Now()
+	waiter.Close()
+	select {
+	case err := <-done:
+		if typ != history.Fail {
+			t.Fatalf("a transaction whose connection closed before COMMIT: %s (%v)", typ, err)
+		}
+		t.Logf("closed mid-transaction: returned in %v: %v", time.Since(closed).Round(time.Millisecond), err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Invoke did not return within 5 s of Close")
+	}
+	if err := <-lock; err != nil {
+		t.Fatal(err)
+	}
+	if out, typ, err := invoke(setup, `[["r","k",null]]`, 5*time.Second); typ != history.OK || string(out.Value) != `[["r","k",[1]]]` {
+		t.Fatalf("read after the closed append: %s %s %v", out.Value, typ, err)
+	}
+
+	// The primary down: a write fails at once; a read from a replica is
+	// fine, and sees the committed append.
+	if err := d.Kill(ctx, tt, primary); err != nil {
+		t.Fatal(err)
+	}
+	reader := open(tt.Nodes[1])
+	if _, typ, err := invoke(reader, `[["append","k",3]]`, 5*time.Second); typ != history.Fail || !errors.As(err, new(*postgres.DialError)) {
+		t.Fatalf("append with the primary down: %s %v", typ, err)
+	}
+	eventually(t, 10*time.Second, "a read on the replica", func() error {
+		out, typ, err := invoke(reader, `[["r","k",null]]`, 2*time.Second)
+		if typ != history.OK || string(out.Value) != `[["r","k",[1]]]` {
+			return fmt.Errorf("%s %s %v", out.Value, typ, err)
+		}
+		return nil
+	})
+	if err := d.Start(ctx, tt, primary); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "a write after the primary restarted", func() error {
+		if _, typ, err := invoke(reader, `[["append","k",4]]`, 2*time.Second); typ != history.OK {
+			return fmt.Errorf("%s %v", typ, err)
+		}
+		return nil
+	})
 }
