@@ -16,14 +16,15 @@ if ! command -v go >/dev/null; then
 fi
 
 # Debian packages for the sandbox nodes, the control layer's tests and the
-# example database. Installed on the host, because nodes share the host's
+# example databases (etcd; PostgreSQL, whose servers dbs/postgres runs on
+# the nodes from /usr/lib/postgresql/15/bin). Installed on the host, because nodes share the host's
 # /usr (read-only inside a node); debootstrap builds the container nodes'
 # image (the Docker engine itself is the machine's own); containerd, runc
 # and containernetworking-plugins run the one-node Kubernetes of `jepsen
 # k8s up` (its etcd is etcd-server's).
 pkgs=(openssh-server openssh-client iproute2 iptables tcpdump etcd-server etcd-client
 	iputils-ping netcat-openbsd psmisc procps sudo util-linux mount tar gzip coreutils curl wget unzip
-	shellcheck debootstrap zstd chromium pssh containerd runc containernetworking-plugins)
+	shellcheck debootstrap zstd chromium pssh containerd runc containernetworking-plugins postgresql)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -46,4 +47,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	cleanup_policy
 	trap - EXIT
+fi
+
+# Debian's postgresql makes a "main" cluster when it is installed (not
+# started, thanks to the policy-rc.d above, but a boot would start it).
+# The nodes run their own servers (dbs/postgres) and the host needs none:
+# a main cluster that is down and never ran (no postmaster.opts, which
+# every start writes) holds nothing and is dropped. Any other cluster is
+# left alone.
+if command -v pg_lsclusters >/dev/null; then
+	pg_lsclusters --no-header 2>/dev/null | while read -r ver name _ status _ data _; do
+		if [ "$name" = main ] && [ "$status" = down ] && [ -d "$data" ] && [ ! -e "$data/postmaster.opts" ]; then
+			echo "go-jepsen: dropping PostgreSQL $ver's unused main cluster (Debian's install made it; the nodes run their own servers)" >&2
+			pg_dropcluster "$ver" "$name"
+		fi
+	done
 fi
