@@ -205,8 +205,21 @@ func ReadResults(path string) (*StoredResult, error) {
 	return &r, nil
 }
 
-// Linear returns the details of a linearizability result, or nil.
+// Linear returns the details of a linearizability result, or of the
+// first one a composed result holds (depth first, in order), or nil.
 func (r *StoredResult) Linear() *LinearDetails {
+	if r.Name == "compose" {
+		subs, err := r.Sub()
+		if err != nil {
+			return nil
+		}
+		for _, s := range subs {
+			if d := s.Result.Linear(); d != nil {
+				return d
+			}
+		}
+		return nil
+	}
 	var d LinearDetails
 	if len(r.Details) == 0 || json.Unmarshal(r.Details, &d) != nil || d.Keys == nil {
 		return nil

@@ -21,8 +21,8 @@ import (
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/dbs/etcd"
-	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/nodetool"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 )
 
 var env = sandboxtest.New("dk2", "10.66.123.0/24", 3)
@@ -371,9 +371,6 @@ func TestRecoverAfterControlSIGKILL(t *testing.T) {
 			t.Fatalf("heal %s: %v", n, err)
 		}
 		t.Logf("%s: heal reset %d processes", n, len(healed))
-		if len(healed) == 0 {
-			t.Errorf("%s: heal found nothing to reset", n)
-		}
 		if again, err := clockfault.Heal(ctx, s, tl); err != nil || len(again) != 0 {
 			t.Errorf("%s: a second heal: %+v %v", n, again, err)
 		}
@@ -381,8 +378,16 @@ func TestRecoverAfterControlSIGKILL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if offs, err := clockfault.Offsets(ctx, s, tl, clockfault.Target{PIDs: pids}); err != nil || len(offs) != 1 || offs[0].Hooked {
-			t.Errorf("%s: etcd's clock after heal: %+v %v", n, offs, err)
+		// A member the full disk killed took its hook with it: nothing
+		// to reset there. One that runs was hooked, and must have been
+		// reset (nothing restarts it in between).
+		if len(healed) == 0 && len(pids) > 0 {
+			t.Errorf("%s: etcd runs (%v) and heal found nothing to reset", n, pids)
+		}
+		if len(pids) > 0 {
+			if offs, err := clockfault.Offsets(ctx, s, tl, clockfault.Target{PIDs: pids}); err != nil || len(offs) != 1 || offs[0].Hooked {
+				t.Errorf("%s: etcd's clock after heal: %+v %v", n, offs, err)
+			}
 		}
 		if _, err := d.SmallDisk().Free(ctx, s); err != nil {
 			t.Fatal(err)

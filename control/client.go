@@ -1,10 +1,8 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -196,9 +194,8 @@ func (c *Client) fill(err error) error {
 // so streamed stdin and output are safe across retries. It returns nil,
 // an *ExitStatus or a *TransportError.
 //
-// A buffered command (stdin in full, output collected in memory) goes
-// through the Conn's BufferedRunner when it has one.
-func (c *Client) run(ctx context.Context, cmd wrappedCmd, stdin []byte, stdinR io.Reader, stdout, stderr io.Writer, buffered bool) error {
+// A Conn that is a Runner gets cmd as it is; any other gets cmd.Line().
+func (c *Client) run(ctx context.Context, cmd *Job) error {
 	var last error
 	for attempt := 0; attempt <= c.opts.Retries; attempt++ {
 		if attempt > 0 {
@@ -220,17 +217,7 @@ func (c *Client) run(ctx context.Context, cmd wrappedCmd, stdin []byte, stdinR i
 		if err := c.sem.Acquire(ctx, 1); err != nil {
 			return c.fill(CtxError(ctx, false))
 		}
-		err = ErrNoFastPath
-		if br, ok := conn.(BufferedRunner); ok && buffered && stdinR == nil {
-			err = br.RunBuffered(ctx, BufferedCmd{Line: cmd.line, Argv: cmd.argv, Deadline: cmd.deadline, Stdin: stdin, Stdout: stdout, Stderr: stderr})
-		}
-		if err == ErrNoFastPath {
-			in := stdinR
-			if stdin != nil {
-				in = bytes.NewReader(stdin)
-			}
-			err = conn.Run(ctx, cmd.line, in, stdout, stderr)
-		}
+		err = runOn(ctx, conn, cmd)
 		c.sem.Release(1)
 		if err == nil {
 			return nil
@@ -251,10 +238,18 @@ func (c *Client) run(ctx context.Context, cmd wrappedCmd, stdin []byte, stdinR i
 	return last
 }
 
+// runOn runs cmd on conn, as a Job when conn is a Runner.
+func runOn(ctx context.Context, conn Conn, cmd *Job) error {
+	if r, ok := conn.(Runner); ok {
+		return r.RunJob(ctx, cmd)
+	}
+	return conn.Run(ctx, cmd.Line(), cmd.Input(), cmd.Stdout, cmd.Stderr)
+}
+
 // runOnce runs a command on the open connection, without dialing,
 // retries or captured output: for housekeeping such as ending a cancelled
 // command, which is pointless on a connection that is gone.
-func (c *Client) runOnce(ctx context.Context, cmd string, stdin []byte) error {
+func (c *Client) runOnce(ctx context.Context, cmd *Job) error {
 	conn, _, err := c.current()
 	if err != nil || conn == nil {
 		return errors.Join(err, ErrClosed)
@@ -263,5 +258,5 @@ func (c *Client) runOnce(ctx context.Context, cmd string, stdin []byte) error {
 		return err
 	}
 	defer c.sem.Release(1)
-	return conn.Run(ctx, cmd, bytes.NewReader(stdin), io.Discard, io.Discard)
+	return runOn(ctx, conn, cmd)
 }

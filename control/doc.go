@@ -24,5 +24,15 @@
 //   - No password, sudo password or key material appears in an error:
 //     Jepsen's nonzero-exit error prints stdin, sudo password included.
 //
+// Remotes and connections may do more through small optional
+// interfaces, each asked where it is needed: [UserReporter],
+// [SelfCanceler] and [Addresser] on a Remote, [Runner] and
+// [BrokenReporter] on a Conn (remote.go says why they stay apart).
+// [Runner] is the warm path's one seam: the Session builds each command
+// once, as a [Job] (its argv, the node's deadline, its input and output),
+// and a Runner chooses how to run it; control/ssh gives the argv to its
+// node agent, which keeps the deadline itself, or the shell line with
+// timeout(1) ([Job.Line]) to a channel. Any other Conn gets the line.
+//
 // The package knows nothing about databases.
 package control

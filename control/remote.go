@@ -1,22 +1,31 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
 
 // Remote opens connections to nodes. Implementations: control/ssh (a real
-// cluster) and control/local (this machine).
+// cluster), control/docker, control/k8s and control/local (this machine).
 //
 // A Remote may also implement these optional interfaces, which the
-// Client and Session look for with a type assertion:
+// Client, the Session and the root package look for with a type
+// assertion:
 //   - [UserReporter]: the login user, known before dialing;
 //   - [SelfCanceler]: commands whose context ends are ended on the node
 //     by the Conn itself, so the Session need not do it;
 //   - [Addresser]: the address the control node reaches a node's
 //     services at (what Test.Addr returns).
+//
+// They stay three one-method interfaces, not one: they are asked in
+// different places, a Remote need have none of them (the Session then
+// assumes root, kills by tag, and Test.Addr returns the node's name), and
+// only control/local ends commands itself, so one interface would make
+// the others claim it in a no-op method.
 type Remote interface {
 	// Dial connects to node. Errors are *TransportError values (Node may
 	// be left empty; the Client fills it in). Dial must return within
@@ -27,8 +36,16 @@ type Remote interface {
 // Conn is one open connection to one node. Run may be called from many
 // goroutines at once; the Client bounds how many.
 //
-// A Conn may also implement [BrokenReporter], so that the Client dials a
-// new connection instead of using one that is known to be gone.
+// A Conn may also implement two optional interfaces:
+//   - [Runner]: it takes a command as a [Job] (its argv, the node's
+//     deadline, its input and output) rather than as a shell line, and
+//     chooses how to run it: control/ssh's warm path, and the only seam
+//     between it and this package;
+//   - [BrokenReporter]: it knows when it is gone, so that the Client
+//     dials a new connection instead of using it.
+//
+// They are apart because they are asked apart (every command, and before
+// every command) and a Conn may have one without the other.
 type Conn interface {
 	// Run runs cmd, a complete command line for the node's sh, as the
 	// login user. It returns nil when the command exits 0, an *ExitStatus
@@ -76,35 +93,72 @@ type BrokenReporter interface {
 	Broken() bool
 }
 
-// BufferedRunner is an optional interface of a Conn: a faster way to run
-// a command whose stdin is known in full and whose output the Session
-// collects in memory (Session.Exec, and every Cmd without Stdout, Stderr
-// or StdinReader). RunBuffered keeps Run's contract. When the fast path
-// is not available for a command it returns ErrNoFastPath before sending
-// anything, and the Client runs the command with Run instead.
-// control/ssh's warm path implements it.
-type BufferedRunner interface {
-	RunBuffered(ctx context.Context, cmd BufferedCmd) error
+// Runner is the optional interface of a Conn that takes a command as
+// the Session built it, a [Job], instead of as a shell line, and chooses
+// how to run it. It is the warm path's whole seam in this package:
+// control/ssh implements it, sending a Collected job to the node's agent
+// (control/agent), which executes job.Argv and keeps job.Timeout itself,
+// and every other job, or every job while no agent is ready, to a channel
+// of its own as job.Line(). The Client gives a Conn without it
+// job.Line() through Run.
+//
+// RunJob keeps Run's contract: nil, an *ExitStatus or a *TransportError;
+// a prompt return when ctx ends, with Started saying whether the command
+// may have begun; nothing written to job.Stdout or job.Stderr after it
+// returns. It runs the command at most once, and never waits for a
+// faster way to come up. It may be called from many goroutines at once;
+// it does not change job.
+type Runner interface {
+	RunJob(ctx context.Context, job *Job) error
 }
 
-// BufferedCmd is a command for BufferedRunner, in two equivalent forms:
-// Line for the node's shell, as Run gets it (timeout(1) bounds it on the
-// node), and Argv, the same command without the timeout(1) wrapper, for
-// a runner that executes it directly and then must end it itself as
-// timeout(1) would: SIGTERM to its process group after Deadline, SIGKILL
-// 2 s later, and exit status 124.
-type BufferedCmd struct {
-	Line     string
-	Argv     []string
-	Deadline time.Duration
-	Stdin    []byte
-	Stdout   io.Writer
-	Stderr   io.Writer
+// Job is one command for a Conn, built once by the Session: the argv the
+// node runs, the node's deadline for it, its input and its output.
+type Job struct {
+	// Argv is the command, run as the login user: the Session makes it
+	// "sh -c 'cd DIR && { LINE\n}' jepsen-cmd-TAG" (the tag lets the
+	// Session find it on the node), behind runuser or sudo when it sudos.
+	Argv []string
+	// Timeout is how long the node lets the command run: past it, the
+	// command's process group gets SIGTERM, SIGKILL 2 s later, and the
+	// command exits 124 (137 when SIGKILL was needed), as under
+	// `timeout -k 2 -s TERM`. Zero means no limit. The Session makes it
+	// its own deadline plus a second, so that its own fires first and the
+	// node's is the backstop.
+	Timeout time.Duration
+	// Stdin is the whole input, when known in full: a Conn may send it
+	// again on a new attempt. StdinReader, used when Stdin is nil, is read
+	// once, as the command runs.
+	Stdin       []byte
+	StdinReader io.Reader
+	// Stdout and Stderr receive the output as it comes.
+	Stdout, Stderr io.Writer
+	// Collected says that the caller collects the output in memory and
+	// Stdin holds all the input (Session.Exec, and every Cmd without
+	// Stdout, Stderr or StdinReader): the job may share a stream with
+	// others, the agent's channel say. A job that is not Collected streams
+	// (a file transfer, a log followed) and keeps a channel of its own.
+	Collected bool
 }
 
-// ErrNoFastPath is returned by BufferedRunner.RunBuffered when it did not
-// run the command.
-var ErrNoFastPath = errors.New("control: no fast path for this command")
+// Line is the job for the node's shell, as Conn.Run takes it:
+// "exec timeout -k 2 -s TERM <Timeout>s ARGV", or "exec ARGV" when
+// Timeout is zero, each argument quoted (Escape).
+func (j *Job) Line() string {
+	if j.Timeout <= 0 {
+		return "exec " + shellJoin(j.Argv)
+	}
+	return fmt.Sprintf("exec timeout -k 2 -s TERM %.3fs %s", j.Timeout.Seconds(), shellJoin(j.Argv))
+}
+
+// Input is the job's stdin as a reader: a new one on Stdin at each call,
+// else StdinReader, else an empty one.
+func (j *Job) Input() io.Reader {
+	if j.Stdin == nil && j.StdinReader != nil {
+		return j.StdinReader
+	}
+	return bytes.NewReader(j.Stdin)
+}
 
 // ctxOp names the transport op for a context that ended.
 func ctxOp(err error) Op {

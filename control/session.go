@@ -120,7 +120,7 @@ type Result struct {
 }
 
 // Exec runs a command and returns its stdout with trailing newlines
-// trimmed. Errors: *CommandError when it ran and failed, *TransportError
+// trimmed. Errors: *JobError when it ran and failed, *TransportError
 // when it could not run or its deadline passed, ErrInvalidArg for
 // arguments no shell can take.
 func (s *Session) Exec(ctx context.Context, args ...any) (string, error) {
@@ -155,7 +155,7 @@ func (s *Session) runLine(ctx context.Context, line, display string, cmd Cmd) (R
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	token := newToken()
-	wrapped, stdinPrefix := s.wrap(ctx, line, token)
+	command, stdinPrefix := s.wrap(ctx, line, token)
 	var outBuf, errBuf bytes.Buffer
 	var errTail headTail
 	stdout, stderr := cmd.Stdout, cmd.Stderr
@@ -181,8 +181,10 @@ func (s *Session) runLine(ctx context.Context, line, display string, cmd Cmd) (R
 	if stdin == nil && stdinR == nil {
 		stdin = []byte{}
 	}
-	buffered := cmd.Stdout == nil && cmd.Stderr == nil && stdinR == nil
-	err := c.run(ctx, wrapped, stdin, stdinR, stdout, stderr, buffered)
+	command.Stdin, command.StdinReader = stdin, stdinR
+	command.Stdout, command.Stderr = stdout, stderr
+	command.Collected = cmd.Stdout == nil && cmd.Stderr == nil && stdinR == nil
+	err := c.run(ctx, command)
 	res := Result{Stdout: strings.TrimRight(outBuf.String(), "\n"), Stderr: errBuf.String()}
 	if err == nil {
 		return res, nil
@@ -256,12 +258,15 @@ func (s *Session) killRemote(token string) {
 	ks.env = nil
 	ks.sudo = ""
 	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
-	wrapped, prefix := ks.wrap(ctx, "pkill -TERM -f "+Escape(pattern)+" || true", newToken())
+	// Not Collected: it takes a channel of its own, as it must when the
+	// node's agent is what stopped answering.
+	kill, _ := ks.wrap(ctx, "pkill -TERM -f "+Escape(pattern)+" || true", newToken())
+	kill.Stdout, kill.Stderr = io.Discard, io.Discard
 	done := make(chan struct{})
 	go func() {
 		defer cancel()
 		defer close(done)
-		_ = s.client.runOnce(ctx, wrapped.line, prefix)
+		_ = s.client.runOnce(ctx, kill)
 	}()
 	select {
 	case <-done:
@@ -286,11 +291,10 @@ func (s *Session) killRemote(token string) {
 // the password to sudo -S ahead of the command's own stdin. With a
 // NOPASSWD rule the command never sees it.
 //
-// The returned wrapped command also has the argv of the same command
-// without timeout(1) and the remote deadline it stands for, for a Conn
-// that runs commands without a shell and ends them itself (the node
-// agent).
-func (s *Session) wrap(ctx context.Context, line, token string) (wrappedCmd, []byte) {
+// The Job carries the argv (Line renders it with timeout(1)) and the
+// node's deadline, for the Conn to run either way; the caller fills in
+// its input and output.
+func (s *Session) wrap(ctx context.Context, line, token string) (*Job, []byte) {
 	var inner strings.Builder
 	if len(s.env) > 0 {
 		inner.WriteString("export")
@@ -327,18 +331,7 @@ func (s *Session) wrap(ctx context.Context, line, token string) (wrappedCmd, []b
 	if remote < time.Second {
 		remote = time.Second
 	}
-	return wrappedCmd{
-		line:     fmt.Sprintf("exec timeout -k 2 -s TERM %.3fs %s", remote.Seconds(), shellJoin(argv)),
-		argv:     argv,
-		deadline: remote,
-	}, prefix
-}
-
-// wrappedCmd is a command ready for a Conn.
-type wrappedCmd struct {
-	line     string        // for the node's shell, with timeout(1)
-	argv     []string      // the same without timeout(1)
-	deadline time.Duration // timeout(1)'s
+	return &Job{Argv: argv, Timeout: remote}, prefix
 }
 
 // shellJoin is argv as one shell command line.

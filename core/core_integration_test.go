@@ -2,7 +2,9 @@ package core_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,13 +13,17 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/checker"
+	"github.com/go-jepsen/jepsen/client"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/cu"
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
+	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/nemesis"
 	"github.com/go-jepsen/jepsen/store"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 )
 
 var env = sandboxtest.New("cor", "10.66.104.0/24", 3)
@@ -303,5 +309,96 @@ func TestRunBodyPanicCleansUp(t *testing.T) {
 	}
 	if l := leftovers(t); len(l) > 0 {
 		t.Fatalf("nodes not torn down after a panic: %v", l)
+	}
+}
+
+// fileRegister is a register in a file on the first node, read and
+// written over SSH (a write renames a new file into place, so a read
+// sees the old value or the new one): a real client for a workload run
+// on sandbox nodes.
+type fileRegister struct{}
+
+const regFile = sdir + "/register"
+
+func (fileRegister) Open(_ context.Context, t *jepsen.Test, _ string) (client.Conn, error) {
+	return fileConn{t.Session(t.Nodes[0]).Su()}, nil
+}
+
+type fileConn struct{ s *control.Session }
+
+func (c fileConn) Invoke(ctx context.Context, op history.Op) (history.Op, error) {
+	switch op.F {
+	case history.Read:
+		out, err := c.s.Exec(ctx, control.Raw("cat "+regFile+" 2>/dev/null || true"))
+		if err != nil || out == "" {
+			return history.Op{}, err
+		}
+		return history.Op{Value: json.RawMessage(out)}, nil
+	case history.Write:
+		var v int
+		if err := op.DecodeValue(&v); err != nil {
+			return history.Op{}, client.Fail(err)
+		}
+		tmp := fmt.Sprintf("%s.%d", regFile, op.Process)
+		_, err := c.s.Exec(ctx, control.Raw(fmt.Sprintf("mkdir -p %s && echo %d > %s && mv %s %s", sdir, v, tmp, tmp, regFile)))
+		return history.Op{}, err
+	}
+	return history.Op{}, client.Fail(fmt.Errorf("unknown function %q", op.F))
+}
+
+func (fileConn) Close() error { return nil }
+
+// A workload run on real nodes: its client works over SSH beside kill
+// faults; the run heals them, checks the history (valid), leaves the
+// history, client.json, results.json and run.json (with the faults it
+// counted), and tears the nodes down.
+func TestRunWorkloadOnNodes(t *testing.T) {
+	tt := newTest(t, "workload")
+	n, err := nemesis.New(sleepDB{}, nemesis.Options{Faults: []string{"kill"}, Interval: 300 * time.Millisecond, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := registerWorkload(fileRegister{}, -1)
+	res, err := core.Run(context.Background(), core.Spec{Test: tt, DB: sleepDB{}, Workload: w, Nemesis: n, TimeLimit: 3 * time.Second,
+		Concurrency: 3, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("%v (store %s)", err, res.Dir)
+	}
+	if !res.Analyzed || res.Valid != checker.Valid || res.Stats.OK < 10 {
+		t.Fatalf("verdict %v; stats %+v", res.Valid, res.Stats)
+	}
+	info, err := store.ReadRunInfo(res.Dir)
+	if err != nil || info.Status != store.RunOK || info.Valid != "valid" {
+		t.Fatalf("run.json %+v %v", info, err)
+	}
+	evs, err := store.ReadJournal(filepath.Join(res.Dir, store.JournalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kills := 0
+	for _, e := range evs {
+		if e.Kind == event.Nemesis {
+			if !e.OK || len(e.Nodes) == 0 {
+				t.Fatalf("decision %+v", e)
+			}
+			kills++
+		}
+	}
+	t.Logf("%d client operations ok, %d failed, %d unknown; %d kills", res.Stats.OK, res.Stats.Fail, res.Stats.Info, kills)
+	// 3 s of faults every 300 ms: at least one, whatever the load.
+	if kills == 0 || info.Faults["kill"] != kills {
+		t.Fatalf("%d kills; run.json counts %v", kills, info.Faults)
+	}
+	rec, err := nemesis.ReadRecord(filepath.Join(res.Dir, store.FaultsFile))
+	if err != nil || len(rec.InForce) != 0 {
+		t.Fatalf("faults.json %+v %v", rec, err)
+	}
+	for _, f := range []string{store.HistoryFile, store.ClientFile, store.ResultsFile, store.CheckerFile, store.TimelineFile} {
+		if _, err := os.Stat(filepath.Join(res.Dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if l := leftovers(t); len(l) > 0 {
+		t.Fatalf("nodes not clean: %v", l)
 	}
 }

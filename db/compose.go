@@ -79,8 +79,17 @@ func (c *composite) Name() string {
 	return strings.Join(names, "+")
 }
 
-// Unwrap returns nil: a composite has no single inner DB.
-func (c *composite) Unwrap() DB { return nil }
+// Unwrap returns the first member: the database under test, as Compose
+// is used (Compose(etcd, tcpdump)), so that what looks for a DB's own
+// interfaces through wrappers (the nemesis's disk and membership faults)
+// finds them under a capture too. Capabilities are still the
+// composite's (see Compose).
+func (c *composite) Unwrap() DB {
+	if len(c.members) == 0 {
+		return nil
+	}
+	return c.members[0]
+}
 
 func (c *composite) Setup(ctx context.Context, t *jepsen.Test, node string) error {
 	for i, d := range c.members {

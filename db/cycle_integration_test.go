@@ -16,8 +16,8 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/logs"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 )
 
 var env = sandboxtest.New("dbt", "10.66.102.0/24", 3)

@@ -10,8 +10,8 @@ import (
 
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
-	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/dbs/localdb"
+	"github.com/go-jepsen/jepsen/event"
 )
 
 // Cycle's rules, on control/local without root (dbs/localdb): the

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,134 +27,87 @@ import (
 // lossLine is a line of lazyfs's log about one file of a loss.
 var lossLine = regexp.MustCompile(`(?m)\d   (\S+): (\d+) writes \(\d+ bytes\) lost`)
 
-// powerLoss is a nemesis that, every interval, kills one etcd member
-// (on lazyfs, Kill then loses what the member did not fsync: a power
-// loss of that node) and starts it again a second later, nodes in turn.
-type powerLoss struct {
-	d        *etcd.DB
-	interval time.Duration
-
-	mu     sync.Mutex
-	down   map[string]bool
-	kills  int
-	losses []lazyfs.Stats // each node's lazyfs counters at the end
-	errs   []error
-}
-
-func (p *powerLoss) Run(ctx context.Context, t *jepsen.Test, env nemesis.Env) error {
-	p.down = map[string]bool{}
-	for i := 0; ; i++ {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(p.interval):
-		}
-		node := t.Nodes[i%len(t.Nodes)]
-		// Faults run to their end under a context of their own, as
-		// the nemesis's: a kill cut in half is not a power loss.
-		fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		start := time.Now()
-		p.mu.Lock()
-		p.down[node] = true
-		p.mu.Unlock()
-		err := p.d.Kill(fctx, t, node)
-		env.Record(event.New(event.Kill, node, start, err))
-		if err == nil {
-			p.mu.Lock()
-			p.kills++
-			p.mu.Unlock()
-		}
-		time.Sleep(time.Second)
-		start = time.Now()
-		err = p.d.Start(fctx, t, node)
-		env.Record(event.New(event.Start, node, start, err))
-		cancel()
-		p.mu.Lock()
-		if err == nil {
-			p.down[node] = false
-		} else {
-			p.errs = append(p.errs, fmt.Errorf("start %s: %w", node, err))
-		}
-		p.mu.Unlock()
-	}
-}
-
-func (p *powerLoss) Recover(ctx context.Context, t *jepsen.Test, env nemesis.Env) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, node := range t.Nodes {
-		if tool, err := p.d.Tool(ctx, t, node); err == nil {
-			l := diskfault.LazyFS{Dir: etcd.DataDir, Tool: tool}
-			if st, err := l.Stats(ctx, t.Session(node).Su()); err == nil {
-				p.losses = append(p.losses, st)
-			}
-		}
-		if !p.down[node] {
-			continue
-		}
-		start := time.Now()
-		err := p.d.Start(ctx, t, node)
-		env.Record(event.New(event.Start, node, start, err))
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// registerRun runs Jepsen's register workload on d for dur beside nem,
-// and returns the verdict and the workload's counts.
-func registerRun(t *testing.T, tt *jepsen.Test, d *etcd.DB, nem nemesis.Nemesis, dur time.Duration) (*core.Result, *checker.Result, [3]int) {
+// registerRun runs Jepsen's etcd register workload (etcd.RegisterWorkload)
+// on d for dur beside nem, calls healthy once etcd is healthy again after
+// the faults were healed, and returns the run (its verdict, from the
+// run's composed checker, and its counts) and its journal.
+func registerRun(t *testing.T, tt *jepsen.Test, d *etcd.DB, nem *nemesis.Nemesis, dur time.Duration, healthy core.Body) (*core.Result, []event.Event) {
 	t.Helper()
-	w := &etcd.Register{Workers: 2 * len(tt.Nodes), Duration: dur, Seed: 7}
-	var res *checker.Result
-	spec := core.Spec{Test: tt, DB: d, Nemesis: nem, StoreDir: t.TempDir(),
-		Body: func(ctx context.Context, r *core.State) error { return w.Run(ctx, r.Test, r.Store.Dir, r.Store.Start) },
-		Check: func(ctx context.Context, r *core.State) error {
-			return etcd.AwaitHealthy(ctx, r.Test, 60*time.Second)
-		},
-		Analyze: func(ctx context.Context, r *core.State) (checker.Validity, error) {
-			var err error
-			res, err = checker.CheckFile(ctx, filepath.Join(r.Store.Dir, store.HistoryFile), checker.Linearizable{Model: checker.CASRegister}, checker.Options{})
-			if err != nil {
-				return checker.Unknown, err
+	w := etcd.RegisterWorkload(etcd.RegisterOptions{})
+	spec := core.Spec{Test: tt, DB: d, Workload: &w, Nemesis: nem, TimeLimit: dur, Seed: 7, StoreDir: t.TempDir(),
+		Healthy: func(ctx context.Context, r *core.State) error {
+			if err := etcd.AwaitHealthy(ctx, r.Test, 60*time.Second); err != nil {
+				return err
 			}
-			return res.Valid, nil
+			return healthy(ctx, r)
 		},
 	}
 	out, err := core.Run(context.Background(), spec)
 	if err != nil {
 		t.Fatalf("run: %v (store %s)", err, out.Dir)
 	}
-	ok, fail, info := w.Stats()
-	return out, res, [3]int{ok, fail, info}
+	if !out.Analyzed || out.Stats == nil {
+		t.Fatalf("no verdict (store %s)", out.Dir)
+	}
+	evs, err := store.ReadJournal(filepath.Join(out.Dir, store.JournalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, evs
 }
 
-// etcd on lazyfs, its members killed in turn, each kill a power loss of
-// that node (unfsynced writes lost), under the register workload: the
-// run ends with a verdict. With etcd's default settings (every raft
-// Ready is fsynced before it is acknowledged) the history is expected to
-// be linearizable.
+// etcd on lazyfs under the register workload, a member's power lost
+// every other 2 s (the power-loss family, target one: its member killed
+// and its unfsynced writes lost) and restored 2 s later: the run ends
+// with a verdict. With etcd's default settings (every raft Ready is
+// fsynced before it is acknowledged) the history is expected to be
+// linearizable.
 func TestEtcdOnLazyFSPowerLoss(t *testing.T) {
 	tt := newTest(t)
 	d := etcd.New(etcd.Options{LazyFS: true})
-	nem := &powerLoss{d: d, interval: 4 * time.Second}
-	out, res, counts := registerRun(t, tt, d, nem, 40*time.Second)
-	if res == nil || !out.Analyzed {
-		t.Fatalf("no verdict (store %s)", out.Dir)
+	nem, err := nemesis.New(d, nemesis.Options{Faults: []string{"power-loss"}, Interval: 2 * time.Second, Targets: []nemesis.Target{{Kind: nemesis.One}}, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var losses []lazyfs.Stats // each node's lazyfs counters at the end
+	out, evs := registerRun(t, tt, d, nem, 40*time.Second, func(ctx context.Context, r *core.State) error {
+		for _, node := range r.Test.Nodes {
+			tool, err := d.Tool(ctx, r.Test, node)
+			if err != nil {
+				return err
+			}
+			st, err := (diskfault.LazyFS{Dir: etcd.DataDir, Tool: tool}).Stats(ctx, r.Test.Session(node).Su())
+			if err != nil {
+				return fmt.Errorf("lazyfs counters of %s: %w", node, err)
+			}
+			losses = append(losses, st)
+		}
+		return nil
+	})
+	// Power losses are per member: the fault's node steps.
+	kills := 0
+	var startErrs []string
+	for _, e := range evs {
+		switch {
+		case e.Kind == event.Apply && e.Fault == "power-loss" && e.OK:
+			kills++
+		case e.Kind == event.Undo && e.Fault == "power-loss" && !e.OK:
+			startErrs = append(startErrs, e.Node+": "+e.Err)
+		}
 	}
 	var lost lazyfs.LoseResult
-	var losses int64
-	for _, st := range nem.losses {
-		losses += st.Losses
+	var lossCount int64
+	for _, st := range losses {
+		lossCount += st.Losses
 		lost.Files += st.Lost.Files
 		lost.Writes += st.Lost.Writes
 		lost.WrittenBytes += st.Lost.WrittenBytes
 		lost.CutBytes += st.Lost.CutBytes
 		lost.RestoredBytes += st.Lost.RestoredBytes
 	}
-	t.Logf("verdict %s; %d ok, %d failed, %d unknown operations; %d kills, %d losses dropped %+v (store %s)",
-		res.Valid, counts[0], counts[1], counts[2], nem.kills, losses, lost, out.Dir)
+	st := out.Stats
+	t.Logf("verdict %s; %d ok, %d failed, %d unknown operations; %d power losses, %d losses dropped %+v (store %s)",
+		out.Valid, st.OK, st.Fail, st.Info, kills, lossCount, lost, out.Dir)
 	// Which files the losses changed, from the lazyfs logs the run
 	// collected.
 	for _, n := range tt.Nodes {
@@ -170,17 +122,17 @@ func TestEtcdOnLazyFSPowerLoss(t *testing.T) {
 		}
 		t.Logf("%s: files changed by losses (times): %v", n, seen)
 	}
-	if nem.kills < 5 || losses < int64(nem.kills) {
-		t.Fatalf("%d kills and %d losses in 40 s; want 5 or more, a loss each", nem.kills, losses)
+	if kills < 5 || lossCount < int64(kills) {
+		t.Fatalf("%d power losses and %d lazyfs losses in 40 s; want 5 or more, a loss each", kills, lossCount)
 	}
-	if len(nem.errs) > 0 {
-		t.Fatalf("a member did not come back after a power loss: %v", nem.errs)
+	if len(startErrs) > 0 {
+		t.Fatalf("a member did not come back after a power loss: %v", startErrs)
 	}
-	if counts[0] < 100 {
-		t.Fatalf("only %d operations succeeded", counts[0])
+	if st.OK < 100 {
+		t.Fatalf("only %d operations succeeded", st.OK)
 	}
-	if res.Valid != checker.Valid {
-		t.Errorf("etcd lost acknowledged data under power loss: verdict %s (store %s)", res.Valid, out.Dir)
+	if out.Valid != checker.Valid {
+		t.Errorf("etcd lost acknowledged data under power loss: verdict %s (store %s)", out.Valid, out.Dir)
 	}
 }
 
@@ -231,12 +183,15 @@ func TestEtcdDiskFull(t *testing.T) {
 		t.Fatalf("%d writes to a cluster whose disks are all full succeeded for 90 s", okCount)
 	}
 	// What the members did: each member's state and the end of its log.
+	// A member that logged a fatal error may still be exiting: it counts
+	// as dead, and is waited for before it is started again (a start
+	// while it runs does nothing).
 	var died []string
 	for _, n := range tt.Nodes {
 		running, _ := cu.DaemonRunning(ctx, tt.Session(n).Su(), etcd.Pidfile)
 		tail, _ := tt.Session(n).Su().Exec(ctx, "sh", "-c", `grep -iE "no space|fatal|panic" `+etcd.Logfile+` | tail -n 2 | cut -c1-300`)
 		t.Logf("%s: running %v; log: %s", n, running, tail)
-		if !running {
+		if !running || strings.Contains(tail, `"level":"fatal"`) || strings.Contains(tail, `"level":"panic"`) {
 			died = append(died, n)
 		}
 	}
@@ -247,6 +202,18 @@ func TestEtcdDiskFull(t *testing.T) {
 		}
 	}
 	for _, n := range died {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			running, err := cu.DaemonRunning(ctx, tt.Session(n).Su(), etcd.Pidfile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !running {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s logged a fatal error but still runs after 30 s", n)
+			}
+		}
 		if err := d.Start(ctx, tt, n); err != nil {
 			t.Fatal(err)
 		}

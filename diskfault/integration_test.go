@@ -12,10 +12,10 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/cu"
 	"github.com/go-jepsen/jepsen/diskfault"
-	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/nodetool"
 	"github.com/go-jepsen/jepsen/nodetool/corrupt"
 	"github.com/go-jepsen/jepsen/nodetool/lazyfs"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 )
 
 var env = sandboxtest.New("dsk", "10.66.122.0/24", 3)

@@ -455,3 +455,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// RulesOut reports whether r rules out model, by any of its names
+// ("strict-serializable" and "strong-serializable" are one model): the
+// model is in r.Not or r.AlsoNot.
+func (r *Result) RulesOut(model string) bool {
+	c := canonicalModel(model)
+	for _, m := range r.Not {
+		if canonicalModel(m) == c {
+			return true
+		}
+	}
+	for _, m := range r.AlsoNot {
+		if canonicalModel(m) == c {
+			return true
+		}
+	}
+	return false
+}

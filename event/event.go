@@ -41,12 +41,15 @@ const (
 	Client       Kind = "client"        // client operations of one node, summed up
 	Analyze      Kind = "analyze"       // checking the history
 	Step         Kind = "step"          // a named step inside a DB's setup, teardown or start (Detail names it)
+	Apply        Kind = "apply"         // a fault applied on a node (Fault names its family, FaultID the fault)
+	Undo         Kind = "undo"          // a fault undone on a node
 )
 
-// Fault is a kind of fault a nemesis injects.
+// Fault names a family of faults a nemesis injects ("kill", "packet"):
+// package nemesis has them all.
 type Fault string
 
-// Faults.
+// The first families.
 const (
 	FaultKill      Fault = "kill"
 	FaultPause     Fault = "pause"
@@ -61,16 +64,35 @@ type Event struct {
 	Try  int    `json:"try,omitempty"` // the cycle try, 1-based
 	// Fault and Target say what a nemesis decided (Kind Nemesis) or which
 	// fault a node step belongs to; Nodes are the nodes it hit.
-	Fault  Fault     `json:"fault,omitempty"`
-	Target string    `json:"target,omitempty"`
-	Nodes  []string  `json:"nodes,omitempty"`
-	Start  time.Time `json:"start"`
-	End    time.Time `json:"end"`
-	OK     bool      `json:"ok"`
-	Err    string    `json:"error,omitempty"`
+	Fault Fault `json:"fault,omitempty"`
+	// FaultID numbers a fault within its run (package nemesis): the
+	// decision, the steps that apply it and those that undo it share it.
+	FaultID int       `json:"fault_id,omitempty"`
+	Target  string    `json:"target,omitempty"`
+	Nodes   []string  `json:"nodes,omitempty"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	OK      bool      `json:"ok"`
+	Err     string    `json:"error,omitempty"`
 	// Detail is free text for people ("no node to target", a partition's
 	// sides); nothing parses it.
 	Detail string `json:"detail,omitempty"`
+	// Clock, on the Apply and Undo events of a clock fault, is the DB's
+	// clock on the node once the step is done (an offset of 0 after an
+	// undo): the points of the timeline's clock-offset lanes.
+	Clock *ClockOffset `json:"clock,omitempty"`
+}
+
+// ClockOffset is how a clock fault left the wall clock of a DB's
+// processes on a node.
+type ClockOffset struct {
+	// Offset is how far ahead of the real time the clock is (negative:
+	// behind).
+	Offset time.Duration `json:"offset_ns"`
+	// Strobe, when not 0, says the clock flips between Offset and
+	// Offset+Strobe every Period, until the fault is undone.
+	Strobe time.Duration `json:"strobe_ns,omitempty"`
+	Period time.Duration `json:"period_ns,omitempty"`
 }
 
 // New returns an event of kind on node that started at start and ends

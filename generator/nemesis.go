@@ -38,13 +38,18 @@ type Schedule struct {
 	Stagger bool
 	// Faults are the faults to draw from; none: the schedule is Void.
 	Faults []Fault
+	// Turns makes the faults take turns, from a random first, instead of
+	// each being drawn at random (which can leave one out of a short
+	// run).
+	Turns bool
 }
 
 type schedule struct {
 	s      *Schedule     // shared, never modified
 	due    time.Duration // when the next operation is due; unset: Interval from first asked
 	active bool          // a fault is on: the next operation is its recovery
-	fault  int           // the active fault's index
+	fault  int           // the active fault's index; with Turns, the last one's
+	turned bool          // with Turns: a fault has come already
 	start  history.Op    // the active fault's operation
 }
 
@@ -89,7 +94,12 @@ func (g schedule) Op(ctx *Context) (history.Op, Generator, Status) {
 		op = g.s.Faults[g.fault].Stop(ctx, g.start)
 		next.active = false
 	} else {
-		next.fault = ctx.Rand.IntN(len(g.s.Faults))
+		if g.s.Turns && g.turned {
+			next.fault = (g.fault + 1) % len(g.s.Faults)
+		} else {
+			next.fault = ctx.Rand.IntN(len(g.s.Faults))
+		}
+		next.turned = true
 		op = g.s.Faults[next.fault].Start(ctx)
 		next.active = true
 	}

@@ -19,10 +19,10 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	ck8s "github.com/go-jepsen/jepsen/control/k8s"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/testkit/contract"
-	"github.com/go-jepsen/jepsen/testkit/k8stest"
 	"github.com/go-jepsen/jepsen/k8s"
 	"github.com/go-jepsen/jepsen/store"
+	"github.com/go-jepsen/jepsen/testkit/contract"
+	"github.com/go-jepsen/jepsen/testkit/k8stest"
 	"k8s.io/client-go/rest"
 )
 
@@ -223,15 +223,15 @@ func TestEtcdRunWithFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			kinds := map[event.Kind]int{}
+			applied := map[event.Fault]int{}
 			for _, e := range evs {
-				if e.OK {
-					kinds[e.Kind]++
+				if e.OK && e.Kind == event.Apply {
+					applied[e.Fault]++
 				}
 			}
 			for _, f := range strings.Split(c.faults, ",") {
-				if kinds[event.Kind(f)] == 0 {
-					t.Fatalf("no %s happened: %v", f, kinds)
+				if applied[event.Fault(f)] == 0 {
+					t.Fatalf("no %s happened: %v", f, applied)
 				}
 			}
 			if _, err := os.Stat(filepath.Join(storeDir, "etcd", "latest", "n1", "etcd.log")); err != nil {
@@ -290,7 +290,7 @@ func awaitFault(t *testing.T, storeDir string, within time.Duration) {
 	for time.Now().Before(deadline) {
 		evs, _ := store.ReadJournal(filepath.Join(storeDir, "etcd", "latest", "journal.jsonl"))
 		for _, e := range evs {
-			if e.OK && (e.Kind == event.Pause || e.Kind == event.Partition) {
+			if e.OK && e.Kind == event.Apply && (e.Fault == "pause" || e.Fault == "partition") {
 				return
 			}
 		}

@@ -12,8 +12,8 @@ import (
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/db"
-	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/logs"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 )
 
 // Log collection on 5 sandbox nodes with 200 MB of logs each (text, as

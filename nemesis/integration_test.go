@@ -3,6 +3,7 @@ package nemesis_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -22,10 +23,12 @@ import (
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/db/watchdog"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
-	"github.com/go-jepsen/jepsen/testkit/testdaemon"
+	"github.com/go-jepsen/jepsen/generator"
+	"github.com/go-jepsen/jepsen/history"
 	"github.com/go-jepsen/jepsen/nemesis"
 	"github.com/go-jepsen/jepsen/store"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
+	"github.com/go-jepsen/jepsen/testkit/testdaemon"
 )
 
 var env = sandboxtest.New("nem", "10.66.106.0/24", 3)
@@ -39,8 +42,9 @@ func TestMain(m *testing.M) {
 	env.Main(m)
 }
 
-// child is a control process that applies one fault to all nodes and
-// then is killed by the test (SIGKILL) before it can recover.
+// child is a control process that applies one fault (NEMESIS_CHILD:
+// kill or pause on all nodes, or a partition into halves) and then
+// waits, to be killed by the test (SIGKILL) before it can recover.
 func child() {
 	nodes, r, err := jssh.Load(os.Getenv("NODES_FILE"), jssh.Config{})
 	if err != nil {
@@ -54,16 +58,25 @@ func child() {
 	}
 	dir := os.Getenv("RUN_DIR")
 	j, _ := store.OpenJournal(filepath.Join(dir, store.JournalFile))
-	opts := nemesis.Options{Faults: []event.Fault{event.Fault(os.Getenv("NEMESIS_CHILD"))}, Interval: time.Second, Targets: []nemesis.Target{{Kind: nemesis.All}},
-		Partitions: []nemesis.Shape{nemesis.Halves}}
-	n, err := nemesis.New(testdaemon.EchoDB{}, opts)
+	fault := os.Getenv("NEMESIS_CHILD")
+	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []string{fault}, Partitions: []nemesis.Shape{nemesis.Halves}})
 	if err != nil {
 		fmt.Println("child:", err)
 		os.Exit(1)
 	}
-	// Recovery would come 1 s after the fault; the parent kills us
-	// first.
-	n.Run(context.Background(), t, nemesis.Env{Recorder: j, Dir: dir})
+	ctx := context.Background()
+	run, err := n.Start(ctx, t, nemesis.Env{Recorder: j, Dir: dir})
+	if err != nil {
+		fmt.Println("child:", err)
+		os.Exit(1)
+	}
+	plan := map[string]string{"kill": `"all"`, "pause": `"all"`, "partition": `"majority"`}[fault]
+	if _, err := run.Invoke(ctx, history.Op{F: history.F(fault), Value: json.RawMessage(plan)}); err != nil {
+		fmt.Println("child:", err)
+		os.Exit(1)
+	}
+	fmt.Println("child: applied", fault)
+	select {} // the parent kills us
 }
 
 func newTest(t *testing.T) *jepsen.Test {
@@ -89,94 +102,103 @@ func setupEcho(t *testing.T, tt *jepsen.Test) {
 	})
 }
 
-// watched is what watch saw: the up/down transitions, as a string such
-// as "UDU", and the longest time the daemon did not answer.
-type watched struct {
-	transitions string
-	longestDown time.Duration
+// checkedEcho is the test daemon as a DB that, before it undoes a fault
+// on a node (Start, Resume), pings the node's daemon, which must not
+// answer: the fault is in force until its undo.
+type checkedEcho struct {
+	testdaemon.EchoDB
+	addrs map[string]string // node -> its daemon's address
+
+	mu       sync.Mutex
+	undos    int
+	answered []string // nodes whose daemon answered before its undo
 }
 
-// watch pings addr every 50 ms until stop.
-func watch(addr string, stop <-chan struct{}) <-chan watched {
-	out := make(chan watched, 1)
-	go func() {
-		var w watched
-		var b strings.Builder
-		last := byte(0)
-		var downSince time.Time
-		for {
-			select {
-			case <-stop:
-				w.transitions = b.String()
-				out <- w
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			c := byte('U')
-			now := time.Now()
-			if testdaemon.Ping(addr, 300*time.Millisecond) != nil {
-				c = 'D'
-				if downSince.IsZero() {
-					downSince = now
-				}
-				w.longestDown = max(w.longestDown, time.Since(downSince))
-			} else {
-				downSince = time.Time{}
-			}
-			if c != last {
-				b.WriteByte(c)
-				last = c
-			}
-		}
-	}()
-	return out
+func (c *checkedEcho) before(node string) {
+	up := testdaemon.Ping(c.addrs[node], 300*time.Millisecond) == nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.undos++
+	if up {
+		c.answered = append(c.answered, node)
+	}
 }
 
-// Under the schedule each fault really stops the process and its
-// recovery really brings it back.
+func (c *checkedEcho) Start(ctx context.Context, t *jepsen.Test, node string) error {
+	c.before(node)
+	return c.EchoDB.Start(ctx, t, node)
+}
+
+func (c *checkedEcho) Resume(ctx context.Context, t *jepsen.Test, node string) error {
+	c.before(node)
+	return c.EchoDB.Resume(ctx, t, node)
+}
+
+// Under the schedule each fault really stops the process and its undo
+// really brings it back: one fault (on all nodes) and its undo, as the
+// interpreter performs them; until the undo, no node's daemon answers,
+// and after it every one does, running.
 func TestScheduleStopsAndRestores(t *testing.T) {
 	tt := newTest(t)
 	setupEcho(t, tt)
-	for _, fault := range []event.Fault{event.FaultKill, event.FaultPause} {
-		t.Run(string(fault), func(t *testing.T) {
-			n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []event.Fault{fault}, Interval: 700 * time.Millisecond,
-				Targets: []nemesis.Target{{Kind: nemesis.All}}, Duration: 2 * time.Second})
+	daemons := map[string]string{}
+	for i, a := range addrs(t) {
+		daemons[tt.Nodes[i]] = a
+	}
+	for _, fault := range []string{"kill", "pause"} {
+		t.Run(fault, func(t *testing.T) {
+			d := &checkedEcho{addrs: daemons}
+			n, err := nemesis.New(d, nemesis.Options{Faults: []string{fault}, Interval: 300 * time.Millisecond,
+				Targets: []nemesis.Target{{Kind: nemesis.All}}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			j, _ := store.OpenJournal(filepath.Join(dir, "j"))
-			env := nemesis.Env{Recorder: j, Dir: dir}
-			stop := make(chan struct{})
-			seen := watch(addrs(t)[0], stop)
-			if err := n.Run(context.Background(), tt, env); err != nil {
+			j, _ := store.OpenJournal(filepath.Join(dir, store.JournalFile))
+			defer j.Close()
+			run, err := n.Start(context.Background(), tt, nemesis.Env{Recorder: j, Dir: dir})
+			if err != nil {
 				t.Fatal(err)
 			}
-			if err := n.Recover(context.Background(), tt, env); err != nil {
+			h, err := nemesis.Perform(context.Background(), t, tt, run, generator.Limit(2, n.Generator()))
+			if err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(200 * time.Millisecond)
-			close(stop)
-			// Down for a while (the fault lasts one 700 ms interval; a slow
-			// ping on a loaded machine cannot fake that), and up at the end.
-			got := <-seen
-			if !strings.Contains(got.transitions, "DU") || !strings.HasSuffix(got.transitions, "U") || got.longestDown < 400*time.Millisecond {
-				t.Fatalf("n1 went %q (down for %v at most), want down for a while, then up", got.transitions, got.longestDown)
+			if d.undos != 3 || len(d.answered) != 0 {
+				t.Fatalf("%d undos; daemons that answered while the fault was in force: %v", d.undos, d.answered)
+			}
+			if len(h) != 4 || h[1].F != history.F(fault) || h[1].Error != "" || h[3].Error != "" {
+				t.Fatalf("history %+v", h)
 			}
 			kinds := map[event.Kind]int{}
 			for _, e := range j.Events() {
 				kinds[e.Kind]++
-				if e.Kind == event.Nemesis && (len(e.Nodes) != 3 || e.Fault != fault || e.Target != "all") {
-					t.Fatalf("fault event without its targets: %+v", e)
+				if !e.OK {
+					t.Fatalf("failed: %+v", e)
+				}
+				switch e.Kind {
+				case event.Nemesis:
+					if len(e.Nodes) != 3 || e.Fault != event.Fault(fault) || e.Target != "all" || e.FaultID != 1 {
+						t.Fatalf("fault event without its targets: %+v", e)
+					}
+				case event.Apply, event.Undo, event.Recover:
+					if e.Fault != event.Fault(fault) || e.FaultID != 1 {
+						t.Fatalf("a step without its fault: %+v", e)
+					}
 				}
 			}
-			want := map[event.Fault]event.Kind{event.FaultKill: event.Start, event.FaultPause: event.Resume}[fault]
-			if kinds[event.Kind(fault)] < 3 || kinds[want] < 3 || kinds[event.Nemesis] < 1 {
+			if kinds[event.Nemesis] != 1 || kinds[event.Apply] != 3 || kinds[event.Undo] != 3 || kinds[event.Recover] != 1 {
 				t.Fatalf("journal kinds %v", kinds)
 			}
-			for _, a := range addrs(t) {
+			if len(run.InForce()) != 0 || run.Failures() != nil {
+				t.Fatalf("in force %v; failures %v", run.InForce(), run.Failures())
+			}
+			for i, a := range addrs(t) {
 				if err := testdaemon.Ping(a, 2*time.Second); err != nil {
 					t.Fatalf("%s after recovery: %v", a, err)
+				}
+				if st, _ := testdaemon.State(context.Background(), tt, tt.Nodes[i]); strings.HasPrefix(st, "T") || st == "" {
+					t.Fatalf("%s's daemon state %q", tt.Nodes[i], st)
 				}
 			}
 		})
@@ -186,32 +208,40 @@ func TestScheduleStopsAndRestores(t *testing.T) {
 // A run cancelled in the middle of a pause leaves nothing paused or dead.
 func TestRunCancelledMidPause(t *testing.T) {
 	tt := newTest(t)
-	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []event.Fault{event.FaultPause, event.FaultKill}, Interval: 300 * time.Millisecond,
+	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []string{"pause", "kill"}, Interval: 300 * time.Millisecond,
 		Targets: []nemesis.Target{{Kind: nemesis.All}}, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var once sync.Once
 	res, err := core.Run(ctx, core.Spec{Test: tt, DB: testdaemon.EchoDB{}, Nemesis: n, StoreDir: t.TempDir(), LeaveDBRunning: true,
 		Body: func(bctx context.Context, r *core.State) error {
-			// Cancel the run as soon as a fault is in force on every node.
+			// Cancel the run as soon as a fault is in force on every
+			// node: applied on all three, as the journal says, and not
+			// undone yet.
 			for bctx.Err() == nil {
-				down := 0
-				for _, a := range addrs(t) {
-					if testdaemon.Ping(a, 100*time.Millisecond) != nil {
-						down++
+				applied, undone := map[int]int{}, map[int]bool{}
+				for _, e := range r.Journal.Events() {
+					switch {
+					case e.Kind == event.Apply && e.OK:
+						applied[e.FaultID]++
+					case e.Kind == event.Undo:
+						undone[e.FaultID] = true
 					}
 				}
-				if down == 3 {
-					once.Do(cancel)
+				for id, n := range applied {
+					if n == 3 && !undone[id] {
+						once.Do(cancel)
+					}
 				}
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(10 * time.Millisecond)
 			}
 			return bctx.Err()
 		}})
-	if err == nil {
-		t.Fatal("cancelled run succeeded")
+	if !errors.Is(err, core.ErrInterrupted) {
+		t.Fatalf("cancelled run: %v", err)
 	}
 	defer func() {
 		for _, node := range tt.Nodes {
@@ -228,48 +258,59 @@ func TestRunCancelledMidPause(t *testing.T) {
 		}
 	}
 	rec, err := nemesis.ReadRecord(filepath.Join(res.Dir, store.FaultsFile))
-	if err != nil || len(rec.Active()) != 0 {
+	if err != nil || len(rec.InForce) != 0 || rec.NextID < 1 {
 		t.Fatalf("record after recovery: %+v %v", rec, err)
+	}
+	info, err := store.ReadRunInfo(res.Dir)
+	if err != nil || info.Status != store.RunInterrupted {
+		t.Fatalf("run.json: %+v %v", info, err)
+	}
+}
+
+// startChild starts a control process that applies fault on every node
+// (a partition: into halves), recording in dir, and returns it once
+// every node has it in force, as its journal says.
+func startChild(t *testing.T, fault, dir string) *exec.Cmd {
+	t.Helper()
+	self, _ := os.Executable()
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "NEMESIS_CHILD="+fault, "NODES_FILE="+env.Get(t).NodesFile(), "RUN_DIR="+dir)
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go bufio.NewReader(out).WriteTo(os.Stderr)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		evs, _ := store.ReadJournal(filepath.Join(dir, store.JournalFile))
+		applied := 0
+		for _, e := range evs {
+			if e.Kind == event.Apply && e.Fault == event.Fault(fault) && e.OK {
+				applied++
+			}
+		}
+		if applied == 3 {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the child never applied %s on 3 nodes: %+v", fault, evs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
 // After the control process is SIGKILLed mid-fault, the fault record
 // lets RecoverFile (what `jepsen recover` runs) restore every node.
 func TestRecoverAfterControlCrash(t *testing.T) {
-	info := env.Get(t)
 	tt := newTest(t)
 	setupEcho(t, tt)
-	self, _ := os.Executable()
-	for _, fault := range []event.Fault{event.FaultPause, event.FaultKill} {
-		t.Run(string(fault), func(t *testing.T) {
+	for _, fault := range []string{"pause", "kill"} {
+		t.Run(fault, func(t *testing.T) {
 			dir := t.TempDir()
-			cmd := exec.Command(self, "-test.run=^$")
-			cmd.Env = append(os.Environ(), "NEMESIS_CHILD="+string(fault), "NODES_FILE="+info.NodesFile(), "RUN_DIR="+dir)
-			out, _ := cmd.StdoutPipe()
-			cmd.Stderr = cmd.Stdout
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			go bufio.NewReader(out).WriteTo(os.Stderr)
-			// Kill it as soon as the fault is applied on all three nodes.
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				evs, _ := store.ReadJournal(filepath.Join(dir, store.JournalFile))
-				n := 0
-				for _, e := range evs {
-					if e.Kind == event.Kind(fault) {
-						n++
-					}
-				}
-				if n == 3 {
-					break
-				}
-				if time.Now().After(deadline) {
-					cmd.Process.Kill()
-					t.Fatalf("the child never applied %s: %v", fault, evs)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			cmd := startChild(t, fault, dir)
 			cmd.Process.Signal(syscall.SIGKILL)
 			cmd.Wait()
 			for _, a := range addrs(t) {
@@ -277,12 +318,19 @@ func TestRecoverAfterControlCrash(t *testing.T) {
 					t.Fatalf("%s answers: the fault was not in force when the child died", a)
 				}
 			}
-			rec, err := nemesis.RecoverFile(context.Background(), tt, testdaemon.EchoDB{}, filepath.Join(dir, store.FaultsFile))
+			path := filepath.Join(dir, store.FaultsFile)
+			if rec, err := nemesis.ReadRecord(path); err != nil || len(rec.InForce) != 1 || rec.InForce[0].Family != fault || len(rec.Active()) != 3 {
+				t.Fatalf("the record the child left: %+v %v", rec, err)
+			}
+			rec, err := nemesis.RecoverFile(context.Background(), tt, testdaemon.EchoDB{}, path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(rec.Active()) != 0 {
 				t.Fatalf("still active: %v", rec.Active())
+			}
+			if disk, err := nemesis.ReadRecord(path); err != nil || len(disk.InForce) != 0 {
+				t.Fatalf("the record after recovery: %+v %v", disk, err)
 			}
 			for _, a := range addrs(t) {
 				if err := testdaemon.Ping(a, 2*time.Second); err != nil {
@@ -392,14 +440,17 @@ func TestPartitionCutsPeersNotControl(t *testing.T) {
 	dir := t.TempDir()
 	log := &event.Log{}
 	env := nemesis.Env{Recorder: log, Dir: dir}
-	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []event.Fault{event.FaultPartition}, Partitions: []nemesis.Shape{nemesis.IsolateOne},
-		Interval: time.Second, Duration: 1500 * time.Millisecond, Seed: 11})
+	n, err := nemesis.New(testdaemon.EchoDB{}, nemesis.Options{Faults: []string{"partition"}, Partitions: []nemesis.Shape{nemesis.IsolateOne},
+		Interval: 100 * time.Millisecond, Seed: 11})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The schedule ends half a second after the cut, with the partition
-	// in force.
-	if err := n.Run(context.Background(), tt, env); err != nil {
+	run, err := n.Start(context.Background(), tt, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The schedule's first operation: the cut, left in force.
+	if _, err := nemesis.Perform(context.Background(), t, tt, run, generator.Limit(1, n.Generator())); err != nil {
 		t.Fatal(err)
 	}
 	var lone string
@@ -416,8 +467,12 @@ func TestPartitionCutsPeersNotControl(t *testing.T) {
 		t.Fatalf("no partition in force: %+v", log.Events())
 	}
 	rec, err := nemesis.ReadRecord(filepath.Join(dir, store.FaultsFile))
-	if err != nil || !rec.Faults[lone].Partitioned || len(rec.Faults[lone].Cut) != 2 {
-		t.Fatalf("the grudge is not on disk: %+v %v", rec, err)
+	if err != nil || len(rec.InForce) != 1 {
+		t.Fatalf("the fault is not on disk: %+v %v", rec, err)
+	}
+	var g nemesis.Grudge
+	if err := json.Unmarshal(rec.InForce[0].Detail, &g); err != nil || len(g[lone]) != 2 || len(rec.InForce[0].Nodes) != 3 {
+		t.Fatalf("the grudge is not on disk: %+v %v", rec.InForce[0], err)
 	}
 	for _, a := range tt.Nodes {
 		for _, b := range tt.Nodes {
@@ -437,7 +492,7 @@ func TestPartitionCutsPeersNotControl(t *testing.T) {
 	if len(rulesLeft(t, tt)) == 0 {
 		t.Fatal("no rule in force during the partition")
 	}
-	if err := n.Recover(context.Background(), tt, env); err != nil {
+	if err := run.Recover(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if left := rulesLeft(t, tt); len(left) > 0 {
@@ -453,34 +508,10 @@ func TestPartitionCutsPeersNotControl(t *testing.T) {
 // A control process SIGKILLed mid-partition: RecoverFile removes every
 // rule it added, from the record it wrote before cutting.
 func TestRecoverPartitionAfterControlCrash(t *testing.T) {
-	info := env.Get(t)
 	tt := newTest(t)
 	setupEcho(t, tt)
-	self, _ := os.Executable()
 	dir := t.TempDir()
-	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "NEMESIS_CHILD=partition", "NODES_FILE="+info.NodesFile(), "RUN_DIR="+dir)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		evs, _ := store.ReadJournal(filepath.Join(dir, store.JournalFile))
-		cut := 0
-		for _, e := range evs {
-			if e.Kind == event.Partition && e.OK {
-				cut++
-			}
-		}
-		if cut > 0 && cut == len(tt.Nodes) {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("no partition within 20 s: %v", evs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cmd := startChild(t, "partition", dir)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	if len(rulesLeft(t, tt)) == 0 {

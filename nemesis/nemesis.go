@@ -1,71 +1,48 @@
-// Package nemesis injects DB faults, Jepsen's nemesis.combined db
-// nemesis: kill and start, pause and resume, on nodes chosen by a target
-// spec, on a schedule, with recovery that always runs and a record on disk
-// that survives the control process.
+// Package nemesis injects faults, as Jepsen's nemesis.combined: each kind
+// of fault is a Family (kill, pause, partition, packet, member, clock,
+// disk faults ...), a value of its own file; a Nemesis schedules among
+// the families it is given (a generator of nemesis operations for the
+// interpreter, Jepsen's nemesis packages), performs those operations,
+// records every fault in force to faults.json before it acts, and
+// recovers what is in force, at the end of a run or after the control
+// process died (RecoverFile, what `jepsen recover` runs).
+//
+// The nemesis's operations go into the history beside the clients', as
+// Jepsen records them (process "nemesis", two info events each): a
+// fault's operation has f = the family's name and, completed, the fault
+// (its id, nodes and description) as its value; the operation undoing it
+// has f = the family's UndoName and the faults it undid.
 package nemesis
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-jepsen/jepsen"
-	"github.com/go-jepsen/jepsen/control"
-	"github.com/go-jepsen/jepsen/control/cu"
-	cnet "github.com/go-jepsen/jepsen/control/net"
+	"github.com/go-jepsen/jepsen/checker"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/internal/atomicfile"
-	"github.com/go-jepsen/jepsen/internal/safefile"
-	"github.com/go-jepsen/jepsen/store"
+	"github.com/go-jepsen/jepsen/generator"
+	"github.com/go-jepsen/jepsen/history"
 )
 
 // DefaultInterval is the time between nemesis operations, as Jepsen's
 // default-interval.
 const DefaultInterval = 10 * time.Second
 
-// ParseFaults reads a fault list as the CLI takes it: names joined by
-// commas ("kill,pause,partition"), "both" for kill and pause (the CLI's
-// old spelling), or "none" for no faults.
-func ParseFaults(s string) ([]event.Fault, error) {
-	switch s {
-	case "", "none":
-		return nil, nil
-	case "both":
-		return []event.Fault{event.FaultKill, event.FaultPause}, nil
-	}
-	var out []event.Fault
-	for _, f := range strings.Split(s, ",") {
-		f := event.Fault(strings.TrimSpace(f))
-		switch f {
-		case event.FaultKill, event.FaultPause, event.FaultPartition:
-		default:
-			return nil, fmt.Errorf("unknown fault %q (want kill, pause, partition, both or none)", f)
-		}
-		if !slices.Contains(out, f) {
-			out = append(out, f)
-		}
-	}
-	return out, nil
-}
-
-// Options configure a DB nemesis.
+// Options configure a nemesis.
 type Options struct {
-	// Faults to inject: event.FaultKill, event.FaultPause,
-	// event.FaultPartition, in any mix.
-	Faults []event.Fault
+	// Faults names the families to inject (Names lists them).
+	Faults []string
 	// Interval between operations (a fault, then its recovery, then the
-	// next fault); default DefaultInterval. Negative is an error.
+	// next fault); default DefaultInterval.
 	Interval time.Duration
 	// Targets to choose from for each kill or pause; default
 	// DefaultTargets.
@@ -73,640 +50,391 @@ type Options struct {
 	// Partitions are the shapes to choose from for each partition;
 	// default DefaultShapes for the test's size.
 	Partitions []Shape
-	// Duration stops the schedule after this long; 0 runs until the
-	// context ends.
-	Duration time.Duration
-	// Seed makes the choices repeatable; 0 picks one at random.
+	// Params are the families' own options, by family name, as the CLI
+	// takes them (--packet delay=50ms,loss=5%): each family's registry
+	// entry says what it takes.
+	Params map[string]string
+	// Seed makes the nemesis's own choices repeatable (which nodes of a
+	// target); 0 picks one at random. The schedule draws from the
+	// interpreter's seeded source.
 	Seed uint64
 }
 
-// DBNemesis kills and starts, pauses and resumes a DB's processes on a
-// schedule: a fault on some nodes, then start-all or resume-all, and so
-// on (Jepsen's flip-flop of db-generators). The enabled faults take turns
-// (Jepsen mixes them at random, which can leave one out of a short run);
-// targets are random. Every decision is recorded as an event, also a
-// fault that found no node to target.
-//
-// What is paused or killed is written to faults.json in the run
-// directory, synced, before the fault is applied, so RecoverFile can undo
-// it after the control process died. Final recovery is Recover, which
-// core.Run calls on every path, and which undoes only the faults in force.
-type DBNemesis struct {
-	d         db.DB
-	opts      Options
-	kill      db.Kill
-	paus      db.Pause
-	partition bool
-
-	addrMu sync.Mutex
-	addrs  map[string]netip.Addr // node -> its address, as the nodes resolve it
-
-	mu  sync.Mutex
-	rec *Record
+// Nemesis is the faults of a test: its families and their schedule. It
+// holds no run's state (Start makes a Run), so one value serves several
+// runs.
+type Nemesis struct {
+	d        db.DB
+	opts     Options
+	families []Family // in the registry's order, which is the order to heal in
 }
 
-// New builds a nemesis for d. A fault d cannot do (kill without db.Kill,
-// pause without db.Pause, a primaries target without db.Primary) is
-// refused here, before any run starts; the error matches
-// db.ErrUnsupported. Use CheckTargets to check node lists against a test.
-func New(d db.DB, opts Options) (*DBNemesis, error) {
-	if len(opts.Faults) == 0 {
-		return nil, errors.New("nemesis: no faults given (want kill, pause or both)")
-	}
+// New builds a nemesis for d from opts: each family is made (and its
+// options checked) here, before any run; a fault d cannot do is refused
+// (the error matches db.ErrUnsupported).
+func New(d db.DB, opts Options) (*Nemesis, error) {
 	if opts.Interval < 0 {
 		return nil, fmt.Errorf("nemesis: interval %s is negative", opts.Interval)
 	}
-	n := &DBNemesis{d: d, opts: opts}
-	caps := db.CapabilitiesOf(d)
-	for _, f := range opts.Faults {
-		switch f {
-		case event.FaultKill:
-			if err := db.Require(d, db.CapKill); err != nil {
-				return nil, fmt.Errorf("nemesis fault kill: %w", err)
-			}
-			n.kill = caps.Kill
-		case event.FaultPause:
-			if err := db.Require(d, db.CapPause); err != nil {
-				return nil, fmt.Errorf("nemesis fault pause: %w", err)
-			}
-			n.paus = caps.Pause
-		case event.FaultPartition:
-			n.partition = true
-		default:
-			return nil, fmt.Errorf("nemesis: unknown fault %q (want kill, pause or partition)", f)
+	if opts.Interval == 0 {
+		opts.Interval = DefaultInterval
+	}
+	n := &Nemesis{d: d, opts: opts}
+	for name := range opts.Params {
+		if !slices.Contains(opts.Faults, name) {
+			return nil, fmt.Errorf("nemesis: options for %s, which is not among the faults", name)
+		}
+		if k, ok := lookup(name); !ok || k.option == "" {
+			return nil, fmt.Errorf("nemesis: fault %s takes no options", name)
 		}
 	}
-	if n.opts.Interval == 0 {
-		n.opts.Interval = DefaultInterval
-	}
-	if len(n.opts.Targets) == 0 {
-		n.opts.Targets = DefaultTargets(d)
-	}
-	for _, tg := range n.opts.Targets {
-		if err := tg.Check(nil); err != nil {
-			return nil, fmt.Errorf("nemesis: %w", err)
+	for _, k := range registry {
+		if !slices.Contains(opts.Faults, k.name) {
+			continue
 		}
-		if tg.Kind == Primaries {
-			if err := db.Require(d, db.CapPrimary); err != nil {
-				return nil, fmt.Errorf("nemesis target primaries: %w", err)
-			}
+		f, err := k.make(d, opts)
+		if err != nil {
+			return nil, fmt.Errorf("nemesis fault %s: %w", k.name, err)
+		}
+		n.families = append(n.families, f)
+	}
+	for _, name := range opts.Faults {
+		if _, ok := lookup(name); !ok {
+			return nil, fmt.Errorf("nemesis: unknown fault %q (want %s)", name, strings.Join(Names(), ", "))
 		}
 	}
 	return n, nil
 }
 
-// CheckTargets refuses, before the run, targets that name nodes the test
-// does not have, and partition shapes the test is too small for (or whose
-// DB lacks what they need), and fills in the default shapes for the
-// test's size.
-func (n *DBNemesis) CheckTargets(t *jepsen.Test) error {
-	for _, tg := range n.opts.Targets {
-		if err := tg.Check(t.Nodes); err != nil {
-			return fmt.Errorf("nemesis: %w", err)
-		}
-	}
-	if !n.partition {
-		return nil
-	}
-	if len(n.opts.Partitions) == 0 {
-		n.opts.Partitions = DefaultShapes(n.d, len(t.Nodes))
-		if len(n.opts.Partitions) == 0 {
-			return fmt.Errorf("nemesis: no partition shape fits %d node(s)", len(t.Nodes))
-		}
-	}
-	for _, sh := range n.opts.Partitions {
-		if err := sh.Check(len(t.Nodes), n.d); err != nil {
-			return fmt.Errorf("nemesis: %w", err)
+// Families lists the nemesis's families, in the order they heal.
+func (n *Nemesis) Families() []Family { return slices.Clone(n.families) }
+
+// Empty reports whether the nemesis injects no fault.
+func (n *Nemesis) Empty() bool { return n == nil || len(n.families) == 0 }
+
+// Interval is the time between its operations.
+func (n *Nemesis) Interval() time.Duration { return n.opts.Interval }
+
+// Check refuses, before anything reaches a node, faults the test cannot
+// have (targets naming nodes it does not have, shapes too big for it).
+func (n *Nemesis) Check(t *jepsen.Test) error {
+	for _, f := range n.families {
+		if err := f.Check(t); err != nil {
+			return fmt.Errorf("nemesis fault %s: %w", f.Name(), err)
 		}
 	}
 	return nil
 }
 
-// Record is what faults are in force, per node, as written to faults.json.
-type Record struct {
-	Test    string                `json:"test"`
-	Nodes   []string              `json:"nodes"`
-	Faults  map[string]*NodeFault `json:"faults"`
-	Updated time.Time             `json:"updated"`
-}
-
-// NodeFault is one node's faults in force.
-type NodeFault struct {
-	Paused bool `json:"paused,omitempty"`
-	Killed bool `json:"killed,omitempty"`
-	// Partitioned says the node drops packets from the nodes in Cut,
-	// through go-jepsen's own firewall chain.
-	Partitioned bool     `json:"partitioned,omitempty"`
-	Cut         []string `json:"cut,omitempty"`
-}
-
-// Active lists nodes with a fault in force, in order.
-func (r *Record) Active() []string {
-	var out []string
-	for n, f := range r.Faults {
-		if f.Paused || f.Killed || f.Partitioned {
-			out = append(out, n)
-		}
+// Generator is the nemesis's schedule, for the nemesis thread: after a
+// quiet interval, a fault; after another, its undoing; and so on, the
+// families taking turns (Jepsen mixes them at random, which can leave one
+// out of a short run). It never ends: cut it with a time limit.
+func (n *Nemesis) Generator() generator.Generator {
+	if n.Empty() {
+		return generator.Void()
 	}
-	slices.Sort(out)
-	return out
-}
-
-// with lists the nodes whose flag is set.
-func (r *Record) with(flag func(*NodeFault) *bool) []string {
-	var out []string
-	for _, node := range r.Active() {
-		if *flag(r.Faults[node]) {
-			out = append(out, node)
-		}
+	var faults []generator.Fault
+	for _, f := range n.families {
+		faults = append(faults, generator.Fault{
+			Start: func(ctx *generator.Context) history.Op {
+				return history.Op{Type: history.Invoke, F: history.F(f.Name()), Value: planValue(f.Plan(ctx))}
+			},
+			Stop: func(*generator.Context, history.Op) history.Op {
+				return history.Op{Type: history.Invoke, F: history.F(f.UndoName())}
+			},
+		})
 	}
-	return out
+	return generator.Schedule{Interval: n.opts.Interval, Turns: true, Faults: faults}.Generator()
 }
 
-func paused(f *NodeFault) *bool      { return &f.Paused }
-func killed(f *NodeFault) *bool      { return &f.Killed }
-func partitioned(f *NodeFault) *bool { return &f.Partitioned }
-
-// mark sets or clears a flag for nodes and writes the record (synced)
-// to dir before returning: a fault is recorded before it is applied.
-func (n *DBNemesis) mark(dir string, t *jepsen.Test, nodes []string, flag func(*NodeFault) *bool, v bool) error {
-	return n.update(dir, t, nodes, func(_ string, nf *NodeFault) {
-		*flag(nf) = v
-		if !nf.Partitioned {
-			nf.Cut = nil
-		}
-	})
-}
-
-// update applies change to each node's entry of the record, under the
-// lock, and writes the record (synced) to dir.
-func (n *DBNemesis) update(dir string, t *jepsen.Test, nodes []string, change func(node string, nf *NodeFault)) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.rec == nil {
-		n.rec = &Record{Test: t.Name, Nodes: t.Nodes, Faults: map[string]*NodeFault{}}
+// Final is the operations that undo every fault the nemesis may have in
+// force, in healing order (Jepsen's final generator: heal the network,
+// resume, start): run them before the final reads, so that those see a
+// healed cluster.
+func (n *Nemesis) Final() generator.Generator {
+	if n.Empty() {
+		return generator.Void()
 	}
-	for _, node := range nodes {
-		nf := n.rec.Faults[node]
-		if nf == nil {
-			nf = &NodeFault{}
-			n.rec.Faults[node] = nf
-		}
-		change(node, nf)
+	var ops []history.Op
+	for _, f := range n.families {
+		ops = append(ops, history.Op{Type: history.Invoke, F: history.F(f.UndoName())})
 	}
-	n.rec.Updated = time.Now()
-	return writeRecord(filepath.Join(dir, store.FaultsFile), n.rec)
+	return generator.Nemesis(generator.Ops(ops...))
 }
 
-// inForce returns the nodes whose flag is set in the in-memory record.
-func (n *DBNemesis) inForce(flag func(*NodeFault) *bool) []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.rec == nil {
+// Run is a nemesis at work in one run: it performs the nemesis's
+// operations (it is the interpreter's client.Conn for the nemesis
+// thread) and recovers at the end. Its methods are safe for concurrent
+// use.
+type Run struct {
+	n *Nemesis
+	x *Exec
+	// busy is held while an operation or a recovery acts: a recovery
+	// waits for a fault still being applied (the interpreter gives up on
+	// an operation that does not return within its grace after an
+	// interrupt, but its Apply goes on), else an undo that comes first
+	// would leave that fault in force after the recovery.
+	busy chan struct{}
+
+	mu       sync.Mutex
+	attempts int
+	failed   int
+}
+
+// acquire waits for the operation or recovery in flight, within ctx.
+func (r *Run) acquire(ctx context.Context, what string) error {
+	select {
+	case r.busy <- struct{}{}:
 		return nil
+	default:
 	}
-	return n.rec.with(flag)
+	select {
+	case r.busy <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("nemesis: %s: waiting for the fault operation in flight: %w", what, ctx.Err())
+	}
 }
 
-func writeRecord(path string, r *Record) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(path, append(b, '\n'), 0o644)
-}
+func (r *Run) release() { <-r.busy }
 
-// MaxRecordFile bounds what ReadRecord reads.
-const MaxRecordFile = 16 << 20
-
-// ReadRecord reads a fault record: a regular file of at most
-// MaxRecordFile bytes holding one JSON record. Errors about the file or
-// its content match safefile.ErrBadFile.
-func ReadRecord(path string) (*Record, error) {
-	b, err := safefile.ReadFile(path, MaxRecordFile)
-	if err != nil {
-		return nil, err
-	}
-	var r Record
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return nil, &safefile.MalformedError{Path: path, Err: fmt.Errorf("not a fault record: %w", err)}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, &safefile.MalformedError{Path: path, Err: errors.New("not a fault record: text after the JSON object")}
-	}
-	if r.Faults == nil {
-		r.Faults = map[string]*NodeFault{}
-	}
-	return &r, nil
-}
-
-// Run runs the schedule until ctx ends or Duration passes. A fault whose
-// application fails on some node is recorded and the schedule goes on;
-// at the end, Run returns an error counting the failed attempts, so that
-// a run whose faults did not happen is not reported as fine. It returns
-// ctx's error when ctx ended (core.Run expects that).
-//
-// With partitions enabled it first checks that every node has a firewall
-// tool (iptables, or nft) and removes whatever rules of go-jepsen's an
-// earlier run left behind.
-func (n *DBNemesis) Run(ctx context.Context, t *jepsen.Test, env Env) error {
+// Start begins a run of the nemesis: it prepares every family on the
+// test's nodes (tools, probes, what an earlier run left) and records its
+// faults under env.Dir. A family that cannot work here refuses the run.
+func (n *Nemesis) Start(ctx context.Context, t *jepsen.Test, env Env) (*Run, error) {
 	seed := n.opts.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	x := &Exec{Test: t, DB: n.d, Env: env, Rand: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		rec: newRecordFile(env.Dir, t.Name, t.Nodes)}
 	t.Logger().Info("nemesis starting", "faults", n.opts.Faults, "interval", n.opts.Interval, "seed", seed)
-	if n.partition {
-		if err := n.CheckTargets(t); err != nil {
-			return err
-		}
-		if err := n.prepareNetwork(ctx, t, env); err != nil {
-			return err
-		}
+	r := &Run{n: n, x: x, busy: make(chan struct{}, 1)}
+	if err := n.Check(t); err != nil {
+		return r, err
 	}
-	// Duration ends the schedule: no fault starts after it. A fault being
-	// applied or undone when it passes, or when the body ends, finishes
-	// (see finishing), so that it is neither half-applied nor counted as
-	// failed for being slow.
-	sched := ctx
-	if n.opts.Duration > 0 {
-		var cancel context.CancelFunc
-		sched, cancel = context.WithTimeout(ctx, n.opts.Duration)
-		defer cancel()
-	}
-	var active event.Fault
-	failed, attempts := 0, 0
-	next := rng.IntN(len(n.opts.Faults))
-	for {
-		select {
-		case <-sched.Done():
-			var err error
-			if failed > 0 {
-				err = fmt.Errorf("%d of %d fault attempts failed (see the journal)", failed, attempts)
-			}
-			if ctx.Err() == nil {
-				return err
-			}
-			return errors.Join(ctx.Err(), err)
-		case <-time.After(n.opts.Interval):
-		}
-		if sched.Err() != nil {
-			continue // both were ready: the schedule's end wins
-		}
-		fctx, done := finishing(ctx, env.RunDone)
-		if active != "" {
-			n.undoActive(fctx, t, env, active)
-			active = ""
-			done()
-			continue
-		}
-		fault, tried, err := n.attempt(fctx, t, env, rng, &next)
-		interrupted := fctx.Err() != nil
-		done()
-		if !tried {
-			continue
-		}
-		attempts++
-		if err != nil {
-			failed++
-			if interrupted {
-				continue // Recover undoes what was applied
-			}
-		}
-		// Also after a failure: what was applied on some nodes is undone
-		// at the next tick.
-		active = fault
-	}
-}
-
-// finishGrace bounds how long a fault in flight when the body ends may
-// take to finish.
-const finishGrace = 10 * time.Second
-
-// finishing returns the context a fault is applied or undone under: ctx,
-// except that the body's end (cause ErrBodyEnded) cancels it only
-// when runDone closes (the run was interrupted after all) or after
-// finishGrace, so that a fault in flight then is neither cut in half nor
-// counted failed. Any other end of ctx (an interrupt, a deadline) cancels
-// it at once. Call the CancelFunc when done.
-func finishing(ctx context.Context, runDone <-chan struct{}) (context.Context, context.CancelFunc) {
-	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() {
-		cause := context.Cause(ctx)
-		if !errors.Is(cause, ErrBodyEnded) {
-			cancel(cause)
-			return
-		}
-		select {
-		case <-time.After(finishGrace):
-			cancel(fmt.Errorf("%w, and the fault did not finish within %v", cause, finishGrace))
-		case <-runDone:
-			cancel(fmt.Errorf("%w, then the run was interrupted", cause))
-		case <-fctx.Done():
-		}
-	})
-	return fctx, func() { stop(); cancel(context.Canceled) }
-}
-
-// undoActive undoes the fault in force (see undo).
-func (n *DBNemesis) undoActive(ctx context.Context, t *jepsen.Test, env Env, active event.Fault) {
-	switch active {
-	case event.FaultKill:
-		n.undo(ctx, t, env, event.Start, killed, t.Nodes)
-	case event.FaultPause:
-		n.undo(ctx, t, env, event.Resume, paused, t.Nodes)
-	case event.FaultPartition:
-		n.undo(ctx, t, env, event.Heal, partitioned, t.Nodes)
-	}
-}
-
-// attempt picks the next fault's targets and applies it, recording the
-// decision. tried is false when no node could be targeted (recorded,
-// but not an attempt).
-func (n *DBNemesis) attempt(ctx context.Context, t *jepsen.Test, env Env, rng *rand.Rand, next *int) (fault event.Fault, tried bool, err error) {
-	fault = n.opts.Faults[*next%len(n.opts.Faults)]
-	*next++
-	decision := event.Event{Kind: event.Nemesis, Fault: fault, Start: time.Now()}
-	var nodes []string
-	var grudge Grudge
-	if fault == event.FaultPartition {
-		var sh Shape
-		sh, grudge, decision.Detail, err = n.pickShape(ctx, t, rng)
-		decision.Target = string(sh)
-		nodes = grudge.Cut(t.Nodes)
-	} else {
-		var tg Target
-		tg, nodes, err = n.pick(ctx, t, rng)
-		decision.Target = tg.String()
-	}
-	decision.Nodes = nodes
-	if err != nil || len(nodes) == 0 {
-		decision.Detail = "no node to target"
-		if err == nil {
-			decision.Detail += " (every target picked none of " + strings.Join(t.Nodes, ",") + ")"
-		}
-		decision.End = time.Now()
-		env.Record(decision.WithErr(err))
-		t.Logger().Info("nemesis: no node to target", "fault", fault, "err", err)
-		return fault, false, nil
-	}
-	if fault == event.FaultPartition {
-		err = n.cut(ctx, t, env, grudge, decision.Detail)
-	} else {
-		err = n.apply(ctx, t, env, fault, nodes)
-	}
-	decision.End = time.Now()
-	env.Record(decision.WithErr(err))
-	t.Logger().Info("nemesis", "fault", fault, "target", decision.Target, "nodes", nodes, "detail", decision.Detail, "err", err)
-	return fault, true, err
-}
-
-// pick chooses a target and resolves it, trying the other targets in
-// random order when the first picks no node (minority-third of 3, say).
-func (n *DBNemesis) pick(ctx context.Context, t *jepsen.Test, rng *rand.Rand) (Target, []string, error) {
-	var lastErr error
-	var last Target
-	for _, i := range rng.Perm(len(n.opts.Targets)) {
-		tg := n.opts.Targets[i]
-		nodes, err := tg.Pick(ctx, t, n.d, rng)
-		if err == nil && len(nodes) > 0 {
-			return tg, nodes, nil
-		}
-		last, lastErr = tg, err
-	}
-	return last, nil, lastErr
-}
-
-// pickShape chooses a partition shape and builds its grudge, trying the
-// other shapes when one cuts nothing (no primary, say).
-func (n *DBNemesis) pickShape(ctx context.Context, t *jepsen.Test, rng *rand.Rand) (Shape, Grudge, string, error) {
-	var lastErr error
-	var last Shape
-	for _, i := range rng.Perm(len(n.opts.Partitions)) {
-		sh := n.opts.Partitions[i]
-		g, desc, err := sh.Make(ctx, t, n.d, rng)
-		if err == nil && len(g.Cut(t.Nodes)) > 0 {
-			return sh, g, desc, nil
-		}
-		last, lastErr = sh, err
-	}
-	return last, nil, "", lastErr
-}
-
-// apply records the fault on disk, then applies it on each node.
-func (n *DBNemesis) apply(ctx context.Context, t *jepsen.Test, env Env, fault event.Fault, nodes []string) error {
-	var kind event.Kind
-	var op db.NodeFunc
-	var flag func(*NodeFault) *bool
-	if fault == event.FaultKill {
-		kind, op, flag = event.Kill, n.kill.Kill, killed
-	} else {
-		kind, op, flag = event.Pause, n.paus.Pause, paused
-	}
-	if err := n.mark(env.Dir, t, nodes, flag, true); err != nil {
-		return fmt.Errorf("recording the fault before applying it: %w", err)
-	}
-	return onNodes(ctx, t, env, kind, fault, nodes, op)
-}
-
-// onNodes runs op on nodes, recording each node's outcome.
-func onNodes(ctx context.Context, t *jepsen.Test, env Env, kind event.Kind, fault event.Fault, nodes []string, op db.NodeFunc) error {
-	return db.Step{Kind: kind, Nodes: nodes, Fanout: control.Fanout{Mode: control.WaitAll}, Recorder: env.Recorder, Tag: func(e *event.Event) {
-		e.Fault, e.Nodes = fault, nodes
-	}}.Run(ctx, t, op)
-}
-
-// undo starts (after kills), resumes (after pauses) or heals (after
-// partitions) nodes, and clears the fault in the record for those that
-// came back.
-func (n *DBNemesis) undo(ctx context.Context, t *jepsen.Test, env Env, kind event.Kind, flag func(*NodeFault) *bool, nodes []string) error {
-	var op db.NodeFunc
-	var fault event.Fault
-	switch kind {
-	case event.Start:
-		op, fault = n.kill.Start, event.FaultKill
-	case event.Resume:
-		op, fault = n.paus.Resume, event.FaultPause
-	default:
-		op, fault = heal, event.FaultPartition
-	}
-	err := onNodes(ctx, t, env, kind, fault, nodes, op)
-	done := nodes
-	if ne, ok := errors.AsType[*control.NodesError](err); ok {
-		done = slices.DeleteFunc(slices.Clone(nodes), func(x string) bool { return slices.Contains(ne.Nodes(), x) })
-	} else if err != nil {
-		done = nil
-	}
-	if merr := n.mark(env.Dir, t, done, flag, false); merr != nil {
-		err = errors.Join(err, merr)
-	}
-	return err
-}
-
-// heal removes the node's drops.
-func heal(ctx context.Context, t *jepsen.Test, node string) error {
-	return cu.Heal(ctx, t.Session(node).Su())
-}
-
-// prepareNetwork checks that every node can be partitioned and removes
-// rules an earlier run left, recording a Heal per node.
-func (n *DBNemesis) prepareNetwork(ctx context.Context, t *jepsen.Test, env Env) error {
-	err := db.Step{Kind: event.Heal, Fanout: control.Fanout{Mode: control.WaitAll}, Recorder: env.Recorder,
-		Tag: func(e *event.Event) { e.Fault, e.Detail = event.FaultPartition, "removing rules an earlier run left" },
-	}.Run(ctx, t, func(ctx context.Context, t *jepsen.Test, node string) error {
-		s := t.Session(node).Su()
-		if _, err := cu.FirewallTool(ctx, s); err != nil {
-			return err
-		}
-		return cu.Heal(ctx, s)
-	})
-	if err != nil {
-		return fmt.Errorf("nemesis: partitions: %w", err)
-	}
-	return nil
-}
-
-// addr returns node's IPv4 address as the nodes resolve its name (asked
-// of the first node once).
-func (n *DBNemesis) addr(ctx context.Context, t *jepsen.Test, node string) (netip.Addr, error) {
-	n.addrMu.Lock()
-	defer n.addrMu.Unlock()
-	if a, ok := n.addrs[node]; ok {
-		return a, nil
-	}
-	a, err := cnet.IP(ctx, t.Session(t.Nodes[0]), node)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	if n.addrs == nil {
-		n.addrs = map[string]netip.Addr{}
-	}
-	n.addrs[node] = a
-	return a, nil
-}
-
-// cut records the grudge on disk, synced, then makes every node drop the
-// nodes it holds a grudge against.
-func (n *DBNemesis) cut(ctx context.Context, t *jepsen.Test, env Env, g Grudge, desc string) error {
-	nodes := g.Cut(t.Nodes)
-	addrs := map[string][]netip.Addr{}
-	for _, node := range nodes {
-		for _, peer := range g[node] {
-			a, err := n.addr(ctx, t, peer)
-			if err != nil {
-				return fmt.Errorf("partition: the address of %s: %w", peer, err)
-			}
-			addrs[node] = append(addrs[node], a)
-		}
-	}
-	err := n.update(env.Dir, t, nodes, func(node string, nf *NodeFault) { nf.Partitioned, nf.Cut = true, g[node] })
-	if err != nil {
-		return fmt.Errorf("recording the partition before applying it: %w", err)
-	}
-	return db.Step{Kind: event.Partition, Nodes: nodes, Fanout: control.Fanout{Mode: control.WaitAll}, Recorder: env.Recorder, Tag: func(e *event.Event) {
-		e.Fault, e.Nodes, e.Detail = event.FaultPartition, g[e.Node], desc
-	}}.Run(ctx, t, func(ctx context.Context, t *jepsen.Test, node string) error {
-		return cu.Drop(ctx, t.Session(node).Su(), addrs[node])
-	})
-}
-
-// Recover undoes the faults in force, and only those: it heals the
-// partitioned nodes, resumes the paused ones, then starts the killed ones
-// (Jepsen's final generators, restricted to what this nemesis did). A run
-// that never got to a fault has nothing to recover, so recovery never
-// starts a DB that was never set up.
-func (n *DBNemesis) Recover(ctx context.Context, t *jepsen.Test, env Env) error {
 	var errs []error
-	if n.partition {
-		if nodes := n.inForce(partitioned); len(nodes) > 0 {
-			errs = append(errs, n.undo(ctx, t, env, event.Heal, partitioned, nodes))
+	for _, f := range n.families {
+		if err := f.Prepare(ctx, x); err != nil {
+			errs = append(errs, fmt.Errorf("nemesis fault %s: %w", f.Name(), err))
 		}
 	}
-	if n.paus != nil {
-		if nodes := n.inForce(paused); len(nodes) > 0 {
-			errs = append(errs, n.undo(ctx, t, env, event.Resume, paused, nodes))
+	return r, errors.Join(errs...)
+}
+
+// family finds the family an operation is for, and whether the operation
+// applies (true) or undoes (false) it.
+func (n *Nemesis) family(f history.F) (Family, bool, bool) {
+	for _, fam := range n.families {
+		switch string(f) {
+		case fam.Name():
+			return fam, true, true
+		case fam.UndoName():
+			return fam, false, true
 		}
 	}
-	if n.kill != nil {
-		if nodes := n.inForce(killed); len(nodes) > 0 {
-			errs = append(errs, n.undo(ctx, t, env, event.Start, killed, nodes))
+	return nil, false, false
+}
+
+// Invoke performs a nemesis operation: a family's name applies a fault
+// (its value is the family's plan), its UndoName undoes every fault of
+// the family in force. The completion's value is the fault applied, or
+// the faults undone. Each decision is journaled (event.Nemesis), also a
+// plan that picked no node; a failed fault counts towards Failures,
+// unless ctx was cancelled (the run was interrupted: its own error says
+// so). A fault cut by ctx's deadline (the nemesis's timeout) failed.
+func (r *Run) Invoke(ctx context.Context, op history.Op) (history.Op, error) {
+	fam, apply, ok := r.n.family(op.F)
+	if !ok {
+		return history.Op{}, fmt.Errorf("nemesis: no fault family performs %q", op.F)
+	}
+	if err := r.acquire(ctx, string(op.F)); err != nil {
+		return history.Op{}, err
+	}
+	defer r.release()
+	if !apply {
+		undone, err := r.undo(ctx, fam)
+		v, _ := json.Marshal(undone)
+		return history.Op{Value: v}, err
+	}
+	start := time.Now()
+	f, err := fam.Apply(ctx, r.x, op.Value)
+	decision := event.Event{Kind: event.Nemesis, Fault: event.Fault(fam.Name()), Start: start, End: time.Now()}
+	if f != nil {
+		decision.FaultID, decision.Target, decision.Nodes, decision.Detail = f.ID, f.Target, f.Nodes, f.Desc
+	}
+	if errors.Is(err, ErrNoTarget) {
+		decision.Detail = "no node to target"
+		if f != nil && f.Target != "" {
+			decision.Detail += " (" + f.Target + ")"
+		}
+		r.x.Env.Record(decision.WithErr(nil))
+		r.x.Test.Logger().Info("nemesis: no node to target", "fault", fam.Name())
+		return history.Op{Value: json.RawMessage(`"no node to target"`)}, nil
+	}
+	r.x.Env.Record(decision.WithErr(err))
+	r.mu.Lock()
+	r.attempts++
+	if err != nil && !errors.Is(ctx.Err(), context.Canceled) {
+		r.failed++
+	}
+	r.mu.Unlock()
+	r.x.Test.Logger().Info("nemesis", "fault", fam.Name(), "target", decision.Target, "nodes", decision.Nodes, "detail", decision.Detail, "err", err)
+	var v json.RawMessage
+	if f != nil {
+		v, _ = json.Marshal(f)
+	}
+	return history.Op{Value: v}, err
+}
+
+// undo undoes every fault of fam in force, journaling a decision for
+// each.
+func (r *Run) undo(ctx context.Context, fam Family) ([]*Fault, error) {
+	var errs []error
+	var undone []*Fault
+	for _, f := range r.x.rec.inForce(fam.Name()) {
+		start := time.Now()
+		err := fam.Undo(ctx, r.x, f)
+		if err == nil {
+			err = r.x.rec.done(f.ID)
+			undone = append(undone, f)
+		}
+		r.x.Env.Record(event.Event{Kind: event.Recover, Fault: event.Fault(fam.Name()), FaultID: f.ID, Nodes: f.Nodes, Start: start, End: time.Now(),
+			Detail: "undo " + f.Desc}.WithErr(err))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("undoing %s %d (%s): %w", fam.Name(), f.ID, f.Desc, err))
+		}
+	}
+	return undone, errors.Join(errs...)
+}
+
+// Close is part of client.Conn; the run's state stays for Recover.
+func (r *Run) Close() error { return nil }
+
+// Failures is an error counting the fault attempts that failed (nil when
+// none did): a run whose faults did not happen must not read as fine.
+func (r *Run) Failures() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failed == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d fault attempts failed (see the journal)", r.failed, r.attempts)
+}
+
+// Recover undoes every fault in force, family by family in healing order
+// (the network, then resume, then start ...), and only those: a run that
+// never got to a fault has nothing to recover. A fault operation still in
+// flight (one the interpreter gave up on) is waited for first, within
+// ctx.
+func (r *Run) Recover(ctx context.Context) error {
+	if err := r.acquire(ctx, "recovering"); err != nil {
+		return err
+	}
+	defer r.release()
+	var errs []error
+	for _, fam := range r.n.families {
+		if _, err := r.undo(ctx, fam); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// InForce lists the faults in force.
+func (r *Run) InForce() []*Fault { return r.x.rec.inForce("") }
+
 // RecoverFile undoes the faults a fault record says are in force, after
-// the process that applied them died: it removes go-jepsen's firewall
-// chain from partitioned nodes (every rule it added, and only those),
-// resumes paused nodes, then starts killed ones, and rewrites the record. It is what `jepsen recover` runs.
-// A node whose fault is recorded but no longer in force is harmless:
-// resume and start are idempotent. A node whose undo failed stays
-// recorded, so recovering again retries just those.
+// the process that applied them died, and rewrites the record: it is
+// what `jepsen recover` and every run's start run. Each fault is undone by
+// its family (made with zero options: undoing needs none), in healing
+// order; a fault whose undo fails stays recorded, so recovering again
+// retries just those.
 func RecoverFile(ctx context.Context, t *jepsen.Test, d db.DB, path string) (*Record, error) {
 	rec, err := ReadRecord(path)
 	if err != nil {
 		return nil, err
 	}
-	caps := db.CapabilitiesOf(d)
-	var resume, start db.NodeFunc
-	if caps.Pause != nil {
-		resume = caps.Pause.Resume
-	}
-	if caps.Kill != nil {
-		start = caps.Kill.Start
-	}
-	clear := func(ctx context.Context, t *jepsen.Test, node string) error {
-		return cu.Heal(ctx, t.Session(node).Su())
-	}
-	steps := []struct {
-		fault string
-		flag  func(*NodeFault) *bool
-		need  db.Capability
-		undo  db.NodeFunc
-	}{
-		{"partitioned", partitioned, "", clear},
-		{"paused", paused, db.CapPause, resume},
-		{"killed", killed, db.CapKill, start},
-	}
+	x := &Exec{Test: t, DB: d, Rand: rand.New(rand.NewPCG(1, 2)), rec: openRecordFile(path, rec)}
 	var errs []error
-	for _, st := range steps {
-		nodes := rec.with(st.flag)
-		if len(nodes) == 0 {
+	for _, k := range registry {
+		faults := x.rec.inForce(k.name)
+		if len(faults) == 0 {
 			continue
 		}
-		if st.undo == nil {
-			errs = append(errs, fmt.Errorf("nodes %v are %s but %w", nodes, st.fault, db.Require(d, st.need)))
+		fam, err := k.make(d, Options{})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s faults are in force, but %w", k.name, err))
 			continue
 		}
-		err := control.Each(ctx, nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, node string) error {
-			return st.undo(ctx, t, node)
-		})
-		failed := map[string]bool{}
-		if ne, ok := errors.AsType[*control.NodesError](err); ok {
-			for _, n := range ne.Nodes() {
-				failed[n] = true
+		for _, f := range faults {
+			err := fam.Undo(ctx, x, f)
+			if err == nil {
+				err = x.rec.done(f.ID)
 			}
-		} else if err != nil {
-			errs = append(errs, err)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("undoing %s %d on %v: %w", k.name, f.ID, f.Nodes, err))
+			}
+		}
+	}
+	for _, fam := range rec.Families() {
+		if _, ok := lookup(fam); !ok {
+			errs = append(errs, fmt.Errorf("faults of an unknown family %q are recorded in force", fam))
+		}
+	}
+	snap := x.rec.snapshot()
+	if err := x.rec.write(); err != nil {
+		errs = append(errs, err)
+	}
+	return &snap, errors.Join(errs...)
+}
+
+// spanText describes f for a picture: its description, after its family
+// unless the description starts with it ("kill n1", not "kill kill n1").
+func spanText(f Fault) string {
+	if strings.HasPrefix(f.Desc, f.Family) {
+		return f.Desc
+	}
+	return strings.TrimSpace(f.Family + " " + f.Desc)
+}
+
+// Spans are the faults a history's nemesis operations applied, each from
+// its operation's completion to the completion of the operation that
+// undid it (or the history's end), for pictures: the history's own
+// record of the faults, in its clock.
+func Spans(h []history.Op) []checker.Span {
+	var out []checker.Span
+	open := map[int]int{} // fault id -> index in out
+	var last time.Duration
+	for _, o := range h {
+		if o.Time != history.NoTime {
+			last = max(last, o.Time)
+		}
+		if !o.IsNemesis() || o.Null() {
 			continue
 		}
-		for _, node := range nodes {
-			if !failed[node] {
-				*st.flag(rec.Faults[node]) = false
-				if st.fault == "partitioned" {
-					rec.Faults[node].Cut = nil
+		var f Fault
+		if json.Unmarshal(o.Value, &f) == nil && f.ID > 0 && f.Family != "" {
+			if _, seen := open[f.ID]; !seen && o.Time != history.NoTime {
+				open[f.ID] = len(out)
+				out = append(out, checker.Span{Start: o.Time, End: -1, Node: strings.Join(f.Nodes, ","), Description: spanText(f), Failed: o.Error != ""})
+			}
+			continue
+		}
+		var undone []Fault
+		if json.Unmarshal(o.Value, &undone) == nil {
+			for _, u := range undone {
+				if i, ok := open[u.ID]; ok && out[i].End < 0 && o.Time != history.NoTime {
+					out[i].End = o.Time
 				}
 			}
 		}
-		if err != nil {
-			errs = append(errs, err)
+	}
+	for i := range out {
+		if out[i].End < 0 {
+			out[i].End = last
 		}
 	}
-	rec.Updated = time.Now()
-	if werr := writeRecord(path, rec); werr != nil {
-		errs = append(errs, werr)
-	}
-	return rec, errors.Join(errs...)
+	return out
 }

@@ -2,13 +2,19 @@ package nemesis
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/control/cu"
 	"github.com/go-jepsen/jepsen/db"
+	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/generator"
 )
 
 // Shape is a kind of network partition, as Jepsen's partition specs.
@@ -199,4 +205,126 @@ func (sh Shape) Make(ctx context.Context, t *jepsen.Test, d db.DB, rng *rand.Ran
 		return g, sides(a, []string{mid}, b) + " (" + mid + " bridges)", nil
 	}
 	return nil, "", fmt.Errorf("unknown partition shape %q", sh)
+}
+
+// partitionFamily cuts the network between DB nodes in Jepsen's shapes,
+// with go-jepsen's own firewall chain (control/cu: Drop, Heal), never the
+// control node's links.
+type partitionFamily struct {
+	d      db.DB
+	shapes []Shape // as given; empty: DefaultShapes for the test's size
+
+	mu     sync.Mutex
+	usable []Shape
+}
+
+// newPartition is the partition family.
+func newPartition(d db.DB, o Options) (Family, error) {
+	for _, sh := range o.Partitions {
+		if sh == IsolatePrimaries {
+			if err := db.Require(d, db.CapPrimary); err != nil {
+				return nil, fmt.Errorf("shape primaries: %w", err)
+			}
+		}
+	}
+	return &partitionFamily{d: d, shapes: o.Partitions}, nil
+}
+
+func (f *partitionFamily) Name() string     { return "partition" }
+func (f *partitionFamily) UndoName() string { return "heal" }
+
+// Check refuses a shape the test is too small for, and fills in the
+// default shapes for its size.
+func (f *partitionFamily) Check(t *jepsen.Test) error {
+	shapes := f.shapes
+	if len(shapes) == 0 {
+		shapes = DefaultShapes(f.d, len(t.Nodes))
+		if len(shapes) == 0 {
+			return fmt.Errorf("no partition shape fits %d node(s)", len(t.Nodes))
+		}
+	}
+	for _, sh := range shapes {
+		if err := sh.Check(len(t.Nodes), f.d); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	f.usable = shapes
+	f.mu.Unlock()
+	return nil
+}
+
+// Prepare checks every node has a firewall tool (iptables, or nft) and
+// removes the rules an earlier run of go-jepsen left.
+func (f *partitionFamily) Prepare(ctx context.Context, x *Exec) error {
+	clean := &Fault{Family: f.Name(), Desc: "removing rules an earlier run left"}
+	return x.OnNodes(ctx, event.Undo, clean, x.Test.Nodes, func(ctx context.Context, t *jepsen.Test, node string) error {
+		s := t.Session(node).Su()
+		if _, err := cu.FirewallTool(ctx, s); err != nil {
+			return err
+		}
+		return cu.Heal(ctx, s)
+	})
+}
+
+// Plan draws a shape.
+func (f *partitionFamily) Plan(ctx *generator.Context) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.usable) == 0 {
+		// Not checked against a test yet (Nemesis.Check picks the
+		// shapes that fit): "one", which Apply refuses on a test it
+		// does not fit, rather than a panic.
+		return string(IsolateOne)
+	}
+	return string(f.usable[ctx.Rand.IntN(len(f.usable))])
+}
+
+// Apply builds the shape's grudge, records it, and makes each node drop
+// the nodes it holds a grudge against.
+func (f *partitionFamily) Apply(ctx context.Context, x *Exec, plan json.RawMessage) (*Fault, error) {
+	var name string
+	if err := json.Unmarshal(plan, &name); err != nil {
+		return nil, fmt.Errorf("partition: a plan that is not a shape: %s", plan)
+	}
+	sh, err := ParseShape(name)
+	if err != nil {
+		return nil, err
+	}
+	var g Grudge
+	var desc string
+	x.WithRand(func(rng *rand.Rand) { g, desc, err = sh.Make(ctx, x.Test, f.d, rng) })
+	if err != nil {
+		return &Fault{Family: f.Name(), Target: name}, err
+	}
+	nodes := g.Cut(x.Test.Nodes)
+	if len(nodes) == 0 {
+		return &Fault{Family: f.Name(), Target: name}, ErrNoTarget
+	}
+	addrs := map[string][]netip.Addr{}
+	for _, node := range nodes {
+		for _, peer := range g[node] {
+			a, err := x.Addr(ctx, peer)
+			if err != nil {
+				return &Fault{Family: f.Name(), Target: name}, fmt.Errorf("partition: %w", err)
+			}
+			addrs[node] = append(addrs[node], a)
+		}
+	}
+	detail, _ := json.Marshal(g)
+	fault := &Fault{Family: f.Name(), Target: name, Nodes: nodes, Desc: desc, Detail: detail}
+	if err := x.Begin(fault); err != nil {
+		return fault, err
+	}
+	return fault, x.OnNodes(ctx, event.Apply, fault, nodes, func(ctx context.Context, t *jepsen.Test, node string) error {
+		return cu.Drop(ctx, t.Session(node).Su(), addrs[node])
+	})
+}
+
+// Undo removes go-jepsen's chain from the fault's nodes: every rule it
+// added, and only those.
+func (f *partitionFamily) Undo(ctx context.Context, x *Exec, fault *Fault) error {
+	return x.OnNodes(ctx, event.Undo, fault, fault.Nodes, func(ctx context.Context, t *jepsen.Test, node string) error {
+		return cu.Heal(ctx, t.Session(node).Su())
+	})
 }

@@ -2,13 +2,14 @@ package nemesis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/go-jepsen/jepsen/db"
-	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/dbs/localdb"
 )
 
@@ -132,8 +133,25 @@ func TestPartitionShapeRefusals(t *testing.T) {
 	if got := DefaultShapes(db.Noop, 3); fmt.Sprint(got) != "[one majority majorities-ring]" {
 		t.Fatalf("defaults for 3 nodes: %v", got)
 	}
-	n, _ := New(db.Noop, Options{Faults: []event.Fault{event.FaultPartition}, Partitions: []Shape{MajoritiesRing}})
-	if err := n.CheckTargets(localdb.Test("p", "n1", "n2")); err == nil {
-		t.Fatal("a ring on 2 nodes accepted")
+	n, err := New(db.Noop, Options{Faults: []string{"partition"}, Partitions: []Shape{MajoritiesRing}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Check(localdb.Test("p", "n1", "n2")); err == nil || !strings.Contains(err.Error(), "majorities-ring needs at least 3 nodes") {
+		t.Fatalf("a ring on 2 nodes: %v", err)
+	}
+	// The default shapes are those the test is big enough for; a test
+	// too small for any is refused.
+	n, _ = New(db.Noop, Options{Faults: []string{"partition"}})
+	if err := n.Check(localdb.Test("p", "n1")); err == nil || !strings.Contains(err.Error(), "no partition shape fits 1 node") {
+		t.Fatalf("a partition of 1 node: %v", err)
+	}
+	if _, err := New(db.Noop, Options{Faults: []string{"partition"}, Partitions: []Shape{IsolatePrimaries}}); !errors.Is(err, db.ErrUnsupported) {
+		t.Fatalf("primaries of a DB without Primary: %v", err)
+	}
+	// Packet faults along a shape are checked the same way.
+	n, _ = New(db.Noop, Options{Faults: []string{"packet"}, Partitions: []Shape{Bridge}})
+	if err := n.Check(localdb.Test("p", "n1", "n2")); err == nil || !strings.Contains(err.Error(), "bridge needs at least 3 nodes") {
+		t.Fatalf("packet faults across a bridge of 2 nodes: %v", err)
 	}
 }

@@ -159,6 +159,24 @@ func (tg Target) Pick(ctx context.Context, t *jepsen.Test, d db.DB, rng *rand.Ra
 	return subset(nodes, count, rng), nil
 }
 
+// Count is how many nodes the target picks of n, or -1 when that is not
+// known before the run (random, primaries, a list).
+func (tg Target) Count(n int) int {
+	switch tg.Kind {
+	case One:
+		return min(1, n)
+	case Minority:
+		return MajorityOf(n) - 1
+	case Majority:
+		return MajorityOf(n)
+	case MinorityThird:
+		return max((n-1)/3, 0)
+	case All:
+		return n
+	}
+	return -1
+}
+
 // subset picks k of nodes at random, in their original order.
 func subset(nodes []string, k int, rng *rand.Rand) []string {
 	idx := rng.Perm(len(nodes))[:k]

@@ -13,7 +13,6 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/local"
 	"github.com/go-jepsen/jepsen/db"
-	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/dbs/localdb"
 )
 
@@ -92,9 +91,18 @@ func TestParseTarget(t *testing.T) {
 		t.Fatalf("check: %v", err)
 	}
 	bogus, _ := ParseTarget("bogus")
-	n, _ := New(localdb.New(t.TempDir()), Options{Faults: []event.Fault{event.FaultKill}, Targets: []Target{bogus}})
-	if err := n.CheckTargets(tt); err == nil {
-		t.Fatal("target bogus accepted for nodes n1,n2")
+	n, err := New(localdb.New(t.TempDir()), Options{Faults: []string{"kill"}, Targets: []Target{bogus}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Check(tt); !errors.Is(err, control.ErrUnknownNode) {
+		t.Fatalf("target bogus for nodes n1,n2: %v", err)
+	}
+	// Targets that pick no node of the test are left out of the plans;
+	// when none is left, the test is refused.
+	n, _ = New(localdb.New(t.TempDir()), Options{Faults: []string{"pause"}, Targets: []Target{{Kind: MinorityThird}}})
+	if err := n.Check(tt); err == nil || !strings.Contains(err.Error(), "no target picks a node of 2") {
+		t.Fatalf("minority-third of 2: %v", err)
 	}
 }
 
@@ -108,27 +116,45 @@ func TestParseFaults(t *testing.T) {
 	if _, err := ParseFaults("kill,explode"); err == nil {
 		t.Fatal("unknown fault accepted")
 	}
-	if _, err := New(db.Noop, Options{Faults: []event.Fault{event.FaultKill}, Interval: -time.Second}); err == nil {
+	if _, err := New(db.Noop, Options{Faults: []string{"kill"}, Interval: -time.Second}); err == nil {
 		t.Fatal("negative interval accepted")
 	}
 }
 
 func TestNewRefusesUnsupportedFaults(t *testing.T) {
-	if _, err := New(db.Noop, Options{Faults: []event.Fault{event.FaultKill}}); !errors.Is(err, db.ErrUnsupported) {
+	if _, err := New(db.Noop, Options{Faults: []string{"kill"}}); !errors.Is(err, db.ErrUnsupported) {
 		t.Fatalf("kill on noop: %v", err)
 	}
-	if _, err := New(db.Noop, Options{Faults: []event.Fault{event.FaultPause}}); !errors.Is(err, errors.ErrUnsupported) {
+	if _, err := New(db.Noop, Options{Faults: []string{"pause"}}); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("pause on noop: %v", err)
 	}
 	// A wrapper does not make a DB killable.
-	if _, err := New(db.MapTest(func(t *jepsen.Test) *jepsen.Test { return t }, db.Noop), Options{Faults: []event.Fault{event.FaultKill}}); !errors.Is(err, db.ErrUnsupported) {
+	if _, err := New(db.MapTest(func(t *jepsen.Test) *jepsen.Test { return t }, db.Noop), Options{Faults: []string{"kill"}}); !errors.Is(err, db.ErrUnsupported) {
 		t.Fatalf("kill on wrapped noop: %v", err)
 	}
-	if _, err := New(db.Noop, Options{Faults: []event.Fault{"explode"}}); err == nil {
-		t.Fatal("unknown fault accepted")
+	// A primaries target needs a DB with Primary.
+	if _, err := New(localdb.New(t.TempDir()), Options{Faults: []string{"kill"}, Targets: []Target{{Kind: Primaries}}}); !errors.Is(err, db.ErrUnsupported) {
+		t.Fatalf("primaries of a DB without Primary: %v", err)
 	}
-	if _, err := New(db.Noop, Options{}); err == nil {
-		t.Fatal("no faults accepted")
+	for _, o := range []Options{
+		{Faults: []string{"explode"}},
+		{Faults: []string{"kill"}, Targets: []Target{{Kind: "everything"}}},
+		{Faults: []string{"kill"}, Targets: []Target{{Kind: List}}},
+		{Faults: []string{"packet"}, Params: map[string]string{"packet": "delay=fast"}},
+		{Faults: []string{"kill"}, Params: map[string]string{"kill": "all"}},
+		{Faults: []string{"kill"}, Params: map[string]string{"packet": "delay=50ms"}},
+	} {
+		if _, err := New(localdb.New(t.TempDir()), o); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+	n, err := New(localdb.New(t.TempDir()), Options{Faults: []string{"packet"}, Params: map[string]string{"packet": "loss=5%"}})
+	if err != nil || len(n.Families()) != 1 || n.Interval() != DefaultInterval {
+		t.Fatalf("packet with options: %v %v", n, err)
+	}
+	// No faults: a nemesis that does nothing (--faults none).
+	if n, err := New(db.Noop, Options{}); err != nil || !n.Empty() {
+		t.Fatalf("no faults: %v %v", n, err)
 	}
 	if got := len(DefaultTargets(primDB{})); got != 7 {
 		t.Fatalf("primary DB targets: %d", got)

@@ -28,9 +28,9 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/cu"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
-	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/netfault"
 	"github.com/go-jepsen/jepsen/nodetool"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 )
 
 // These tests apply packet faults between real sandbox nodes (network

@@ -24,12 +24,37 @@ var kindColors = map[event.Kind]string{
 	event.KeepLogs: "#8d6e63", event.Kill: "#e53935", event.Start: "#1e88e5", event.Pause: "#fb8c00", event.Resume: "#8e24aa",
 	event.LogFetch: "#00897b", event.Nemesis: "#fdd835", event.Recover: "#5e35b1", event.Body: "#b0bec5", event.Connect: "#90caf9",
 	event.Check: "#26a69a", event.Partition: "#6d4c41", event.Heal: "#a1887f", event.Client: "#cfd8dc", event.Analyze: "#3949ab",
-	event.Step: "#1b5e20", event.Quiesce: "#ef9a9a",
+	event.Step: "#1b5e20", event.Quiesce: "#ef9a9a", event.Apply: "#c62828", event.Undo: "#90a4ae",
+}
+
+// familyColors are the colours of the faults in force, by family (an
+// Apply event stretched to its Undo); a family not here gets one of
+// spareColors by its name, so that a new family needs no line here.
+var familyColors = map[event.Fault]string{
+	"kill": "#e53935", "pause": "#fb8c00", "partition": "#6d4c41", "packet": "#00838f", "member": "#6a1b9a",
+	"clock": "#0277bd", "power-loss": "#ad1457", "disk-full": "#4e342e", "bitflip": "#558b2f",
+}
+
+var spareColors = []string{"#d81b60", "#3949ab", "#00897b", "#7cb342", "#f4511e", "#5d4037"}
+
+// FaultColor is the colour of family's faults on the pictures.
+func FaultColor(family event.Fault) string {
+	if c, ok := familyColors[family]; ok {
+		return c
+	}
+	h := 0
+	for _, c := range family {
+		h = h*31 + int(c)
+	}
+	return spareColors[(h%len(spareColors)+len(spareColors))%len(spareColors)]
 }
 
 // WriteTimeline draws events as an SVG: one lane per node (and one for
 // run-wide events, one for the nemesis's decisions), time across, a box per event coloured by kind,
-// outlined in red when it failed; hovering a box shows its details.
+// outlined in red when it failed; hovering a box shows its details. A
+// node whose clock a clock fault moved (events with Clock) gets a lane
+// below its own that plots the offset over time, to one scale for all
+// nodes, a strobe's swing lighter.
 func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []string, clients []ClientBucket) error {
 	if len(events) == 0 {
 		_, err := fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40"><text x="10" y="25">%s: no events</text></svg>`, html.EscapeString(title))
@@ -44,7 +69,8 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 		return e.Node
 	}
 	hasNemesis := false
-	events = partitionSpans(events)
+	clocks := clockPoints(events) // before the spans stretch the steps' ends
+	events = faultSpans(events)
 	for _, c := range clients {
 		events = append(events, event.Event{Kind: event.Client, Node: c.Node, Start: c.Start, End: c.End, OK: true})
 	}
@@ -74,6 +100,16 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 	}
 	sort.Strings(extra)
 	order = append(order, extra...)
+	if len(clocks) > 0 {
+		var with []string
+		for _, n := range order {
+			with = append(with, n)
+			if len(clocks[n]) > 0 {
+				with = append(with, clockLane+n)
+			}
+		}
+		order = with
+	}
 	span := t1.Sub(t0)
 	if span <= 0 {
 		span = time.Millisecond
@@ -98,6 +134,10 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 			name = "run"
 		case nemesisLane:
 			name = "nemesis"
+		default:
+			if node, ok := strings.CutPrefix(n, clockLane); ok {
+				name = node + " clock"
+			}
 		}
 		fmt.Fprintf(&b, `<rect x="0" y="%.1f" width="%.0f" height="%.0f" fill="%s"/>`+"\n", y, left+width+20, laneH, map[bool]string{true: "#fafafa", false: "#ffffff"}[i%2 == 0])
 		fmt.Fprintf(&b, `<text x="10" y="%.1f">%s</text>`+"\n", y+18, html.EscapeString(name))
@@ -112,6 +152,9 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 			x1 = x0 + 2
 		}
 		color := kindColors[e.Kind]
+		if e.Kind == event.Apply || (e.Kind == event.Partition && e.Fault != "") {
+			color = FaultColor(e.Fault)
+		}
 		if color == "" {
 			color = "#607d8b"
 		}
@@ -137,8 +180,8 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 		}
 		class, opacity, h := "event", "0.85", boxH
 		switch e.Kind {
-		case event.Partition:
-			class, opacity = "event partition", "0.45"
+		case event.Partition, event.Apply:
+			class, opacity = "event fault fault-"+string(e.Fault), "0.45"
 		case event.Step:
 			// A DB's own steps: a thin bar along the bottom of the setup
 			// (or teardown) they are part of, one after the other.
@@ -148,13 +191,17 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 			}
 		}
 		fmt.Fprintf(&b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%.0f" fill="%s" opacity="%s"%s><title>%s</title></rect>`+"\n", class, x0, y, x1-x0, h, color, opacity, stroke, html.EscapeString(tip))
-		// A partition says, on its lane, whom the node no longer hears.
-		if e.Kind == event.Partition && len(e.Nodes) > 0 && x1-x0 > 60 {
-			label := "cut from " + strings.Join(e.Nodes, ",")
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10" fill="#3e2723">%s</text>`+"\n", x0+3, y+boxH-6, html.EscapeString(clipText(label, int((x1-x0-6)/6))))
+		// A fault in force says, on its lane, what it is.
+		if (e.Kind == event.Partition || e.Kind == event.Apply) && x1-x0 > 60 {
+			label := string(e.Fault)
+			if e.Detail != "" {
+				label += ": " + e.Detail
+			}
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10" fill="#212121">%s</text>`+"\n", x0+3, y+boxH-6, html.EscapeString(clipText(label, int((x1-x0-6)/6))))
 		}
 	}
 	drawClients(&b, clients, lane, x, top, laneH)
+	drawClocks(&b, clocks, lane, x, t1, left, top, laneH)
 	axisY := top + laneH*float64(len(order)) + 15
 	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#333"/>`+"\n", left, axisY, left+width, axisY)
 	step := tickStep(span)
@@ -183,6 +230,9 @@ func WriteTimeline(w io.Writer, title string, events []event.Event, nodes []stri
 	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.label, b.label) })
 	if len(clients) > 0 {
 		items = append(items, item{"client ok", "#66bb6a"}, item{"client fail", "#e53935"}, item{"client unknown (info)", "#ffa726"})
+	}
+	if len(clocks) > 0 {
+		items = append(items, item{"clock offset", FaultColor("clock")})
 	}
 	lx, ly := left, axisY+28
 	for _, it := range items {
@@ -309,11 +359,109 @@ func drawClients(b *strings.Builder, clients []ClientBucket, lane map[string]int
 	}
 }
 
-// partitionSpans stretches each node's Partition event (the moment its
-// drops were added) to the node's next Heal, so that the timeline shows
-// how long the node was cut off, and from whom; a partition never healed
-// runs to the last event.
-func partitionSpans(events []event.Event) []event.Event {
+// clockLane prefixes a node's clock-offset lane.
+const clockLane = "\x00clock\x00"
+
+// clockPoint is a node's clock from when a clock fault's step on it
+// ended.
+type clockPoint struct {
+	at time.Time
+	event.ClockOffset
+}
+
+// clockPoints are the clock offsets events report, per node, in time
+// order.
+func clockPoints(events []event.Event) map[string][]clockPoint {
+	out := map[string][]clockPoint{}
+	for _, e := range events {
+		if e.Clock == nil || e.Node == "" || !e.OK {
+			continue
+		}
+		out[e.Node] = append(out[e.Node], clockPoint{e.End, *e.Clock})
+	}
+	for _, ps := range out {
+		slices.SortStableFunc(ps, func(a, b clockPoint) int { return a.at.Compare(b.at) })
+	}
+	return out
+}
+
+// drawClocks plots each node's clock offset in its clock lane: a bar
+// from the lane's zero line to the offset while it holds, and a
+// lighter one for a strobe's swing, all nodes to one scale; each change
+// is labelled where there is room.
+func drawClocks(b *strings.Builder, clocks map[string][]clockPoint, lane map[string]int, x func(time.Time) float64, end time.Time, left, top, laneH float64) {
+	var most time.Duration
+	for _, ps := range clocks {
+		for _, p := range ps {
+			most = max(most, p.Offset.Abs(), (p.Offset + p.Strobe).Abs())
+		}
+	}
+	if most == 0 {
+		most = time.Second
+	}
+	color := FaultColor("clock")
+	nodes := make([]string, 0, len(clocks))
+	for n := range clocks {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	for _, node := range nodes {
+		i, ok := lane[clockLane+node]
+		if !ok {
+			continue
+		}
+		mid := top + laneH*float64(i) + laneH/2
+		amp := laneH/2 - 3
+		yOf := func(d time.Duration) float64 { return mid - amp*float64(d)/float64(most) }
+		bar := func(class string, from, to time.Duration, x0, x1 float64, opacity, tip string) {
+			y0, y1 := yOf(from), yOf(to)
+			if y1 < y0 {
+				y0, y1 = y1, y0
+			}
+			fmt.Fprintf(b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" opacity="%s"><title>%s</title></rect>`+"\n",
+				class, x0, y0, max(x1-x0, 1), max(y1-y0, 1), color, opacity, html.EscapeString(tip))
+		}
+		fmt.Fprintf(b, `<line class="clock-zero" x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#90a4ae" stroke-width="0.5"><title>%s: offset 0; half the lane is %s</title></line>`+"\n",
+			left, mid, x(end), mid, html.EscapeString(node), most)
+		ps := clocks[node]
+		for j, p := range ps {
+			until := end
+			if j+1 < len(ps) {
+				until = ps[j+1].at
+			}
+			a, z := x(p.at), x(until)
+			span := p.at.Format("15:04:05.000") + ".." + until.Format("15:04:05.000")
+			label := ""
+			if p.Offset != 0 {
+				bar("clock-offset", 0, p.Offset, a, z, "0.6", fmt.Sprintf("%s clock %s, %s", node, signedDuration(p.Offset), span))
+				label = signedDuration(p.Offset)
+			}
+			if p.Strobe != 0 {
+				bar("clock-strobe", p.Offset, p.Offset+p.Strobe, a, z, "0.25", fmt.Sprintf("%s clock strobing between %s and %s every %s, %s", node,
+					signedDuration(p.Offset), signedDuration(p.Offset+p.Strobe), p.Period, span))
+				label = "strobe " + signedDuration(p.Strobe) + "/" + p.Period.String()
+			}
+			if label != "" && z-a > 30 {
+				fmt.Fprintf(b, `<text class="clock-label" x="%.1f" y="%.1f" font-size="9" fill="#01579b">%s</text>`+"\n", a+2, mid-1, html.EscapeString(clipText(label, int((z-a-4)/5))))
+			}
+		}
+	}
+}
+
+// signedDuration writes d with its sign: "+30s", "-2m0s".
+func signedDuration(d time.Duration) string {
+	if d >= 0 {
+		return "+" + d.String()
+	}
+	return d.String()
+}
+
+// faultSpans stretches each node's Apply event (the moment its fault
+// was applied) to the node's Undo of the same fault, so that the
+// timeline shows how long the node was under it; a fault never undone
+// runs to the last event. Journals of runs before faults were values
+// (Partition and Heal events) are drawn the same way.
+func faultSpans(events []event.Event) []event.Event {
 	out := slices.Clone(events)
 	last := time.Time{}
 	for _, e := range events {
@@ -322,17 +470,18 @@ func partitionSpans(events []event.Event) []event.Event {
 		}
 	}
 	for i, e := range out {
-		if e.Kind != event.Partition || !e.OK {
+		if !e.OK || (e.Kind != event.Apply && e.Kind != event.Partition) {
 			continue
 		}
 		end := last
 		for _, h := range events {
-			if h.Kind == event.Heal && h.Node == e.Node && !h.Start.Before(e.End) && h.Start.Before(end) {
+			undoes := (e.Kind == event.Apply && h.Kind == event.Undo && h.FaultID == e.FaultID) || (e.Kind == event.Partition && h.Kind == event.Heal)
+			if undoes && h.Node == e.Node && !h.Start.Before(e.End) && h.Start.Before(end) {
 				end = h.Start
 			}
 		}
 		out[i].End = end
-		if len(e.Nodes) > 0 {
+		if e.Kind == event.Partition && len(e.Nodes) > 0 {
 			out[i].Detail = "cut from " + strings.Join(e.Nodes, ",") + "; " + e.Detail
 		}
 	}

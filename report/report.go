@@ -1,14 +1,19 @@
 // Package report turns a store of runs into pages people look at: an
 // index of every run (its test, start, duration, nodes, faults and
-// verdict) and a page per run (the verdict and the failing key, the
-// timeline, the faults and their recoveries, each node's logs, capture
-// summaries, and every file of the run). Serve serves them, and the run's
-// files read-only, from the store alone; WriteRunReport writes the same run
-// page, self-contained, as report.html in the run directory, so it can be
-// mailed or attached to a bug report.
+// verdict) and a page per run (the verdict, each composed checker's
+// verdict, the failing key, Elle's anomalies with their pictures, the
+// timeline, the latency and rate pictures, the faults and their
+// recoveries, each node's logs, capture summaries, and every file of the
+// run). Serve serves them, and the run's files read-only, from the store
+// alone; WriteRunReport writes the same run page, self-contained, as
+// report.html in the run directory, so it can be mailed or attached to a
+// bug report.
 //
 // The pages are html/template, with no JavaScript: they read the same
-// without it.
+// without it. The run's SVG pictures are inlined once package safesvg
+// cleaned them (drawing only: a run directory may come from anywhere),
+// read through an os.Root on the run directory (no symlink leads out),
+// bounded, and never from a FIFO or a device.
 package report
 
 import (
@@ -26,7 +31,6 @@ import (
 
 	"github.com/go-jepsen/jepsen/checker"
 	"github.com/go-jepsen/jepsen/event"
-	"github.com/go-jepsen/jepsen/history"
 	"github.com/go-jepsen/jepsen/internal/safefile"
 	"github.com/go-jepsen/jepsen/pcap"
 	"github.com/go-jepsen/jepsen/store"
@@ -63,11 +67,27 @@ type Run struct {
 	// Problems are what could not be read of the run directory.
 	Problems []string
 	// Linear is the linearizability checker's findings, when it ran.
-	Linear   *checker.LinearDetails
+	Linear *checker.LinearDetails
+	// Checks are the composed checkers' verdicts, in order (the
+	// workload's first), at most maxChecks; ChecksMore counts the rest.
+	Checks     []Check
+	ChecksMore int
+	// Elle is what Elle's checkers found, when they found anomalies;
+	// EllePictures lists elle/*.svg (the smallest inlined), ElleMore
+	// counts those not listed.
+	Elle         []ElleFinding
+	EllePictures []*Picture
+	ElleMore     int
+	// Timeline is timeline.svg and Perf the latency and rate pictures
+	// (package perf), those the run has.
+	Timeline *Picture
+	Perf     []*Picture
 	Events   []event.Event
 	Manifest *store.Manifest
 	Files    []File
 	Captures []Capture
+
+	stats []StatRow // the stats checker's counts
 }
 
 // File is one file of a run directory.
@@ -90,7 +110,7 @@ var idRE = regexp.MustCompile(`^\d{8}T\d{6}\.\d{3}Z$`)
 const (
 	maxFiles       = 10_000    // files listed
 	maxCapture     = 256 << 20 // captures summarised (bytes)
-	maxTimeline    = 16 << 20  // timeline.svg inlined
+	maxTimeline    = 16 << 20  // timeline.svg inlined (bytes)
 	maxLogTail     = 64 << 10  // jepsen.log read for an old run's fate
 	maxResultsPage = 64 << 20  // results.json
 )
@@ -98,9 +118,10 @@ const (
 // Load reads a run directory. The index (full false) reads run.json
 // alone (a run still running is told by its journal's time stamp, never
 // its content); a run's page (full) also reads the journal (as a stream,
-// bounded per line and in events), results.json, manifest.json, the list
-// of its files and the summaries of its captures, each bounded. What
-// could not be read is noted in Problems, not fatal.
+// bounded per line and in events), results.json, manifest.json, the
+// pictures (timeline, perf, Elle's), the list of its files and the
+// summaries of its captures, each bounded. What could not be read is
+// noted in Problems (or, for a picture, in its Err), not fatal.
 func Load(dir string, full bool) (*Run, error) {
 	id := filepath.Base(dir)
 	start, err := store.ParseStart(id)
@@ -144,9 +165,20 @@ func Load(dir string, full bool) (*Run, error) {
 		r.Nodes = nodesOf(evs)
 	}
 	if res, err := checker.ReadResults(filepath.Join(dir, store.ResultsFile)); err == nil {
-		r.Results, r.Linear = res, res.Linear()
+		r.Results = res
+		r.loadResults()
 	} else if !errors.Is(err, os.ErrNotExist) {
 		r.note("results.json: %v", err)
+	}
+	if root, err := os.OpenRoot(dir); err == nil {
+		r.Timeline = loadPicture(root, store.TimelineFile, "Timeline", "tl-", maxTimeline)
+		r.loadPerf(root)
+		if len(r.Elle) > 0 {
+			r.loadEllePictures(root)
+		}
+		root.Close()
+	} else {
+		r.note("the run directory: %v", unwrapPath(err))
 	}
 	if m, err := store.ReadManifest(filepath.Join(dir, store.ManifestFile)); err == nil {
 		r.Manifest = m
@@ -281,9 +313,14 @@ func Tests(runs []*Run) []string {
 
 // FaultText says which faults happened: "2 kill, 1 partition".
 func (r *Run) FaultText() string {
+	var fams []string
+	for f := range r.Faults {
+		fams = append(fams, string(f))
+	}
+	slices.Sort(fams)
 	var parts []string
-	for _, f := range []event.Fault{event.FaultKill, event.FaultPause, event.FaultPartition} {
-		if n := r.Faults[f]; n > 0 {
+	for _, f := range fams {
+		if n := r.Faults[event.Fault(f)]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, f))
 		}
 	}
@@ -305,8 +342,10 @@ type Recovery struct {
 	Details string
 }
 
-// Recoveries pairs each fault the nemesis applied with the step that
-// undid it (start after kill, resume after pause, heal after partition).
+// Recoveries pairs each fault the nemesis applied with the decision that
+// undid it (the same fault id); a journal from before faults had ids is
+// paired by its kinds (start after kill, resume after pause, heal after
+// partition).
 func (r *Run) Recoveries() []Recovery {
 	undo := map[event.Fault]event.Kind{event.FaultKill: event.Start, event.FaultPause: event.Resume, event.FaultPartition: event.Heal}
 	var out []Recovery
@@ -316,7 +355,9 @@ func (r *Run) Recoveries() []Recovery {
 		}
 		rec := Recovery{Fault: e.Fault, Target: e.Target, Nodes: e.Nodes, At: e.Start.Sub(r.Start), OK: e.OK, Err: e.Err, Details: e.Detail}
 		for _, u := range r.Events[i+1:] {
-			if u.Kind == undo[e.Fault] && !u.Start.Before(e.End) {
+			byID := e.FaultID > 0 && u.Kind == event.Recover && u.FaultID == e.FaultID
+			byKind := e.FaultID == 0 && u.Kind == undo[e.Fault] && !u.Start.Before(e.End)
+			if byID || byKind {
 				rec.Undone = u.End.Sub(r.Start)
 				break
 			}
@@ -326,39 +367,10 @@ func (r *Run) Recoveries() []Recovery {
 	return out
 }
 
-// Stats are the history's completions by function, in a fixed order.
-func (r *Run) Stats() []StatRow {
-	if r.Linear == nil {
-		return nil
-	}
-	var fs []string
-	for f := range r.Linear.Stats {
-		fs = append(fs, string(f))
-	}
-	slices.Sort(fs)
-	var out []StatRow
-	for _, f := range fs {
-		s := r.Linear.Stats[history.F(f)]
-		out = append(out, StatRow{F: f, OK: s[history.OK], Fail: s[history.Fail], Info: s[history.Info]})
-	}
-	return out
-}
-
 // StatRow is one function's outcomes.
 type StatRow struct {
 	F              string
 	OK, Fail, Info int
-}
-
-// Timeline is the run's timeline.svg, as the page inlines it ("" when
-// missing). go-jepsen writes it and escapes everything in it; the pages'
-// Content-Security-Policy keeps any script out even if it were not.
-func (r *Run) Timeline() []byte {
-	b, err := safefile.ReadFile(filepath.Join(r.Dir, store.TimelineFile), maxTimeline)
-	if err != nil || !bytes.HasPrefix(b, []byte("<svg")) {
-		return nil
-	}
-	return b
 }
 
 // tail returns at most n bytes from the end of the regular file at path.

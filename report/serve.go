@@ -50,7 +50,6 @@ type page struct {
 	Run           *Run
 	SelfContained bool
 	Stats         []StatRow
-	Timeline      template.HTML
 }
 
 // WriteRunPage renders a run's page. fileURL maps a path relative to the
@@ -61,13 +60,13 @@ func WriteRunPage(w io.Writer, r *Run, selfContained bool, fileURL func(string) 
 		return err
 	}
 	t.Funcs(template.FuncMap{"fileURL": fileURL})
-	// The timeline is go-jepsen's own SVG, every text in it escaped when
-	// it was written; the pages' Content-Security-Policy allows no script.
-	return t.Execute(w, page{Run: r, SelfContained: selfContained, Stats: r.Stats(), Timeline: template.HTML(r.Timeline())})
+	// The pictures are inlined as safesvg cleaned them (Picture.HTML);
+	// the pages' Content-Security-Policy allows no script besides.
+	return t.Execute(w, page{Run: r, SelfContained: selfContained, Stats: r.Stats()})
 }
 
 // WriteRunReport writes report.html into a run directory: the run's page,
-// self-contained (styles and the timeline inline, links to the files
+// self-contained (styles and the pictures inline, links to the files
 // beside it), to mail or attach to a bug report.
 func WriteRunReport(dir string) error {
 	r, err := Load(dir, true)

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/sandbox"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 )
 
 // BenchmarkUpDown brings a sandbox of N nodes up and down again, and

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/sandbox"
+	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 )
 
 var env = sandboxtest.New("sbt", "10.66.100.0/24", 5)

@@ -40,6 +40,14 @@ END {
 	row("two commands warm, 100 nodes / ControlMaster", "TwoWarm/nodes=100/ours", "TwoWarm/nodes=100/controlmaster", "<= 0.35x")
 	row("  the same without the agent (a channel each), 100 nodes", "TwoWarm/nodes=100/ours-channels", "TwoWarm/nodes=100/controlmaster", "")
 	row("two commands warm: 100 nodes / 50 nodes", "TwoWarm/nodes=100/ours", "TwoWarm/nodes=50/ours", "<= 2.2x")
+	# The switch rounds are timed against ControlMaster rounds interleaved
+	# with them (metric x-controlmaster), not against a benchmark of their own.
+	value("switch, 50 nodes: second round / ControlMaster", "Switch/nodes=50/second", "x-controlmaster", "%7.2fx", "<= 1.0x")
+	value("switch, 100 nodes: second round / ControlMaster", "Switch/nodes=100/second", "x-controlmaster", "%7.2fx", "<= 1.0x")
+	value("  third round, 100 nodes", "Switch/nodes=100/third", "x-controlmaster", "%7.2fx", "")
+	value("  second round on nodes without the agent, 100 nodes", "Switch/nodes=100/second-fresh", "x-controlmaster", "%7.2fx", "")
+	value("switch, 50 nodes: steady round / ControlMaster", "Switch/nodes=50/steady", "x-controlmaster", "%7.2fx", "<= 0.35x")
+	value("switch, 100 nodes: steady round / ControlMaster", "Switch/nodes=100/steady", "x-controlmaster", "%7.2fx", "<= 0.35x")
 	value("peak RSS of jepsen exec on 100 nodes, MB", "OneCold/nodes=100/ours", "peak-rss-MB", "%7.1f ", "<= 64")
 	row("round trip on an open connection / ControlMaster", "RoundTripWarm", "OpenSSHControlMaster", "")
 	row("100 MB upload / scp", "Upload100MB", "SCPUpload100MB", "")

@@ -21,10 +21,11 @@ fi
 # /usr (read-only inside a node); debootstrap builds the container nodes'
 # image (the Docker engine itself is the machine's own); containerd, runc
 # and containernetworking-plugins run the one-node Kubernetes of `jepsen
-# k8s up` (its etcd is etcd-server's).
+# k8s up` (its etcd is etcd-server's); redis-server is the database of the
+# guide's example (examples/redis), which its tests run on control/local.
 pkgs=(openssh-server openssh-client iproute2 iptables tcpdump etcd-server etcd-client
 	iputils-ping netcat-openbsd psmisc procps sudo util-linux mount tar gzip coreutils curl wget unzip
-	shellcheck debootstrap zstd chromium pssh containerd runc containernetworking-plugins postgresql)
+	shellcheck debootstrap zstd chromium pssh containerd runc containernetworking-plugins postgresql redis-server)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

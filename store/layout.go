@@ -44,6 +44,9 @@ const (
 	// IndependentDir holds each independent key's pictures, one
 	// directory per key (Jepsen's "independent").
 	IndependentDir = "independent"
+	// ElleDir holds Elle's pictures of the anomalies it found, one SVG
+	// per cycle (Jepsen's "elle" directory).
+	ElleDir = "elle"
 )
 
 // CycleTryDir is where a failed cycle try's logs are kept, relative to

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,9 +16,10 @@ import (
 	"time"
 
 	"github.com/go-jepsen/jepsen/checker"
-	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/checker/ellecheck"
 	"github.com/go-jepsen/jepsen/history"
 	"github.com/go-jepsen/jepsen/internal/safefile"
+	"github.com/go-jepsen/jepsen/nemesis"
 	"github.com/go-jepsen/jepsen/store"
 )
 
@@ -36,6 +38,19 @@ func (e *verdictError) Error() string {
 type checkOpts struct {
 	keyBudget time.Duration
 	memory    byteSize
+	// budgetSet says the key budget was given on the command line (it
+	// then overrides the run's own).
+	budgetSet bool
+	// checker, when set, names the checker (jepsen check --checker).
+	checker string
+}
+
+// keyBudgetSet is the key budget when one was given, else 0.
+func (o *checkOpts) keyBudgetSet() time.Duration {
+	if o.budgetSet {
+		return o.keyBudget
+	}
+	return 0
 }
 
 // byteSize is a flag of bytes: 1073741824, 1GiB, 512MiB, 64MB.
@@ -78,7 +93,8 @@ func (o *checkOpts) flags(fs *flag.FlagSet, budgetName string) {
 	fs.Var(&o.memory, "check-memory", "memory the check may hold (e.g. 512MiB, 1GiB); what needs more is unknown")
 }
 
-func (o *checkOpts) validate(budgetName string) error {
+func (o *checkOpts) validate(fs *flag.FlagSet, budgetName string) error {
+	fs.Visit(func(f *flag.Flag) { o.budgetSet = o.budgetSet || f.Name == budgetName })
 	if o.keyBudget <= 0 {
 		return usagef("--%s %s: must be positive", budgetName, o.keyBudget)
 	}
@@ -94,45 +110,121 @@ func boundMemory(budget int64) {
 	debug.SetMemoryLimit(int64(ms.Sys) + budget)
 }
 
-// analyzeRun checks the history in a run directory and writes
-// results.json, and linearizability.html for an invalid key, with the
-// run's faults drawn on it.
-func analyzeRun(ctx context.Context, dir string, o checkOpts) (*checker.Result, error) {
-	path := filepath.Join(dir, store.HistoryFile)
-	opts := checker.Options{Dir: dir, Memory: int64(o.memory)}
-	if start, err := store.ParseStart(filepath.Base(dir)); err == nil {
-		if evs, _ := store.ReadJournal(filepath.Join(dir, store.JournalFile)); len(evs) > 0 {
-			opts.Faults = faultSpans(evs, start)
+// runChecker is the checker to judge h with: the one named by --checker
+// (o.checker); else the one a run directory's run named in checker.json
+// (core.Run writes it before the workload starts, so a killed run's is
+// there too); else, for a history without one (a run of an older
+// go-jepsen, a history file such as Jepsen's history.edn), the one its
+// operations call for: Elle's list-append or rw-register for
+// transactions (f "txn" with append or w micro-operations), else a
+// register's linearizability. --budget, when given, replaces every
+// linearizability check's per-key budget.
+func runChecker(dir string, h []history.Op, o checkOpts) (checker.Checker, string, error) {
+	var c checker.Checker
+	from := "--checker"
+	switch {
+	case o.checker != "":
+		var err error
+		if c, err = checker.ByName(o.checker, nil); err != nil {
+			return nil, "", usagef("check: --checker: %v", err)
 		}
+	case dir != "" && fileExists(filepath.Join(dir, store.CheckerFile)):
+		path := filepath.Join(dir, store.CheckerFile)
+		spec, err := checker.ReadSpec(path)
+		if err != nil {
+			return nil, "", usagef("check: %v", err)
+		}
+		if c, err = checker.Build(spec); err != nil {
+			return nil, "", usagef("check: %s: %v", path, err)
+		}
+		from = store.CheckerFile
+	default:
+		c, from = detectChecker(h), "the history's operations"
 	}
-	c := checker.Linearizable{Model: checker.CASRegister, KeyBudget: o.keyBudget}
-	res, err := checker.CheckFile(ctx, path, c, opts)
-	if err != nil {
-		return nil, err
+	if b := o.keyBudgetSet(); b > 0 {
+		c = withKeyBudget(c, b)
 	}
-	if err := res.WriteFile(filepath.Join(dir, store.ResultsFile)); err != nil {
-		return res, err
-	}
-	return res, nil
+	return c, from, nil
 }
 
-// faultSpans are each node's fault steps, in the history's clock (since
-// the run started).
-func faultSpans(evs []event.Event, start time.Time) []checker.Span {
-	var out []checker.Span
-	for _, e := range evs {
-		switch e.Kind {
-		case event.Kill, event.Start, event.Pause, event.Resume, event.Partition, event.Heal:
-		default:
+// detectChecker is the checker a history's operations call for (see
+// runChecker).
+func detectChecker(h []history.Op) checker.Checker {
+	for _, op := range h {
+		if op.IsNemesis() || op.F != ellecheck.TxnF || op.Type != history.Invoke {
 			continue
 		}
-		s := checker.Span{Start: e.Start.Sub(start), End: e.End.Sub(start), Node: e.Node, Description: string(e.Kind) + " " + e.Node, Failed: !e.OK}
-		if e.Detail != "" {
-			s.Description += ": " + e.Detail
+		var mops [][]json.RawMessage
+		if json.Unmarshal(op.Value, &mops) != nil {
+			continue
 		}
-		out = append(out, s)
+		for _, m := range mops {
+			var f string
+			if len(m) == 0 || json.Unmarshal(m[0], &f) != nil {
+				continue
+			}
+			switch f {
+			case "append":
+				return ellecheck.ListAppend{}
+			case "w":
+				return ellecheck.RWRegister{}
+			}
+		}
 	}
-	return out
+	return checker.Linearizable{Model: checker.CASRegister}
+}
+
+// withKeyBudget is c with every linearizability check in it bounded by
+// d per key.
+func withKeyBudget(c checker.Checker, d time.Duration) checker.Checker {
+	switch c := c.(type) {
+	case checker.Linearizable:
+		c.KeyBudget = d
+		return c
+	case checker.Compose:
+		out := make(checker.Compose, len(c))
+		for i, n := range c {
+			out[i] = checker.Named{Name: n.Name, Checker: withKeyBudget(n.Checker, d)}
+		}
+		return out
+	case checker.Independent:
+		return checker.Independent{Checker: withKeyBudget(c.Checker, d)}
+	}
+	return c
+}
+
+// analyzeRun checks the history at path (in a run directory dir, or ""
+// for a lone history file) and, for a run directory's history.jsonl,
+// writes results.json and the checker's pictures there, with the run's
+// faults (from the history's nemesis operations) drawn on them.
+func analyzeRun(ctx context.Context, path, dir string, o checkOpts) (*checker.Result, string, error) {
+	h, _, err := history.ReadAny(path)
+	var te *history.TruncatedError
+	if err != nil && !errors.As(err, &te) {
+		return nil, "", err
+	}
+	c, from, err := runChecker(dir, h, o)
+	if err != nil {
+		return nil, "", err
+	}
+	write := dir != "" && filepath.Base(path) == store.HistoryFile
+	opts := checker.Options{Memory: int64(o.memory), Faults: nemesis.Spans(h)}
+	if write {
+		opts.Dir = dir
+	}
+	res, err := c.Check(ctx, h, opts)
+	if err != nil {
+		return nil, from, err
+	}
+	if te != nil {
+		res.Truncated = te.Error()
+	}
+	if write {
+		if err := res.WriteFile(filepath.Join(dir, store.ResultsFile)); err != nil {
+			return res, from, err
+		}
+	}
+	return res, from, nil
 }
 
 // badHistory reports whether err is the history's fault (exit 2): not a
@@ -150,13 +242,14 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	var o checkOpts
 	o.flags(fs, "budget")
+	fs.StringVar(&o.checker, "checker", "", "the checker, by name ("+strings.Join(checker.Names(), ", ")+"); default: the run's (checker.json), else what the history's operations call for")
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usagef("check: give one run directory or history file, for example: jepsen check store/etcd/latest")
 	}
-	if err := o.validate("budget"); err != nil {
+	if err := o.validate(fs, "budget"); err != nil {
 		return err
 	}
 	boundMemory(int64(o.memory))
@@ -166,7 +259,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("check: %v", err)
 	}
 	var res *checker.Result
-	var results string
+	var results, from string
 	if fi.IsDir() {
 		hp := filepath.Join(target, store.HistoryFile)
 		if _, err := os.Lstat(hp); errors.Is(err, os.ErrNotExist) {
@@ -177,13 +270,11 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 		if filepath.Base(hp) == store.HistoryFile {
-			res, err = analyzeRun(ctx, target, o)
 			results = filepath.Join(target, store.ResultsFile)
-		} else {
-			res, err = checker.CheckFile(ctx, hp, checker.Linearizable{Model: checker.CASRegister, KeyBudget: o.keyBudget}, checker.Options{Memory: int64(o.memory)})
 		}
+		res, from, err = analyzeRun(ctx, hp, target, o)
 	} else {
-		res, err = checker.CheckFile(ctx, target, checker.Linearizable{Model: checker.CASRegister, KeyBudget: o.keyBudget}, checker.Options{Memory: int64(o.memory)})
+		res, from, err = analyzeRun(ctx, target, "", o)
 	}
 	switch {
 	case err != nil && badHistory(err):
@@ -191,6 +282,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case err != nil:
 		return err
 	}
+	fmt.Fprintf(stdout, "checker: %s (from %s)\n", res.Checker, from)
 	res.Print(stdout)
 	if results != "" {
 		fmt.Fprintf(stdout, "results: %s\n", results)

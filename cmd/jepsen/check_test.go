@@ -236,3 +236,57 @@ func BenchmarkCheckCommand(b *testing.B) {
 	b.ReportMetric(float64(rss)/(1<<20), "MB-peak-RSS")
 	_ = fmt.Sprint()
 }
+
+// jepsen check judges a run with the checker the run named, a history
+// without one with the checker its operations call for (Elle for
+// transactions, as Jepsen's list-append and rw-register histories), and
+// --checker overrides both.
+func TestCheckChoosesTheChecker(t *testing.T) {
+	setHistory := `{"index":0,"type":"invoke","process":0,"f":"add","value":1,"time":1}
+{"index":1,"type":"ok","process":0,"f":"add","value":1,"time":2}
+{"index":2,"type":"invoke","process":0,"f":"read","value":null,"time":3}
+{"index":3,"type":"ok","process":0,"f":"read","value":[],"time":4}
+`
+	lostAdd := runDirWith(t, map[string]string{store.HistoryFile: setHistory, store.CheckerFile: `{"name":"set-full","config":{"linearizable":true}}`})
+	badSpec := runDirWith(t, map[string]string{store.HistoryFile: setHistory, store.CheckerFile: `{"name":"set-full","config":{"bogus":1}}`})
+	unknownSpec := runDirWith(t, map[string]string{store.HistoryFile: setHistory, store.CheckerFile: `{"name":"knossos"}`})
+	// Write skew, as Jepsen's list-append workload writes it.
+	skew := filepath.Join(t.TempDir(), "history.edn")
+	os.WriteFile(skew, []byte(`{:type :invoke, :f :txn, :value [[:r :x nil] [:append :y 1]], :process 0, :index 0, :time 1}
+{:type :invoke, :f :txn, :value [[:r :y nil] [:append :x 1]], :process 1, :index 1, :time 2}
+{:type :ok, :f :txn, :value [[:r :x []] [:append :y 1]], :process 0, :index 2, :time 3}
+{:type :ok, :f :txn, :value [[:r :y []] [:append :x 1]], :process 1, :index 3, :time 4}
+`), 0o644)
+	rw := filepath.Join(t.TempDir(), "history.edn")
+	os.WriteFile(rw, []byte(`{:type :invoke, :f :txn, :value [[:w 1 1]], :process 0, :index 0, :time 1}
+{:type :ok, :f :txn, :value [[:w 1 1]], :process 0, :index 1, :time 2}
+{:type :invoke, :f :txn, :value [[:r 1 nil]], :process 1, :index 2, :time 3}
+{:type :ok, :f :txn, :value [[:r 1 1]], :process 1, :index 3, :time 4}
+`), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"the run's checker", []string{lostAdd}, 3, []string{"(from checker.json)", "lost"}},
+		{"--checker overrides the run's", []string{"--checker", "stats", lostAdd}, 0, []string{"(from --checker)"}},
+		{"a spec with an unknown field", []string{badSpec}, 2, []string{"bogus"}},
+		{"a spec naming no checker", []string{unknownSpec}, 2, []string{`"knossos"`, "no such checker"}},
+		{"an unknown --checker", []string{"--checker", "knossos", lostAdd}, 2, []string{"no such checker"}},
+		{"list-append transactions", []string{skew}, 3, []string{"elle list-append", "G2-item", "snapshot-isolation", "(from the history's operations)"}},
+		{"rw-register transactions", []string{rw}, 0, []string{"elle rw-register"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := run(append([]string{"check"}, tc.args...)...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out, errs)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out+errs, w) {
+					t.Fatalf("output lacks %q\nstdout: %s\nstderr: %s", w, out, errs)
+				}
+			}
+		})
+	}
+}

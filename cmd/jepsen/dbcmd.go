@@ -24,6 +24,15 @@ type dbOpts struct {
 	tcpdump      bool
 	archive      string
 	serializable bool
+	// etcd's data directory: on lazyfs (--lazyfs), on a small file
+	// system (--disk-size).
+	lazyfs   bool
+	diskSize byteSize
+	// PostgreSQL's: the isolation level of the transactions, where the
+	// read-only ones run, and how the replicas follow the primary.
+	isolation   string
+	readFrom    string
+	replication string
 }
 
 func dbFlags(fs *flag.FlagSet) *dbOpts {
@@ -32,6 +41,11 @@ func dbFlags(fs *flag.FlagSet) *dbOpts {
 	fs.BoolVar(&o.tcpdump, "tcpdump", false, "also capture the DB's traffic with tcpdump on every node")
 	fs.StringVar(&o.archive, "archive", "", "etcd archive: URL or file (default: pack this machine's /usr/bin/etcd)")
 	fs.BoolVar(&o.serializable, "serializable-reads", false, "etcd: serializable reads, which a member answers alone and may be stale (default: linearizable)")
+	fs.BoolVar(&o.lazyfs, "lazyfs", false, "etcd: its data directory on lazyfs, which loses what etcd did not fsync at a kill or power-loss fault (Jepsen's --lazyfs)")
+	fs.Var(&o.diskSize, "disk-size", "etcd: its data directory on a file system of this size (e.g. 256MiB; at least 200MiB: etcd preallocates two 64 MB WAL segments), for disk-full faults")
+	fs.StringVar(&o.isolation, "isolation", "serializable", "postgres: the transactions' isolation level: serializable, repeatable-read or read-committed")
+	fs.StringVar(&o.readFrom, "read-from", "primary", "postgres: where read-only transactions run: primary, replica (a replica's possibly stale snapshot) or any")
+	fs.StringVar(&o.replication, "replication", "async", "postgres: how the replicas follow the primary: async or sync")
 	return o
 }
 

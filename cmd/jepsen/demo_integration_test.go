@@ -19,6 +19,7 @@ import (
 	"github.com/go-jepsen/jepsen/control/cu"
 	jssh "github.com/go-jepsen/jepsen/control/ssh"
 	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/netfault"
 	"github.com/go-jepsen/jepsen/sandbox"
 	"github.com/go-jepsen/jepsen/store"
 	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
@@ -64,7 +65,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"result: ok", "timeline: ", "etcd is healthy on every node", "verdict: valid: ", "verdict:  valid ("} {
+	for _, want := range []string{"result: ok", "timeline: ", "checking the DB after recovery", "verdict: valid: ", "verdict:  valid ("} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("demo output lacks %q", want)
 		}
@@ -89,28 +90,36 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	kinds := map[event.Kind]int{}
-	var lastFault, lastRecovery time.Time
+	applied, undone := map[event.Fault]int{}, map[event.Fault]int{}
+	var lastPause, lastResume time.Time
 	for _, e := range evs {
 		kinds[e.Kind]++
-		switch e.Kind {
-		case event.Kill, event.Pause:
-			if e.End.After(lastFault) && e.Kind == event.Pause {
-				lastFault = e.End
+		switch {
+		case e.Kind == event.Apply && e.OK:
+			applied[e.Fault]++
+			if e.Fault == "pause" && e.End.After(lastPause) {
+				lastPause = e.End
 			}
-		case event.Resume:
-			lastRecovery = e.End
-		case event.Check:
-			if !e.OK {
-				t.Errorf("final health check failed: %s", e.Err)
+		case e.Kind == event.Undo && e.OK:
+			undone[e.Fault]++
+			if e.Fault == "pause" {
+				lastResume = e.End
 			}
+		case e.Kind == event.Check && !e.OK:
+			t.Errorf("final health check failed: %s", e.Err)
 		}
 	}
-	// Kills during the run, then the kill before log collection (5).
-	if kinds[event.Kill] <= 5 || kinds[event.Pause] == 0 || kinds[event.Start] == 0 || kinds[event.Resume] == 0 || kinds[event.Check] != 1 ||
-		kinds[event.Partition] == 0 || kinds[event.Heal] == 0 {
+	// Each family applied and undone during the run; the kill before log
+	// collection (5 nodes); one health check after the heal.
+	for _, f := range []event.Fault{"kill", "pause", "partition"} {
+		if applied[f] == 0 || undone[f] == 0 {
+			t.Fatalf("%s applied %d times, undone %d (journal kinds %v)", f, applied[f], undone[f], kinds)
+		}
+	}
+	if kinds[event.Kill] != 5 || kinds[event.Check] != 1 {
 		t.Fatalf("journal kinds %v", kinds)
 	}
-	if lastRecovery.Before(lastFault) {
+	if lastResume.Before(lastPause) {
 		t.Fatal("the last pause was not followed by a resume")
 	}
 	var client struct{ OK, Fail, Info int }
@@ -120,10 +129,14 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	var results struct {
 		Valid   json.RawMessage
-		Details struct{ Ops int }
+		Details struct {
+			Workload struct {
+				Details struct{ Ops int }
+			}
+		}
 	}
 	b, _ = os.ReadFile(filepath.Join(dir, store.ResultsFile))
-	if err := json.Unmarshal(b, &results); err != nil || string(results.Valid) != "true" || results.Details.Ops < client.OK {
+	if err := json.Unmarshal(b, &results); err != nil || string(results.Valid) != "true" || results.Details.Workload.Details.Ops < client.OK {
 		t.Fatalf("results.json: %s %v", b, err)
 	}
 	if svg, _ := os.ReadFile(filepath.Join(dir, store.TimelineFile)); !strings.Contains(string(svg), `class="client-ok"`) {
@@ -133,10 +146,23 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatalf("nodes not clean after the demo: %v", left)
 	}
 
+	// A run without faults is a normal run; --test-count runs it three
+	// times and ends with one table, exiting by the worst run.
+	p, _ := sandbox.NewPlan(demoSandbox)
+	code, out, errs = run("run", "--nodes-file", p.NodesFile(), "--faults", "none", "--time-limit", "3s", "--test-count", "3",
+		"--store", storeDir, "--test-name", "three")
+	t.Log(out)
+	if code != 0 {
+		t.Fatalf("--test-count 3 exit %d: %s", code, errs)
+	}
+	table := out[strings.LastIndex(out, "== runs =="):]
+	if rows := regexp.MustCompile(`(?m)^[123] +valid +\d+`).FindAllString(table, -1); len(rows) != 3 || !strings.Contains(out, "no faults") {
+		t.Fatalf("the table of three runs: %q", table)
+	}
+
 	// SIGINT in the middle of a run, to the real binary: it cleans up and
 	// exits non-zero.
 	bin := buildCLI(t, "")
-	p, _ := sandbox.NewPlan(demoSandbox)
 	cmd := exec.Command(bin, "run", "--nodes-file", p.NodesFile(), "--time-limit", "5m", "--interval", "2s", "--store", storeDir)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = cmd.Stdout
@@ -148,7 +174,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	signalled := false
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
-		if !signalled && strings.Contains(sc.Text(), "running the body") {
+		if !signalled && strings.Contains(sc.Text(), "running the workload") {
 			time.Sleep(3 * time.Second) // into the first fault
 			cmd.Process.Signal(syscall.SIGINT)
 			signalled = true
@@ -180,14 +206,14 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	awaitJournal(t, kstore, "etcd", event.Pause, 5, 90*time.Second)
+	awaitJournal(t, kstore, "etcd", event.Apply, "pause", 5, 90*time.Second)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	if got := stoppedMembers(t); got != 5 {
 		t.Fatalf("%d members stopped after the control process died, want 5", got)
 	}
 	code, out, errs = run("recover", "--nodes-file", p.NodesFile(), "--store", kstore)
-	if code != 0 || !strings.Contains(out, "faults still in force: []") {
+	if code != 0 || !strings.Contains(out, "faults still in force on: []") {
 		t.Fatalf("recover exit %d: %s %s", code, out, errs)
 	}
 	if got := stoppedMembers(t); got != 0 {
@@ -273,11 +299,33 @@ func partitionRules(t *testing.T) []string {
 	return left
 }
 
+// packetFaults lists what netfault has in place on the CLI sandbox's
+// nodes (rules, queues, qdiscs, consumers).
+func packetFaults(t *testing.T) []string {
+	p, _ := sandbox.NewPlan(demoSandbox)
+	tt, err := loadTest("check", p.NodesFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tt.Close()
+	var left []string
+	for _, n := range tt.Nodes {
+		l, err := netfault.InPlace(context.Background(), tt.Session(n).Su())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range l {
+			left = append(left, n+": "+x)
+		}
+	}
+	return left
+}
+
 // Partitions end to end, through the CLI on 5 sandbox nodes with etcd: a
 // member cut off while clients read through it. Linearizable reads stay
 // valid (exit 0); serializable reads go stale, and the checker says
 // invalid (exit 3). Then the CLI is SIGKILLed mid-partition, and `jepsen
-// recover` removes every rule it added.
+// recover` removes every rule it added; and again with packet faults.
 func TestPartitionEndToEnd(t *testing.T) {
 	if why := sandboxtest.Skip(); why != "" {
 		if os.Getenv("CI") == "true" {
@@ -303,7 +351,8 @@ func TestPartitionEndToEnd(t *testing.T) {
 		want  string
 	}{
 		{"linearizable", []string{"--tcpdump"}, 0, "verdict: valid: "},
-		{"serializable", []string{"--serializable-reads"}, 3, "verdict: INVALID: key "},
+		// Two runs: the table, and the exit status of the worst.
+		{"serializable", []string{"--serializable-reads", "--test-count", "2"}, 3, "verdict: INVALID: workload: key "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := run(append(append([]string{"run", "--db", "etcd", "--test-name", "part-" + tc.name}, common...), tc.extra...)...)
@@ -313,6 +362,9 @@ func TestPartitionEndToEnd(t *testing.T) {
 			}
 			if !regexp.MustCompile(`logs: n5: \d+ of \d+ file\(s\), [0-9.]+ [kMG]?B \([0-9.]+ [kMG]?B moved, zstd\)`).MatchString(out) {
 				t.Errorf("log collection showed no bytes per node")
+			}
+			if slices.Contains(tc.extra, "--test-count") && !regexp.MustCompile(`(?m)^2 +(valid|invalid) `).MatchString(out) {
+				t.Fatalf("no table of the two runs: %s", out)
 			}
 			dir, _ := filepath.EvalSymlinks(filepath.Join(storeDir, "part-"+tc.name, "latest"))
 			evs, err := store.ReadJournal(filepath.Join(dir, store.JournalFile))
@@ -332,7 +384,7 @@ func TestPartitionEndToEnd(t *testing.T) {
 			}
 			cuts := 0
 			for _, e := range evs {
-				if e.Kind == event.Partition && e.OK {
+				if e.Kind == event.Apply && e.Fault == "partition" && e.OK {
 					cuts++
 				}
 			}
@@ -359,18 +411,41 @@ func TestPartitionEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	awaitJournal(t, kstore, "etcd", event.Partition, 5, 90*time.Second)
+	awaitJournal(t, kstore, "etcd", event.Apply, "partition", 5, 90*time.Second)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	if left := partitionRules(t); len(left) == 0 {
 		t.Fatal("no rule in force after the SIGKILL")
 	}
 	code, out, errs = run("recover", "--nodes-file", p.NodesFile(), "--store", kstore)
-	if code != 0 || !strings.Contains(out, "faults still in force: []") {
+	if code != 0 || !strings.Contains(out, "faults still in force on: []") {
 		t.Fatalf("recover exit %d: %s %s", code, out, errs)
 	}
 	if left := partitionRules(t); len(left) > 0 {
 		t.Fatalf("rules left after jepsen recover: %v", left)
+	}
+
+	// The same with packet faults in force: after `jepsen recover`, no
+	// rule, queue, qdisc or consumer of go-jepsen's is left.
+	pstore := t.TempDir()
+	cmd = exec.Command(bin, "run", "--nodes-file", p.NodesFile(), "--faults", "packet", "--packet", "delay=30ms,loss=5%",
+		"--time-limit", "5m", "--interval", "2s", "--store", pstore)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	awaitJournal(t, pstore, "etcd", event.Apply, "packet", 5, 90*time.Second)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if left := packetFaults(t); len(left) == 0 {
+		t.Fatal("no packet fault in force after the SIGKILL")
+	}
+	code, out, errs = run("recover", "--nodes-file", p.NodesFile(), "--store", pstore)
+	if code != 0 || !strings.Contains(out, "faults still in force on: []") {
+		t.Fatalf("recover exit %d: %s %s", code, out, errs)
+	}
+	if left := packetFaults(t); len(left) > 0 {
+		t.Fatalf("packet faults left after jepsen recover: %v", left)
 	}
 	if code, out, errs := run("db", "teardown", "--nodes-file", p.NodesFile()); code != 0 {
 		t.Fatalf("teardown: %s %s", out, errs)

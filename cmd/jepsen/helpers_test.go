@@ -26,14 +26,14 @@ func buildCLI(t *testing.T, dir string) string {
 
 // awaitJournal waits until the journal of storeDir/<test>/latest has n
 // successful events of kind, for a run the test will then interrupt.
-func awaitJournal(t *testing.T, storeDir, test string, kind event.Kind, n int, within time.Duration) {
+func awaitJournal(t *testing.T, storeDir, test string, kind event.Kind, fault event.Fault, n int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		evs, _ := store.ReadJournal(filepath.Join(storeDir, test, "latest", store.JournalFile))
 		got := 0
 		for _, e := range evs {
-			if e.Kind == kind && e.OK {
+			if e.Kind == kind && e.Fault == fault && e.OK {
 				got++
 			}
 		}

@@ -89,13 +89,12 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, core.ErrInterrupted) || ctx.Err() != nil {
 		return exitInterrupted
 	}
-	if ve, ok := errors.AsType[*verdictError](err); ok {
-		if ve.valid == checker.Invalid {
-			return exitInvalid
-		}
-		if onlyVerdict(err) {
-			return exitUnknown
-		}
+	// Of several runs (--test-count), the worst: an invalid history over
+	// a failure over an unknown verdict.
+	if invalid, only := verdicts(err); invalid {
+		return exitInvalid
+	} else if only {
+		return exitUnknown
 	}
 	return exitFailure
 }
@@ -139,18 +138,32 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return usagef("unknown command %q; run `jepsen help`", args[0])
 }
 
+// verdicts walks err's tree (joined errors, one per run of
+// --test-count, each perhaps joined with its run's own): invalid says a
+// verdict in it is invalid; only says every leaf is a verdict (no run
+// failed).
+func verdicts(err error) (invalid, only bool) {
+	switch e := err.(type) {
+	case *verdictError:
+		return e.valid == checker.Invalid, true
+	case interface{ Unwrap() []error }:
+		only = true
+		for _, x := range e.Unwrap() {
+			i, o := verdicts(x)
+			invalid, only = invalid || i, only && o
+		}
+		return invalid, only
+	}
+	if ve, ok := errors.AsType[*verdictError](err); ok {
+		return ve.valid == checker.Invalid, false
+	}
+	return false, false
+}
+
 // onlyVerdict reports whether err is a verdict and nothing else.
 func onlyVerdict(err error) bool {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			if _, ok := e.(*verdictError); !ok {
-				return false
-			}
-		}
-		return true
-	}
-	_, ok := err.(*verdictError)
-	return ok
+	_, only := verdicts(err)
+	return only
 }
 
 func signalContext() (context.Context, func()) {

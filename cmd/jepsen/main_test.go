@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-jepsen/jepsen/checker"
 	"github.com/go-jepsen/jepsen/event"
 	"github.com/go-jepsen/jepsen/store"
 	"golang.org/x/crypto/ssh"
@@ -46,7 +48,7 @@ func TestCLIHelpAndBadInput(t *testing.T) {
 		{"sandbox bad flag", []string{"sandbox", "up", "-n", "x"}, 2, "invalid value"},
 		{"db without action", []string{"db"}, 2, "give an action"},
 		{"db bad action", []string{"db", "explode"}, 2, `unknown action "explode"`},
-		{"unknown db", []string{"db", "cycle", "--db", "mongo", "--nodes", "n1"}, 2, `--db "mongo": unknown database; choose etcd or noop`},
+		{"unknown db", []string{"db", "cycle", "--db", "mongo", "--nodes", "n1"}, 2, `--db "mongo": unknown database; choose etcd, postgres, noop`},
 		{"malformed nodes", []string{"db", "cycle", "--db", "noop", "--nodes", "n1,,n1"}, 2, `"n1" is listed twice`},
 		{"bad node name", []string{"db", "cycle", "--db", "noop", "--nodes", "n1;rm -rf /"}, 2, "a node name is a host name or address"},
 		{"missing key file", []string{"db", "cycle", "--db", "noop", "--nodes", "n1", "--ssh-private-key", keyless}, 2, "--ssh-private-key"},
@@ -80,7 +82,7 @@ func TestCLIHelpAndBadInput(t *testing.T) {
 		{"sandbox bad name", []string{"sandbox", "up", "--name", "a;b"}, 2, `name "a;b"`},
 		{"bool flag with a separate value", []string{"exec", "--nodes", "n1", "--strict-host-key-checking", "false", "--", "uptime"}, 2, "write --strict-host-key-checking=false"},
 		{"bool flag with a separate value in run", []string{"run", "--leave-db-running", "true"}, 2, "write --leave-db-running=true"},
-		{"targets without faults", []string{"run", "--db", "noop", "--faults", "none", "--targets", "one", "--nodes", "n1"}, 2, "--targets or --partition without --faults"},
+		{"targets without faults", []string{"run", "--db", "noop", "--faults", "none", "--targets", "one", "--nodes", "n1"}, 2, "--targets without a kill or pause fault"},
 		{"unknown partition shape", []string{"run", "--db", "noop", "--faults", "partition", "--partition", "ring", "--nodes", "n1,n2"}, 2, `unknown partition shape "ring"`},
 		{"a ring on 2 nodes", []string{"run", "--db", "noop", "--faults", "partition", "--partition", "majorities-ring", "--nodes", "n1,n2", "--ssh-private-key", key}, 2, "majorities-ring needs at least 3 nodes"},
 		{"partition without the fault", []string{"run", "--db", "noop", "--faults", "kill", "--partition", "one", "--nodes", "n1,n2"}, 2, "--partition without the partition fault"},
@@ -89,6 +91,16 @@ func TestCLIHelpAndBadInput(t *testing.T) {
 		{"agent without build", []string{"agent"}, 2, "jepsen agent build"},
 		{"agent for an unknown architecture", []string{"agent", "build", "--arch", "amd64,mips"}, 2, `--arch "mips"`},
 		{"bad concurrency", []string{"run", "--db", "noop", "--faults", "none", "--nodes", "n1", "--concurrency", "0"}, 2, "--concurrency"},
+		{"unknown workload", []string{"run", "--db", "etcd", "--nodes", "n1", "--workload", "queue"}, 2, `--workload "queue": etcd offers register, set, bank, append`},
+		{"workload on noop", []string{"run", "--db", "noop", "--nodes", "n1", "--workload", "register"}, 2, "noop has no workloads"},
+		{"another DB's flag", []string{"run", "--db", "etcd", "--nodes", "n1", "--isolation", "serializable"}, 2, "--isolation is postgres's; --db is etcd"},
+		{"bad isolation", []string{"run", "--db", "postgres", "--nodes", "n1", "--isolation", "snapshot"}, 2, `isolation "snapshot"`},
+		{"bad read-from", []string{"run", "--db", "postgres", "--nodes", "n1", "--read-from", "nearest"}, 2, `read-from "nearest"`},
+		{"bad replication", []string{"run", "--db", "postgres", "--nodes", "n1", "--replication", "semi"}, 2, `replication "semi"`},
+		{"serializable append", []string{"run", "--db", "etcd", "--nodes", "n1", "--workload", "append", "--serializable-reads"}, 2, "the append workload's reads are in its transactions"},
+		{"test count zero", []string{"run", "--db", "noop", "--nodes", "n1", "--test-count", "0"}, 2, "--test-count 0: must be positive"},
+		{"packet options without the fault", []string{"run", "--db", "etcd", "--nodes", "n1,n2", "--faults", "kill", "--packet", "delay=5ms"}, 2, "--packet without the packet fault"},
+		{"bad packet options", []string{"run", "--db", "etcd", "--nodes", "n1,n2", "--faults", "packet", "--packet", "delay=fast"}, 2, "delay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,7 +163,7 @@ func TestCLIUnreachableNode(t *testing.T) {
 func TestCLISandboxRefusesNonRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		code, _, errs := run("sandbox", "up", "-n", "1", "--name", "nonroot")
-		if code != 1 || !strings.Contains(errs, "needs root") {
+		if code != 2 || !strings.Contains(errs, "needs root") {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
 		return
@@ -314,4 +326,27 @@ func hardHistory(n int) []byte {
 		line("ok", p, "read", fmt.Sprint((p*31)%97), i*1000)
 	}
 	return []byte(b.String())
+}
+
+// Of several runs (--test-count) the exit status is the worst: invalid
+// (3) over a failure (1) over unknown (4).
+func TestVerdictsOfSeveralRuns(t *testing.T) {
+	inv, unk, fail := &verdictError{valid: checker.Invalid}, &verdictError{valid: checker.Unknown}, errors.New("setup failed")
+	for _, tc := range []struct {
+		name          string
+		err           error
+		invalid, only bool
+	}{
+		{"one invalid", inv, true, true},
+		{"one unknown", unk, false, true},
+		{"a failure", fail, false, false},
+		{"unknown then invalid", errors.Join(unk, inv), true, true},
+		{"unknown and a failure", errors.Join(unk, fail), false, false},
+		{"a run that failed and was unknown, then an invalid one", errors.Join(errors.Join(fail, unk), nil, inv), true, false},
+		{"unknown twice", errors.Join(unk, nil, errors.Join(unk)), false, true},
+	} {
+		if invalid, only := verdicts(tc.err); invalid != tc.invalid || only != tc.only {
+			t.Errorf("%s: invalid %t only %t, want %t %t", tc.name, invalid, only, tc.invalid, tc.only)
+		}
+	}
 }

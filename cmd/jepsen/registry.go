@@ -2,26 +2,24 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/go-jepsen/jepsen/checker"
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/dbs/etcd"
+	"github.com/go-jepsen/jepsen/workload"
 )
 
-// workload is what a named DB brings to `jepsen run`: the body, the
-// final check, the analysis of the history, and the lines it adds to the
-// summary.
-type workload struct {
-	body    core.Body
-	check   core.Body
-	analyze func(ctx context.Context, r *core.State) (checker.Validity, error)
-	summary func(w io.Writer)
+// workloadKind is one workload a DB of the registry offers: its name
+// (--workload), what it does, and how to make it from the flags.
+type workloadKind struct {
+	name  string
+	about string
+	make  func(o *dbOpts, ro *runOpts) (*workload.Workload, error)
 }
 
 // dbKind is one entry of the CLI's registry of databases.
@@ -32,48 +30,43 @@ type dbKind struct {
 	build func(o *dbOpts) (db.DB, error)
 	// ports are captured with --tcpdump.
 	ports []int
-	// workload makes the run's body, check and analysis; nil means a
-	// body that just waits out the time limit.
-	workload func(o *dbOpts, ro *runOpts, workers int, stdout io.Writer) workload
+	// workloads are what `jepsen run` can do to it; the first is the
+	// default. None: the run waits out its time limit beside the faults.
+	workloads []workloadKind
+	// healthy, when set, asserts the DB is healthy again after the
+	// faults were healed (core.Spec.Healthy).
+	healthy core.Body
+	// flags are the DB's own flags (dbFlags): given to another DB,
+	// they are refused rather than ignored.
+	flags []string
 }
 
 // registry lists the databases the CLI knows, by name.
 var registry = []dbKind{
 	{
 		name:  "etcd",
-		about: "etcd from Debian's packages (or --archive), one member per node; a register workload checked for linearizability",
-		build: func(o *dbOpts) (db.DB, error) { return etcd.New(etcd.Options{Archive: o.archive}), nil },
-		ports: []int{etcd.ClientPort, etcd.PeerPort},
-		workload: func(o *dbOpts, ro *runOpts, workers int, stdout io.Writer) workload {
-			w := &etcd.Register{Workers: workers, Duration: ro.timeLimit, Progress: stdout, Serializable: o.serializable, Seed: ro.seed}
-			var res *checker.Result
-			return workload{
-				body: func(ctx context.Context, r *core.State) error { return w.Run(ctx, r.Test, r.Store.Dir, r.Store.Start) },
-				check: func(ctx context.Context, r *core.State) error {
-					if err := etcd.AwaitHealthy(ctx, r.Test, 30*time.Second); err != nil {
-						return err
-					}
-					fmt.Fprintln(stdout, "[check] etcd is healthy on every node")
-					return nil
-				},
-				analyze: func(ctx context.Context, r *core.State) (checker.Validity, error) {
-					var err error
-					boundMemory(int64(ro.check.memory))
-					res, err = analyzeRun(ctx, r.Store.Dir, ro.check)
-					if err != nil {
-						return checker.Unknown, err
-					}
-					return res.Valid, nil
-				},
-				summary: func(out io.Writer) {
-					ok, fail, info := w.Stats()
-					fmt.Fprintf(out, "client: %d operations ok, %d failed, %d unknown (history.jsonl; per second in client.json)\n", ok, fail, info)
-					if res != nil {
-						res.Print(out)
-					}
-				},
-			}
+		about: "etcd from Debian's packages (or --archive), one member per node",
+		build: func(o *dbOpts) (db.DB, error) {
+			return etcd.New(etcd.Options{Archive: o.archive, LazyFS: o.lazyfs, DiskSize: int64(o.diskSize)}), nil
 		},
+		ports: []int{etcd.ClientPort, etcd.PeerPort},
+		healthy: func(ctx context.Context, r *core.State) error {
+			if err := etcd.AwaitHealthy(ctx, r.Test, 30*time.Second); err != nil {
+				return err
+			}
+			r.Log.Info("etcd is healthy on every node")
+			return nil
+		},
+		workloads: etcdWorkloads,
+		flags:     []string{"archive", "serializable-reads", "lazyfs", "disk-size"},
+	},
+	{
+		name:      "postgres",
+		about:     "PostgreSQL from Debian's packages: a primary (the first node) and streaming replicas",
+		build:     buildPostgres,
+		ports:     []int{postgresPort},
+		workloads: postgresWorkloads,
+		flags:     []string{"isolation", "read-from", "replication"},
 	},
 	{
 		name:  "noop",
@@ -96,5 +89,65 @@ func dbNames() string {
 	for i, k := range registry {
 		names[i] = k.name
 	}
-	return strings.Join(names, " or ")
+	return strings.Join(names, ", ")
+}
+
+// checkFlags refuses a flag of another DB's (--isolation with etcd).
+func (k dbKind) checkFlags(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err != nil || slices.Contains(k.flags, f.Name) {
+			return
+		}
+		for _, other := range registry {
+			if other.name != k.name && slices.Contains(other.flags, f.Name) {
+				err = usagef("--%s is %s's; --db is %s", f.Name, other.name, k.name)
+			}
+		}
+	})
+	return err
+}
+
+// makeWorkload makes the workload --workload names ("" is the DB's
+// first), or nil for a DB without workloads.
+func (k dbKind) makeWorkload(name string, o *dbOpts, ro *runOpts) (string, *workload.Workload, error) {
+	if len(k.workloads) == 0 {
+		if name != "" {
+			return "", nil, usagef("--workload %q: %s has no workloads", name, k.name)
+		}
+		return "none", nil, nil
+	}
+	wk := k.workloads[0]
+	if name != "" {
+		i := slices.IndexFunc(k.workloads, func(w workloadKind) bool { return w.name == name })
+		if i < 0 {
+			return "", nil, usagef("--workload %q: %s offers %s", name, k.name, k.workloadNames())
+		}
+		wk = k.workloads[i]
+	}
+	w, err := wk.make(o, ro)
+	if err != nil {
+		return "", nil, usagef("--workload %s: %v", wk.name, err)
+	}
+	return wk.name, w, nil
+}
+
+func (k dbKind) workloadNames() string {
+	var names []string
+	for _, w := range k.workloads {
+		names = append(names, w.name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// describeDBs is the help text's list of databases and their workloads.
+func describeDBs() string {
+	var b strings.Builder
+	for _, k := range registry {
+		fmt.Fprintf(&b, "  %-9s %s\n", k.name, k.about)
+		for _, w := range k.workloads {
+			fmt.Fprintf(&b, "    --workload %-12s %s\n", w.name, w.about)
+		}
+	}
+	return b.String()
 }

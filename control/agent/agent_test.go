@@ -16,7 +16,7 @@ import (
 
 // client drives a Serve running in-process over pipes.
 type client struct {
-	t       *testing.T
+	t       testing.TB
 	in      io.WriteCloser
 	out     io.Reader
 	pending []Frame // read while waiting for something else
@@ -36,7 +36,7 @@ func (c *client) next() Frame {
 	return f
 }
 
-func serve(t *testing.T) *client {
+func serve(t testing.TB) *client {
 	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()

@@ -160,8 +160,10 @@ func checkSig(s *control.Session, sig string) error {
 	return nil
 }
 
-// Pause stops the daemon's process group with SIGSTOP; Resume continues
-// it with SIGCONT. Resuming what is not running succeeds (the nemesis
+// Pause stops the daemon's process group with SIGSTOP, and returns once
+// every thread of the daemon is stopped (kill returns earlier, and a
+// paused daemon must not answer one more request); Resume continues it
+// with SIGCONT. Resuming what is not running succeeds (the nemesis
 // resumes all nodes); pausing what is not running is ErrNotRunning.
 func Pause(ctx context.Context, s *control.Session, pidfile string) error {
 	return Signal(ctx, s, pidfile, "STOP")

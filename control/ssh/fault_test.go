@@ -37,6 +37,7 @@ type faultServer struct {
 	maxSessions    atomic.Int32
 
 	dials, execs, dropped atomic.Int32
+	agentStarts           atomic.Int32 // the node agent's starts, refused
 	dropOnOpen            atomic.Int32 // drop the connection at the next N channel opens
 	frozen                freeze       // a server that stopped answering (SIGSTOP, a DROP rule)
 	open, peak            atomic.Int32
@@ -130,7 +131,6 @@ func (s *faultServer) session(nc net.Conn, ch ssh.Channel, reqs <-chan *ssh.Requ
 			continue
 		}
 		req.Reply(true, nil)
-		s.execs.Add(1)
 		var n uint32
 		if len(req.Payload) >= 4 {
 			n = binary.BigEndian.Uint32(req.Payload)
@@ -141,6 +141,15 @@ func (s *faultServer) session(nc net.Conn, ch ssh.Channel, reqs <-chan *ssh.Requ
 			binary.BigEndian.PutUint32(b[:], code)
 			ch.SendRequest("exit-status", false, b[:])
 		}
+		if strings.HasPrefix(cmd, "p="+agentDir+"/") {
+			// The node agent's start (WarmAuto, at a connection's second
+			// command): this server runs none, as a node where the agent
+			// cannot run. Not a command: execs does not count it.
+			s.agentStarts.Add(1)
+			status(1)
+			return
+		}
+		s.execs.Add(1)
 		switch {
 		case strings.Contains(cmd, "drop-once") && s.dropped.Add(1) == 1:
 			ch.Write([]byte("partial"))
@@ -518,4 +527,43 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// In the default warm mode, a connection's second command starts the
+// node agent in the background; on a node that will not run it (this
+// server refuses), the start tries its fast path and its slow path once,
+// every command runs once on a channel, and no other start follows
+// before agentRetry.
+func TestFaultAgentStartRefused(t *testing.T) {
+	key, pub := testKey(t)
+	s := newFaultServer(t, pub, "")
+	c := s.client(t, Config{KeyFiles: []string{key}}, control.Options{})
+	ctx := context.Background()
+	if _, err := c.Session().Exec(ctx, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := s.agentStarts.Load(); n != 0 {
+		t.Fatalf("a connection used once started the agent (%d)", n)
+	}
+	for i := range 6 {
+		if out, err := c.Session().Exec(ctx, "echo"); err != nil || out != "ok" {
+			t.Fatalf("command %d: %q %v", i+2, out, err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.agentStarts.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range 3 {
+		if _, err := c.Session().Exec(ctx, "echo"); err != nil {
+			t.Fatalf("command %d: %v", i+8, err)
+		}
+	}
+	if n := s.agentStarts.Load(); n != 2 {
+		t.Fatalf("agent start attempts: %d, want the fast and the slow path once", n)
+	}
+	if n := s.execs.Load(); n != 10 {
+		t.Fatalf("10 commands made %d execs", n)
+	}
 }

@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -57,9 +60,10 @@ func configTest(t *testing.T, cfg jssh.Config) *jepsen.Test {
 }
 
 // The control layer's contract (testkit/contract) over SSH, on sandbox
-// nodes: with a channel per command, and through the node agent.
+// nodes: with a channel per command, through the node agent, and in the
+// default mode, which switches from the one to the other as it goes.
 func TestSSHContract(t *testing.T) {
-	for _, m := range []jssh.WarmMode{jssh.WarmOff, jssh.WarmEager} {
+	for _, m := range []jssh.WarmMode{jssh.WarmOff, jssh.WarmEager, jssh.WarmAuto} {
 		t.Run("warm="+m.String(), func(t *testing.T) {
 			contract.Run(t, warmTest(t, m))
 		})
@@ -72,8 +76,8 @@ func TestSSHContract(t *testing.T) {
 const parentOf = `p=$(ps -o ppid= -p $$ | tr -d ' '); pp=$(ps -o ppid= -p "$p" | tr -d ' '); echo $(ps -o comm= -p "$p") $(ps -o comm= -p "$pp")`
 
 // Which path a command takes: eager sends buffered commands through the
-// agent from the first; auto from the fourth (the agent starts in the
-// background after the third); off never. Streamed commands always use a
+// agent from the first; auto from the third or so (the agent starts in
+// the background at the second); off never. Streamed commands always use a
 // channel. A killed agent means lost commands in flight, and channels
 // until the next start.
 func TestWarmPathChoice(t *testing.T) {
@@ -101,7 +105,7 @@ func TestWarmPathChoice(t *testing.T) {
 	})
 	t.Run("auto", func(t *testing.T) {
 		s := warmTest(t, jssh.WarmAuto).Session("n2")
-		for i := range 3 {
+		for i := range 2 {
 			if got := via(t, s); got == "agent" {
 				t.Fatalf("command %d went through the agent", i+1)
 			}
@@ -135,18 +139,22 @@ func TestWarmPathChoice(t *testing.T) {
 	})
 	// A control node without Go: the agent from a cache built elsewhere
 	// (jepsen agent build, then a copy) runs the commands; with an empty
-	// cache they use channels and nothing fails.
+	// cache they use channels on a node without the agent, and nothing
+	// fails.
 	t.Run("no toolchain", func(t *testing.T) {
 		cache := t.TempDir()
 		if _, err := nodeagent.Build(ctx, cache, runtime.GOARCH); err != nil {
 			t.Fatal(err)
 		}
-		t.Setenv("PATH", t.TempDir())
-		if got := via(t, configTest(t, jssh.Config{Warm: jssh.WarmEager, AgentCache: cache}).Session("n4")); got != "agent" {
-			t.Fatalf("with a built cache, a command ran under %q", got)
+		if _, err := warmTest(t, jssh.WarmOff).Session("n5").Exec(ctx, "rm", "-rf", "/tmp/jepsen/agent"); err != nil {
+			t.Fatal(err)
 		}
+		t.Setenv("PATH", t.TempDir())
 		if got := via(t, configTest(t, jssh.Config{Warm: jssh.WarmEager, AgentCache: t.TempDir()}).Session("n5")); got == "agent" {
 			t.Fatal("with an empty cache and no go, a command went through an agent")
+		}
+		if got := via(t, configTest(t, jssh.Config{Warm: jssh.WarmEager, AgentCache: cache}).Session("n5")); got != "agent" {
+			t.Fatalf("with a built cache, a command ran under %q", got)
 		}
 	})
 	t.Run("off", func(t *testing.T) {
@@ -155,6 +163,89 @@ func TestWarmPathChoice(t *testing.T) {
 			if got := via(t, s); got == "agent" {
 				t.Fatalf("command %d went through the agent", i+1)
 			}
+		}
+	})
+}
+
+// The agent's start on real nodes: a node that has the agent runs it
+// without the control node's copy (no toolchain, an empty cache); a
+// damaged copy, and one that another user owns, is replaced; where the
+// agent's directory is noexec, commands stay on channels and nothing
+// fails.
+func TestWarmStart(t *testing.T) {
+	ctx := context.Background()
+	agentPath := "/tmp/jepsen/agent/agent-" + func() string { _, d := nodeagent.Source(); return d }()
+	cache := jssh.DefaultAgentCache()
+	sandboxtest.Warm(t) // builds the agent into cache
+	bin, err := nodeagent.Build(ctx, cache, runtime.GOARCH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%x", sha256.Sum256(data))
+	// sh runs a command on node over a channel.
+	sh := func(t *testing.T, node, line string) string {
+		t.Helper()
+		out, err := warmTest(t, jssh.WarmOff).Session(node).Exec(ctx, control.Raw(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	viaAgent := func(t *testing.T, cfg jssh.Config, node string) bool {
+		t.Helper()
+		out, err := configTest(t, cfg).Session(node).Exec(ctx, control.Raw(parentOf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(out, "agent-")
+	}
+	eager := jssh.Config{Warm: jssh.WarmEager}
+	t.Run("node copy only", func(t *testing.T) {
+		if !viaAgent(t, eager, "n4") {
+			t.Fatal("the agent did not start")
+		}
+		t.Setenv("PATH", t.TempDir())
+		if !viaAgent(t, jssh.Config{Warm: jssh.WarmEager, AgentCache: t.TempDir()}, "n4") {
+			t.Fatal("the node's copy did not run without the control node's")
+		}
+	})
+	for _, tc := range []struct{ name, spoil string }{
+		// A new file each (a running agent's file cannot be written).
+		{"damaged copy", "printf '#!/bin/sh\nexit 3\n' > /tmp/t && chmod 755 /tmp/t && mv /tmp/t " + agentPath},
+		{"truncated copy", "head -c 100000 " + agentPath + " > /tmp/t && chmod 755 /tmp/t && mv /tmp/t " + agentPath},
+		{"another user's copy", "chown nobody " + agentPath},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			viaAgent(t, eager, "n1") // the node has a copy
+			sh(t, "n1", tc.spoil)
+			if !viaAgent(t, eager, "n1") {
+				t.Fatal("the agent did not start")
+			}
+			if got := sh(t, "n1", "stat -c %U "+agentPath+" && sha256sum < "+agentPath+" | cut -d' ' -f1"); got != "root\n"+want {
+				t.Fatalf("the node's copy: %q, want root's with hash %s", got, want)
+			}
+		})
+	}
+	t.Run("noexec", func(t *testing.T) {
+		sh(t, "n2", "mkdir -p /tmp/jepsen/agent && mount -t tmpfs -o noexec,mode=755 jepsen-noexec /tmp/jepsen/agent")
+		t.Cleanup(func() { sh(t, "n2", "umount /tmp/jepsen/agent") })
+		// The first start uploads and fails, the second finds the copy
+		// and fails: both leave the commands on channels.
+		for i := range 2 {
+			start := time.Now()
+			if viaAgent(t, eager, "n2") {
+				t.Fatalf("start %d: a command ran through an agent on a noexec mount", i+1)
+			}
+			if el := time.Since(start); el > 20*time.Second {
+				t.Fatalf("start %d took %v", i+1, el)
+			}
+		}
+		if got := sh(t, "n2", "ls /tmp/jepsen/agent"); got != path.Base(agentPath) {
+			t.Fatalf("the noexec directory holds %q", got)
 		}
 	})
 }

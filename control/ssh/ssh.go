@@ -82,8 +82,9 @@ type WarmMode int
 
 // Warm modes.
 const (
-	// WarmAuto starts the agent in the background once a connection has
-	// run more than two commands: one-shot uses never pay for it.
+	// WarmAuto starts the agent in the background at a connection's
+	// second command: a connection used once never pays for it, and from
+	// the third command on the agent is usually up.
 	WarmAuto WarmMode = iota
 	// WarmEager starts it while dialing, so that every buffered command
 	// uses it; a start that fails or does not fit in the dial's deadline

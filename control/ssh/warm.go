@@ -18,20 +18,20 @@ import (
 	"github.com/go-jepsen/jepsen/control"
 	nodeagent "github.com/go-jepsen/jepsen/control/agent"
 	"github.com/go-jepsen/jepsen/internal/safefile"
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/crypto/ssh"
 )
 
-// The warm path (Config.Warm): after a connection's third command
+// The warm path (Config.Warm): from a connection's second command
 // (WarmAuto, in the background) or while dialing (WarmEager), its conn
 // starts go-jepsen's agent (control/agent) on the node over one session
-// channel; once the agent answers, buffered commands
-// (control.BufferedRunner) go through it, each a fork and exec on the
-// node instead of a new channel, a login shell and timeout(1). Everything
-// else, and every command while the agent is not ready, uses a channel
-// each.
+// channel; once the agent answers, Collected jobs (control.Runner) go
+// through it, each a fork and exec on the node instead of a new channel,
+// a shell and timeout(1). Everything else, and every command while the
+// agent is not ready, uses a channel each.
 
 // agentDir is where agents are kept on nodes, named by their source's
-// digest and architecture.
+// digest.
 const agentDir = "/tmp/jepsen/agent"
 
 // agentRetry is how long a conn waits before trying again to start an
@@ -41,6 +41,16 @@ const agentRetry = 30 * time.Second
 // agentStartTimeout bounds an agent's start: build (first time only),
 // upload (first time per node), start and hello.
 const agentStartTimeout = 2 * time.Minute
+
+// warmAt is the channel command that starts the agent in WarmAuto: a
+// connection's second. A connection used once (jepsen exec) never pays
+// for the agent; one used again starts it while its second command runs,
+// so that from its third command on, one process's second round of
+// commands on every node say, none takes a channel: started at the
+// third, the agent was up for the fourth only, and the second round cost
+// three channels and an exec per node instead of two commands through
+// the agent (BenchmarkSwitch in testkit/fanbench).
+const warmAt = 2
 
 // warm is a conn's agent state.
 type warm struct {
@@ -52,10 +62,9 @@ type warm struct {
 	commands int       // commands run on the conn
 }
 
-// noteCommand counts a command run on a channel and, from the third on
-// (a connection used more than twice is a warm one), starts the agent in
-// the background unless it runs or is starting. One-shot uses (one or two
-// commands per node) never pay for it.
+// noteCommand counts a command run on a channel and, from the warmAt'th
+// on, starts the agent in the background unless it runs or is starting.
+// The commands go on on channels meanwhile: none waits for the agent.
 func (c *conn) noteCommand() {
 	if c.cfg.Warm == WarmOff {
 		return
@@ -64,7 +73,7 @@ func (c *conn) noteCommand() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.commands++
-	if w.commands < 3 || w.starting || w.link != nil || (!w.failedAt.IsZero() && time.Since(w.failedAt) < agentRetry) {
+	if w.commands < warmAt || w.starting || w.link != nil || (!w.failedAt.IsZero() && time.Since(w.failedAt) < agentRetry) {
 		return
 	}
 	w.starting = true
@@ -135,38 +144,83 @@ func (c *conn) ready() *link {
 	return w.link
 }
 
-// RunBuffered runs cmd through the node's agent (control.BufferedRunner),
-// with Run's contract; control.ErrNoFastPath, before anything was sent,
-// when no agent is ready.
+// RunJob runs job (control.Runner): through the node's agent when job
+// is Collected and an agent is ready, else, and when the agent could not
+// start it, on a channel of its own as job.Line() (conn.Run). It never
+// waits for an agent that is starting.
 //
-// The agent executes cmd.Argv directly, without a shell or timeout(1),
-// and keeps cmd.Deadline itself.
-func (c *conn) RunBuffered(ctx context.Context, cmd control.BufferedCmd) error {
-	l := c.ready()
-	if l == nil {
-		return control.ErrNoFastPath
+// The agent executes job.Argv directly, without a shell or timeout(1),
+// and keeps job.Timeout itself.
+func (c *conn) RunJob(ctx context.Context, job *control.Job) error {
+	if job.Collected {
+		if l := c.ready(); l != nil {
+			if ctx.Err() != nil {
+				return control.CtxError(ctx, false)
+			}
+			if err := l.run(ctx, c, job); err != errNotRun {
+				return err
+			}
+		}
 	}
-	if ctx.Err() != nil {
-		return control.CtxError(ctx, false)
-	}
-	return l.run(ctx, c, cmd)
+	return c.Run(ctx, job.Line(), job.Input(), job.Stdout, job.Stderr)
 }
 
-// bootstrap is what the agent's channel runs first: it says the node's
-// machine, reads the agent's path and SHA-256, asks for the binary when
-// the node has no such file of its own (read to the byte: head(1) never
-// reads past its count), and becomes the agent. Start, upload and agent
-// share that one channel, so that the agent never holds more than one of
-// the server's sessions. A directory or file that the login user does not
-// own is refused: another user of the node must not choose what runs.
-const bootstrap = `uname -m; IFS=' ' read -r p h || exit 1; d=${p%/*}; ` +
-	`mkdir -p "$d" && [ -O "$d" ] && [ ! -L "$d" ] || exit 1; ` +
-	`if [ ! -O "$p" ] || [ "$(sha256sum < "$p" | cut -d' ' -f1)" != "$h" ]; then echo need; IFS= read -r n || exit 1; ` +
-	`t=$(mktemp "$p.XXXXXX") && head -c "$n" > "$t" && chmod 755 "$t" && mv -f "$t" "$p" || exit 1; fi; exec "$p"`
+// errNotRun is link.run's answer for a command it did not start and that
+// nothing was sent for, or that the agent could not start: the command
+// goes to a channel instead.
+var errNotRun = errors.New("ssh: the agent did not run the command")
 
-// startAgent starts the agent on the node over one session channel: the
-// node's architecture, the binary (built here the first time, uploaded
-// when the node lacks it), then the agent's hello. It returns when ctx
+// agentPath is the agent's file on a node: named by its source's digest
+// alone, for the node has one machine. A file of that name is that
+// agent built for the node's machine: the slow path of the start
+// (bootScript) asked the node's machine before it put the file there, and
+// checked the file's size.
+var agentPath = sync.OnceValue(func() string {
+	_, digest := nodeagent.Source()
+	return path.Join(agentDir, "agent-"+digest)
+})
+
+// bootScript is what the agent's channel runs, for the agent at p. The
+// fast path, when fast is set, is its first line: a node that has the
+// agent (a file that the login user owns, in a directory that the login
+// user owns, neither a symbolic link) runs it at once, with shell
+// builtins only, so that starting the agent costs the node one channel
+// and one exec, no more than a command on a channel does, and the control
+// side one round trip: the agent's hello is the first thing it reads.
+//
+// Otherwise the slow path: the script says the node's machine ("machine
+// x86_64"), reads the SHA-256 of the agent built for it, asks for the
+// binary when the node has no such file of its own ("need zstd" where the
+// node has zstd(1), which takes it compressed to less than half, or
+// "need"), reads its length (and, compressed, its size), reads it to the
+// byte (head(1) never reads past its count), refuses it when its size is
+// wrong (a short upload, a broken stream) and becomes the agent. An exec that fails on the fast path (a noexec /tmp,
+// a damaged file) ends the channel before anything is said, and the start
+// tries the slow path, which checks the file by its hash.
+//
+// Start, upload and agent share that one channel, so that the agent never
+// holds more than one of the server's sessions. A directory that the
+// login user does not own is refused, and a file there that it does not
+// own replaced: another user of the node must not choose what runs. In a
+// directory of its own, the upload's temporary file needs no mktemp.
+func bootScript(p string, fast bool) string {
+	var b strings.Builder
+	b.WriteString("p=" + control.Escape(p) + "; d=${p%/*}; ")
+	if fast {
+		b.WriteString(`[ -O "$d" ] && [ ! -L "$d" ] && [ -O "$p" ] && [ ! -L "$p" ] && exec "$p"; `)
+	}
+	b.WriteString(`echo "machine $(uname -m)"; IFS= read -r h || exit 1; ` +
+		`mkdir -p "$d" && [ -O "$d" ] && [ ! -L "$d" ] || exit 1; ` +
+		`if [ ! -O "$p" ] || [ -L "$p" ] || [ "$(sha256sum < "$p" | cut -d' ' -f1)" != "$h" ]; then ` +
+		`if command -v zstd >/dev/null 2>&1; then echo need zstd; else echo need; fi; IFS=' ' read -r n u || exit 1; t="$p.$$"; ` +
+		`if [ -n "$u" ]; then head -c "$n" | zstd -dcq > "$t"; else u=$n; head -c "$n" > "$t"; fi && ` +
+		`[ "$(wc -c < "$t")" -eq "$u" ] && chmod 755 "$t" && mv -f "$t" "$p" || { rm -f "$t"; exit 1; }; fi; ` +
+		`exec "$p"`)
+	return b.String()
+}
+
+// startAgent starts the agent on the node over one session channel (two
+// when the fast path's exec fails): see bootScript. It returns when ctx
 // ends, whatever the node does; a start that completes after that is
 // ended at once.
 func (c *conn) startAgent(ctx context.Context) (*link, error) {
@@ -176,7 +230,10 @@ func (c *conn) startAgent(ctx context.Context) (*link, error) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		l, err := c.bootAgent(ctx)
+		l, err := c.bootAgent(ctx, true)
+		if errors.Is(err, errFastExec) {
+			l, err = c.bootAgent(ctx, false)
+		}
 		res <- result{l, err}
 	}()
 	select {
@@ -192,8 +249,13 @@ func (c *conn) startAgent(ctx context.Context) (*link, error) {
 	}
 }
 
-// bootAgent is startAgent's work. A failure closes the channel.
-func (c *conn) bootAgent(ctx context.Context) (*link, error) {
+// errFastExec is bootAgent's error when the fast path found the agent's
+// file but could not run it.
+var errFastExec = errors.New("agent: the node's copy of the agent did not start")
+
+// bootAgent is startAgent's work, on one channel: the fast path first
+// when fast is set. A failure closes the channel.
+func (c *conn) bootAgent(ctx context.Context, fast bool) (*link, error) {
 	sess, err := c.client.NewSession()
 	if err != nil {
 		return nil, fmt.Errorf("agent: session: %w", err)
@@ -210,7 +272,7 @@ func (c *conn) bootAgent(ctx context.Context) (*link, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := sess.Start(bootstrap); err != nil {
+	if err := sess.Start(bootScript(agentPath(), fast)); err != nil {
 		return fail(fmt.Errorf("agent: start: %w", err))
 	}
 	// Every read and write below may block on a silent node: startAgent
@@ -218,43 +280,15 @@ func (c *conn) bootAgent(ctx context.Context) (*link, error) {
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
 	out := bufio.NewReader(outPipe)
-	machine, err := out.ReadString('\n')
-	if err != nil {
-		return fail(fmt.Errorf("agent: uname: %w", err))
-	}
-	machine = strings.TrimSpace(machine)
-	arch := nodeagent.GOARCH(machine)
-	if arch == "" {
-		return fail(fmt.Errorf("agent: no Go port for machine %q", machine))
-	}
-	cache := c.cfg.AgentCache
-	if cache == "" {
-		cache = DefaultAgentCache()
-	}
-	bin, err := nodeagent.Build(ctx, cache, arch)
-	if err != nil {
-		return fail(err)
-	}
-	data, sum, err := agentBinary(bin)
-	if err != nil {
-		return fail(err)
-	}
-	if _, err := fmt.Fprintf(in, "%s %x\n", path.Join(agentDir, filepath.Base(bin)), sum); err != nil {
-		return fail(err)
-	}
 	b, err := out.Peek(1)
-	if err != nil {
+	switch {
+	case err != nil && fast && ctx.Err() == nil:
+		return fail(errFastExec)
+	case err != nil:
 		return fail(fmt.Errorf("agent: %w", err))
-	}
-	if b[0] == 'n' { // "need"
-		if _, err := out.ReadString('\n'); err != nil {
+	case b[0] == 'm':
+		if err := c.uploadAgent(ctx, in, out); err != nil {
 			return fail(err)
-		}
-		if _, err := fmt.Fprintf(in, "%d\n", len(data)); err != nil {
-			return fail(err)
-		}
-		if _, err := in.Write(data); err != nil {
-			return fail(fmt.Errorf("agent: upload: %w", err))
 		}
 	}
 	f, err := nodeagent.ReadFrame(out)
@@ -272,35 +306,104 @@ func (c *conn) bootAgent(ctx context.Context) (*link, error) {
 	return l, nil
 }
 
+// uploadAgent is bootScript's slow path, from the control side: the
+// node's machine in, the agent's hash out, and the binary when the node
+// asks for it.
+func (c *conn) uploadAgent(ctx context.Context, in io.Writer, out *bufio.Reader) error {
+	line, err := out.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("agent: uname: %w", err)
+	}
+	machine := strings.TrimSpace(strings.TrimPrefix(line, "machine "))
+	arch := nodeagent.GOARCH(machine)
+	if arch == "" {
+		return fmt.Errorf("agent: no Go port for machine %q", machine)
+	}
+	cache := c.cfg.AgentCache
+	if cache == "" {
+		cache = DefaultAgentCache()
+	}
+	bin, err := nodeagent.Build(ctx, cache, arch)
+	if err != nil {
+		return err
+	}
+	ab, err := agentBinary(bin)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(in, "%x\n", ab.sum); err != nil {
+		return err
+	}
+	b, err := out.Peek(1)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if b[0] != 'n' { // not "need": the node's copy is this one
+		return nil
+	}
+	need, err := out.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	// "need zstd": the node decompresses; "need": it takes the binary.
+	header, body := fmt.Sprintf("%d\n", len(ab.data)), ab.data
+	if strings.TrimSpace(need) == "need zstd" {
+		z := ab.zst()
+		if z == nil {
+			return errors.New("agent: zstd: no encoder")
+		}
+		header, body = fmt.Sprintf("%d %d\n", len(z), len(ab.data)), z
+	}
+	if _, err := io.WriteString(in, header); err != nil {
+		return err
+	}
+	if _, err := in.Write(body); err != nil {
+		return fmt.Errorf("agent: upload: %w", err)
+	}
+	return nil
+}
+
 // agentBinaries holds agent binaries read once per process: a hundred
 // connections starting at once share one copy.
 var agentBinaries struct {
 	sync.Mutex
-	m map[string]agentBin
+	m map[string]*agentBin
 }
 
+// agentBin is one agent binary, and its SHA-256.
 type agentBin struct {
 	data []byte
 	sum  [sha256.Size]byte
+	zst  func() []byte // data, zstd-compressed, made once
 }
 
-// agentBinary returns the binary at path and its SHA-256.
-func agentBinary(path string) ([]byte, [sha256.Size]byte, error) {
+// agentBinary returns the binary at path.
+func agentBinary(path string) (*agentBin, error) {
 	agentBinaries.Lock()
 	defer agentBinaries.Unlock()
 	if b, ok := agentBinaries.m[path]; ok {
-		return b.data, b.sum, nil
+		return b, nil
 	}
 	data, err := safefile.ReadFile(path, 256<<20)
 	if err != nil {
-		return nil, [sha256.Size]byte{}, err
+		return nil, err
 	}
 	if agentBinaries.m == nil {
-		agentBinaries.m = map[string]agentBin{}
+		agentBinaries.m = map[string]*agentBin{}
 	}
-	b := agentBin{data: data, sum: sha256.Sum256(data)}
+	b := &agentBin{data: data, sum: sha256.Sum256(data)}
+	// Less than half the bytes (0.74 of 1.6 MB) for 35 ms once per
+	// process; zstd's own checksum guards the transfer.
+	b.zst = sync.OnceValue(func() []byte {
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil
+		}
+		defer enc.Close()
+		return enc.EncodeAll(data, nil)
+	})
 	agentBinaries.m[path] = b
-	return b.data, b.sum, nil
+	return b, nil
 }
 
 // DefaultAgentCache is where agent binaries are built when
@@ -451,7 +554,7 @@ func (l *link) readLoop(out io.Reader) {
 			}
 			delete(l.cmds, f.ID)
 		case nodeagent.Fail:
-			c.done <- control.ErrNoFastPath
+			c.done <- errNotRun
 			delete(l.cmds, f.ID)
 		}
 		l.mu.Unlock()
@@ -463,10 +566,13 @@ func (l *link) readLoop(out io.Reader) {
 // so that a command on a node that stopped answering is not started,
 // and never starts later: until Go is sent, ctx's end drops it. Output
 // goes to gates that shut when run returns, as in conn.Run (control.Gate).
-func (l *link) run(ctx context.Context, c *conn, cmd control.BufferedCmd) error {
-	payload := nodeagent.RunPayload(cmd.Deadline, cmd.Argv)
+// It returns errNotRun, for a channel to run the command, when the link
+// is gone before anything was sent, when the command cannot travel as an
+// argv (a NUL byte, too long) and when the agent could not start it.
+func (l *link) run(ctx context.Context, c *conn, cmd *control.Job) error {
+	payload := nodeagent.RunPayload(cmd.Timeout, cmd.Argv)
 	if len(payload) > nodeagent.MaxPayload || len(cmd.Argv) == 0 || slices.ContainsFunc(cmd.Argv, func(a string) bool { return strings.ContainsRune(a, 0) }) {
-		return control.ErrNoFastPath
+		return errNotRun
 	}
 	out, errw := &control.Gate{W: cmd.Stdout}, &control.Gate{W: cmd.Stderr}
 	lc := &linkCmd{ctx: ctx, stdout: out, stderr: errw, done: make(chan error, 1)}
@@ -482,7 +588,7 @@ func (l *link) run(ctx context.Context, c *conn, cmd control.BufferedCmd) error 
 	lc.goFrames = append(lc.goFrames, nodeagent.Frame{Type: nodeagent.StdinEOF, ID: id})
 	if !l.enqueueLocked(nodeagent.Frame{Type: nodeagent.Run, ID: id, Payload: payload}) {
 		l.mu.Unlock()
-		return control.ErrNoFastPath // nothing was sent
+		return errNotRun // nothing was sent
 	}
 	l.cmds[id] = lc
 	l.mu.Unlock()

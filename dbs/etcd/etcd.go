@@ -12,7 +12,17 @@
 // (Options.LazyFS, Jepsen's etcd --lazyfs: a kill then loses what etcd
 // did not fsync) or on a small file system (Options.DiskSize, for
 // disk-full faults); Files and PIDs tell file and clock faults what to
-// aim at.
+// aim at. DB has what the nemesis's power-loss, disk-full, bitflip and
+// clock faults need of a DB (LazyFSDir, SmallDisk, DataFiles, PIDs).
+//
+// Jepsen's etcd tests come with it, as workload.Workload values to run
+// with the interpreter: RegisterWorkload (linearizable registers on
+// independent keys), SetWorkload (set-full), BankWorkload (bank) and
+// AppendWorkload (list-append transactions, checked by Elle), each on a
+// client.Client of this package that talks to etcd's JSON gateway over
+// plain HTTP (Client). Membership changes (membership.go) remove members
+// and add them back, as values to record before they are made, and
+// RecoverMembers undoes whatever they left half done.
 package etcd
 
 import (
@@ -273,7 +283,7 @@ func (d *DB) Setup(ctx context.Context, t *jepsen.Test, node string) error {
 		return err
 	}
 	step = time.Now()
-	if err := event.RecordStep(ctx, node, "start", step, d.Start(ctx, t, node)); err != nil {
+	if err := event.RecordStep(ctx, node, "start", step, d.startWith(ctx, t, node, "new", initialCluster(t))); err != nil {
 		return err
 	}
 	step = time.Now()
@@ -294,8 +304,27 @@ func (d *DB) Setup(ctx context.Context, t *jepsen.Test, node string) error {
 }
 
 // Start starts this node's member if it is not running. A member with
-// data rejoins from it; the initial-cluster flags are then ignored.
+// data rejoins from it (etcd then ignores the initial-cluster flags). A
+// node without data joins the cluster as it is now (membership.go):
+// when the cluster lists it as a member (one added and not started yet),
+// it starts with --initial-cluster-state existing and the current
+// members; when it does not (it was removed), Start fails with
+// ErrNotMember, and AddMember (Apply of a PlanAdd) or RecoverMembers is
+// what brings it back.
 func (d *DB) Start(ctx context.Context, t *jepsen.Test, node string) error {
+	has, err := hasData(ctx, t, node)
+	if err != nil {
+		return err
+	}
+	if has {
+		return d.startWith(ctx, t, node, "new", initialCluster(t))
+	}
+	return d.join(ctx, t, node)
+}
+
+// startWith starts this node's member, unless it runs, with the given
+// initial cluster state ("new" or "existing") and initial cluster.
+func (d *DB) startWith(ctx context.Context, t *jepsen.Test, node, state, cluster string) error {
 	s := t.Session(node).Su()
 	_, err := cu.StartDaemon(ctx, s, cu.DaemonOpts{Logfile: Logfile, Pidfile: Pidfile, Chdir: Dir}, Binary,
 		"--name", node,
@@ -304,8 +333,8 @@ func (d *DB) Start(ctx context.Context, t *jepsen.Test, node string) error {
 		"--listen-client-urls", "http://0.0.0.0:"+strconv.Itoa(ClientPort),
 		"--advertise-client-urls", clientURL(node),
 		"--initial-advertise-peer-urls", peerURL(node),
-		"--initial-cluster", initialCluster(t),
-		"--initial-cluster-state", "new",
+		"--initial-cluster", cluster,
+		"--initial-cluster-state", state,
 		"--initial-cluster-token", "jepsen-"+t.Name,
 		"--logger", "zap", "--log-outputs", "stderr",
 	)
@@ -390,9 +419,29 @@ func (d *DB) lazyFS(ctx context.Context, t *jepsen.Test, node string) (diskfault
 }
 
 // SmallDisk is the data directory's small file system (Options.DiskSize)
-// for disk-full faults: Fill and Free it on a node.
+// for disk-full faults: Fill and Free it on a node. Its Size is 0 when
+// the DB runs without one. It is nemesis.SmallDiskData.
 func (d *DB) SmallDisk() diskfault.SmallDisk {
 	return diskfault.SmallDisk{Dir: DataDir, Size: d.opts.DiskSize}
+}
+
+// LazyFSDir is the directory lazyfs covers with Options.LazyFS (the data
+// directory), or "" without it: nemesis.LazyFSData, for power-loss
+// faults.
+func (d *DB) LazyFSDir() string {
+	if !d.opts.LazyFS {
+		return ""
+	}
+	return DataDir
+}
+
+// DataFiles lists the member's WAL segments on node, oldest first: the
+// files a bitflip damages (nemesis.DataFiles). The WAL is what etcd
+// reads back at its start and checks (a CRC per record); a flip in the
+// bbolt file (Files.DB) would go unseen until the page is read.
+func (d *DB) DataFiles(ctx context.Context, t *jepsen.Test, node string) ([]string, error) {
+	f, err := d.Files(ctx, t, node)
+	return f.WAL, err
 }
 
 // mountData puts the data directory on what the options ask for.

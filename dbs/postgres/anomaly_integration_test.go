@@ -3,199 +3,163 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/go-jepsen/jepsen"
-	"github.com/go-jepsen/jepsen/client"
+	"github.com/go-jepsen/jepsen/checker"
+	"github.com/go-jepsen/jepsen/checker/ellecheck"
+	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/dbs/postgres"
 	"github.com/go-jepsen/jepsen/elle"
 	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/nemesis"
+	"github.com/go-jepsen/jepsen/store"
+	"github.com/go-jepsen/jepsen/workload"
+	"github.com/go-jepsen/jepsen/workload/txn"
 )
 
-// load is a tiny test-only generator and interpreter: Workers goroutines,
-// each on node Nodes[i % len(Nodes)], run random transactions of 1 to
-// MaxMops micro-operations over Keys keys through a client, recording
-// every invocation and completion in a history (as Jepsen's
-// interpreter does: after an info, the worker goes on as a new process
-// with a new connection).
-type load struct {
-	loadOpts
+// The isolation levels' anomalies, found by what `jepsen run --db
+// postgres --workload append|rw-register` runs: core.Run of the
+// package's workloads (Elle's generators, the package's clients, Elle's
+// checker with stats and perf beside it) on a PostgreSQL set up by the
+// run, with the CLI's defaults (txn.Options{}: 3 keys, transactions of up
+// to 4 micro-operations; two workers per node). The workloads check for
+// strict serializability, as the CLI does, whatever the level: a weaker
+// level's verdict is invalid and names what it found and the strongest
+// model left.
 
-	t     *testing.T
-	tt    *jepsen.Test
-	w     *history.Writer
-	mu    sync.Mutex
-	ops   []history.Op
-	value atomic.Int64
-	procs []int // each worker's current process
-	conns []client.Conn
+// pgRun is one run: a DB, a workload, how long, and optionally faults
+// and the check after them.
+type pgRun struct {
+	db       postgres.Options
+	workload workload.Workload
+	limit    time.Duration
+	// faults, when set, makes the run's nemesis for its DB; healthy, when
+	// set, its check after the faults were healed (core.Spec.Healthy).
+	faults  func(*postgres.DB) (*nemesis.Nemesis, error)
+	healthy func(*postgres.DB) core.Body
 }
 
-// loadOpts say what the load does.
-type loadOpts struct {
-	Client   client.Client
-	Workers  int
-	Keys     int
-	MaxMops  int
-	ReadOnly float64 // the share of transactions that only read
-	Write    elle.Fn // FnAppend or FnWrite
-}
-
-func newLoad(t *testing.T, tt *jepsen.Test, o loadOpts) *load {
+// run performs r as `jepsen run` does, storing under storeDir, and fails t
+// when the run failed (setup, workload, faults, the check after them,
+// cleanup) or left no verdict: an invalid history is a verdict, not a
+// failed run. The verdict in results.json must be the Result's.
+func (r pgRun) run(t *testing.T, storeDir string) *core.Result {
 	t.Helper()
-	l := &load{loadOpts: o}
-	w, err := history.Create(filepath.Join(t.TempDir(), "history.jsonl"), time.Now())
+	d, err := postgres.New(r.db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.Close() })
-	l.t, l.tt, l.w = t, tt, w
-	l.procs = make([]int, l.Workers)
-	l.conns = make([]client.Conn, l.Workers)
-	for i := range l.procs {
-		l.procs[i] = i
-	}
-	t.Cleanup(func() {
-		for _, c := range l.conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if s, ok := l.Client.(client.Setupper); ok {
-		c, err := l.Client.Open(ctx, tt, tt.Primary())
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = s.Setup(ctx, tt, c)
-		c.Close()
-		if err != nil {
+	w := r.workload
+	spec := core.Spec{Test: newTest(t), DB: d, Workload: &w, TimeLimit: r.limit, StoreDir: storeDir}
+	if r.faults != nil {
+		if spec.Nemesis, err = r.faults(d); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return l
-}
-
-func (l *load) record(o history.Op) {
-	l.mu.Lock()
-	l.ops = append(l.ops, o)
-	l.mu.Unlock()
-}
-
-// txn makes a random transaction.
-func (l *load) txn(rng *rand.Rand) []elle.Mop {
-	n := 1 + rng.IntN(l.MaxMops)
-	readOnly := rng.Float64() < l.ReadOnly
-	mops := make([]elle.Mop, n)
-	for i := range mops {
-		k := fmt.Sprintf("k%d", rng.IntN(l.Keys))
-		if readOnly || rng.IntN(2) == 0 {
-			mops[i] = elle.ReadUnknown(k)
-			continue
-		}
-		mops[i] = elle.Mop{F: l.Write, Key: k, Value: l.value.Add(1)}
+	if r.healthy != nil {
+		spec.Healthy = r.healthy(d)
 	}
-	return mops
-}
-
-// run drives the workers for d.
-func (l *load) run(d time.Duration) {
-	end := time.Now().Add(d)
-	var wg sync.WaitGroup
-	for i := range l.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l.worker(i, end)
-		}()
-	}
-	wg.Wait()
-}
-
-func (l *load) worker(i int, end time.Time) {
-	node := l.tt.Nodes[i%len(l.tt.Nodes)]
-	rng := rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
-	for time.Now().Before(end) {
-		if l.conns[i] == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			c, err := l.Client.Open(ctx, l.tt, node)
-			cancel()
-			if err != nil {
-				l.t.Errorf("open on %s: %v", node, err)
-				return
-			}
-			l.conns[i] = c
-		}
-		inv := l.w.Invoke(l.procs[i], node, postgres.TxnF, "", l.txn(rng))
-		l.record(inv)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		out, err := l.conns[i].Invoke(ctx, inv)
-		typ := client.Outcome(ctx, err)
-		cancel()
-		var done history.Op
-		if typ == history.OK {
-			done = l.w.Complete(inv, history.OK, out.Value, nil)
-		} else {
-			done = l.w.Complete(inv, typ, nil, err)
-		}
-		l.record(done)
-		if typ == history.Info {
-			l.conns[i].Close()
-			l.conns[i] = nil
-			l.procs[i] += l.Workers
-		}
-	}
-}
-
-// history returns what was recorded, in index order, as Elle's input,
-// and counts of completions by type.
-func (l *load) history() ([]elle.Op, map[history.Type]int) {
-	l.mu.Lock()
-	h := slices.Clone(l.ops)
-	l.mu.Unlock()
-	counts := map[history.Type]int{}
-	for _, o := range h {
-		if o.Type != history.Invoke {
-			counts[o.Type]++
-		}
-	}
-	ops, err := postgres.ElleOps(h)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	return ops, counts
-}
-
-type checkFn func([]elle.Op, elle.Options) *elle.Result
-
-// until runs the load in rounds of round until found says the check's
-// result shows what it looks for, at most bound; it fails the test when
-// it never does, and returns the last result and how long it took.
-func (l *load) until(round, bound time.Duration, check checkFn, opts elle.Options, found func(*elle.Result) bool) (*elle.Result, []elle.Op, time.Duration) {
-	l.t.Helper()
 	start := time.Now()
-	for {
-		l.run(round)
-		ops, counts := l.history()
-		r := check(ops, opts)
-		if found(r) {
-			took := time.Since(start)
-			l.t.Logf("found after %v: %d transactions (%v), %.0f/s; %s", took.Round(time.Millisecond), len(ops)/2, counts, float64(len(ops)/2)/took.Seconds(), summary(r))
-			return r, ops, took
+	res, err := core.Run(context.Background(), spec)
+	took := time.Since(start)
+	if err != nil {
+		dir := ""
+		if res != nil {
+			dir = res.Dir
 		}
-		if time.Since(start) > bound {
-			l.t.Fatalf("not found within %v: %d transactions (%v); last result %s", bound, len(ops)/2, counts, summary(r))
+		t.Fatalf("run (%v): %v\n%s", took.Round(time.Millisecond), err, logTail(dir))
+	}
+	if !res.Analyzed || res.Verdict == nil {
+		t.Fatalf("run without a verdict: %+v", res)
+	}
+	stored, err := checker.ReadResults(filepath.Join(res.Dir, store.ResultsFile))
+	if err != nil || stored.Valid != res.Valid {
+		t.Fatalf("results.json: %+v %v; the run's verdict %s", stored, err, res.Valid)
+	}
+	st := res.Stats
+	t.Logf("run of %v (workload %v): %d transactions (%.0f/s): %d ok, %d fail, %d info; %d nemesis operations; %s",
+		took.Round(time.Millisecond), st.Duration.Round(time.Millisecond), st.Ops, float64(st.Ops)/st.Duration.Seconds(),
+		st.OK, st.Fail, st.Info, st.Nemesis, res.Verdict.Summary)
+	return res
+}
+
+// logTail is the end of a run's jepsen.log, to say why it failed.
+func logTail(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(dir, store.LogFile))
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// until runs r again and again, each a whole run, until found says the
+// verdict shows what it looks for; it fails t when it did not after
+// rounds runs. The first run usually finds it: the rounds keep a loaded
+// box's slow run from failing the test.
+func (r pgRun) until(t *testing.T, rounds int, found func(*core.Result) bool) *core.Result {
+	t.Helper()
+	storeDir := t.TempDir()
+	start := time.Now()
+	for i := 1; ; i++ {
+		res := r.run(t, storeDir)
+		if found(res) {
+			t.Logf("found in run %d, after %v", i, time.Since(start).Round(time.Millisecond))
+			return res
+		}
+		if i == rounds {
+			t.Fatalf("not found in %d runs (%v); the last verdict: %s", rounds, time.Since(start).Round(time.Millisecond), res.Verdict.Summary)
 		}
 	}
+}
+
+// elleOf is Elle's result in a run's verdict: the workload checker's
+// details.
+func elleOf(t *testing.T, res *core.Result) *elle.Result {
+	t.Helper()
+	rs, ok := res.Verdict.Details.(checker.NamedResults)
+	if !ok {
+		t.Fatalf("verdict details %T", res.Verdict.Details)
+	}
+	w := rs.Get("workload")
+	if w == nil {
+		t.Fatalf("no workload result in %s", res.Verdict.Summary)
+	}
+	e, ok := w.Details.(*elle.Result)
+	if !ok {
+		t.Fatalf("workload details %T: %s", w.Details, w.Summary)
+	}
+	return e
+}
+
+// workloadResult is the workload checker's own result in a run's verdict.
+func workloadResult(res *core.Result) *checker.Result {
+	return res.Verdict.Details.(checker.NamedResults).Get("workload")
+}
+
+// runOps is a run's history as Elle's input, for a second look with
+// other options than the workload's checker.
+func runOps(t *testing.T, res *core.Result) []elle.Op {
+	t.Helper()
+	h, err := history.ReadFile(filepath.Join(res.Dir, store.HistoryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := ellecheck.Ops(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ops
 }
 
 func summary(r *elle.Result) string {
@@ -212,6 +176,13 @@ func summary(r *elle.Result) string {
 func firstExplanation(r *elle.Result, typ string) string {
 	if as := r.Anomalies[typ]; len(as) > 0 {
 		return as[0].Explanation
+	}
+	return ""
+}
+
+func firstType(r *elle.Result) string {
+	if len(r.AnomalyTypes) > 0 {
+		return r.AnomalyTypes[0]
 	}
 	return ""
 }
@@ -248,111 +219,149 @@ func holds(r *elle.Result, allowed ...string) error {
 
 // models asks Elle about ms, with a cycle search budget of 10 s per
 // component rather than Elle's 1 s: a loaded 2-core box must not turn a
-// verdict into "unknown".
+// second look's verdict into "unknown".
 func models(ms ...string) elle.Options {
 	return elle.Options{ConsistencyModels: ms, CycleSearchTimeout: 10 * time.Second}
 }
 
-func newDB(t *testing.T, tt *jepsen.Test, opts postgres.Options) {
+// strongestLeft is what the verdict's reason names as the strongest model
+// the history may still satisfy.
+func strongestLeft(reason string) string {
+	const say = "the strongest model it does not rule out: "
+	_, m, ok := strings.Cut(reason, say)
+	if !ok {
+		return ""
+	}
+	m, _, _ = strings.Cut(m, ";")
+	return m
+}
+
+// namesAnomalies checks that the verdict's reason names each anomaly type
+// Elle found, with its count.
+func namesAnomalies(t *testing.T, reason string, r *elle.Result) {
 	t.Helper()
-	d, err := postgres.New(opts)
+	for _, typ := range r.AnomalyTypes {
+		if want := fmt.Sprintf("%s (%d)", typ, len(r.Anomalies[typ])); !strings.Contains(reason, want) {
+			t.Errorf("the verdict's reason does not name %s: %s", want, reason)
+		}
+	}
+}
+
+// pictures lists the cycle pictures a run drew of anomaly typ.
+func pictures(t *testing.T, res *core.Result, typ string) []string {
+	t.Helper()
+	svgs, err := filepath.Glob(filepath.Join(res.Dir, store.ElleDir, typ+"-*.svg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cycle(t, tt, d)
+	for _, p := range svgs {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), "<svg") {
+			t.Fatalf("%s: not a picture: %.200s %v", p, b, err)
+		}
+	}
+	return svgs
+}
+
+func listAppend(iso postgres.Isolation, rf postgres.ReadFrom) workload.Workload {
+	return postgres.ListAppendWorkload(postgres.WorkloadOptions{Options: txn.Options{}, Isolation: iso, ReadFrom: rf})
+}
+
+func rwRegister(iso postgres.Isolation) workload.Workload {
+	return postgres.RWRegisterWorkload(postgres.WorkloadOptions{Options: txn.Options{}, Isolation: iso})
 }
 
 // At serializable on the primary, contended list-append histories are
 // strict serializable, every time.
 func TestListAppendSerializableIsValid(t *testing.T) {
-	tt := newTest(t)
-	newDB(t, tt, postgres.Options{})
-	l := newLoad(t, tt, loadOpts{Client: postgres.ListAppendClient{Isolation: postgres.Serializable},
-		Workers: 8, Keys: 5, MaxMops: 4, Write: elle.FnAppend})
-	start := time.Now()
-	l.run(10 * time.Second)
-	ops, counts := l.history()
-	took := time.Since(start)
-	cstart := time.Now()
-	r := elle.CheckListAppend(ops, models("strict-serializable"))
-	t.Logf("%d transactions in %v (%.0f/s; %v); checked in %v: %s", len(ops)/2, took.Round(time.Millisecond),
-		float64(len(ops)/2)/took.Seconds(), counts, time.Since(cstart).Round(time.Millisecond), summary(r))
-	if r.Valid != elle.Valid {
-		t.Fatalf("serializable on the primary: %s\n%s", summary(r), firstExplanation(r, firstType(r)))
+	res := pgRun{workload: listAppend(postgres.Serializable, ""), limit: 5 * time.Second}.run(t, t.TempDir())
+	if res.Valid != checker.Valid {
+		r := elleOf(t, res)
+		t.Fatalf("serializable on the primary: %s\n%s", res.Verdict.Summary, firstExplanation(r, firstType(r)))
 	}
-	if counts[history.OK] < 100 {
-		t.Fatalf("only %d transactions committed: the check saw too little", counts[history.OK])
+	if w := workloadResult(res); !strings.Contains(w.Checker, "strict-serializable") {
+		t.Fatalf("the workload checked %s", w.Checker)
 	}
-}
-
-func firstType(r *elle.Result) string {
-	if len(r.AnomalyTypes) > 0 {
-		return r.AnomalyTypes[0]
+	if ok := res.Stats.ByF[txn.F][history.OK]; ok < 100 {
+		t.Fatalf("only %d transactions committed: the check saw too little", ok)
 	}
-	return ""
 }
 
 // At repeatable read (snapshot isolation) write skew shows: G2-item,
-// which rules out serializability; the history is snapshot isolation.
+// which rules out serializability; the verdict draws it, and names
+// snapshot isolation as the strongest model left; the history is
+// snapshot isolation.
 func TestListAppendRepeatableReadG2Item(t *testing.T) {
-	tt := newTest(t)
-	newDB(t, tt, postgres.Options{})
-	l := newLoad(t, tt, loadOpts{Client: postgres.ListAppendClient{Isolation: postgres.RepeatableRead},
-		Workers: 8, Keys: 5, MaxMops: 4, Write: elle.FnAppend})
-	r, ops, _ := l.until(2*time.Second, 40*time.Second, elle.CheckListAppend, models("serializable"), func(r *elle.Result) bool {
-		return slices.Contains(r.AnomalyTypes, "G2-item")
+	res := pgRun{workload: listAppend(postgres.RepeatableRead, ""), limit: 3 * time.Second}.until(t, 4, func(res *core.Result) bool {
+		return slices.Contains(elleOf(t, res).AnomalyTypes, "G2-item")
 	})
-	if r.Valid != elle.Invalid || !slices.Contains(r.Not, "repeatable-read") {
-		t.Fatalf("G2-item found, yet: %s", summary(r))
-	}
+	r := elleOf(t, res)
 	t.Logf("G2-item:\n%s", firstExplanation(r, "G2-item"))
-	si := elle.CheckListAppend(ops, models(postgres.RepeatableRead.Model()))
+	if res.Valid != checker.Invalid || !r.RulesOut("serializable") || !r.RulesOut("repeatable-read") {
+		t.Fatalf("G2-item found, yet: %s (%s)", res.Verdict.Summary, summary(r))
+	}
+	// The run's reason (results.json's) is the workload's: what Elle
+	// found, the weakest model it rules out, and what is left.
+	reason := res.Verdict.Reason
+	if !strings.HasPrefix(reason, "workload: ") || !strings.Contains(reason, "not repeatable-read") {
+		t.Fatalf("the verdict does not rule out repeatable read: %s", reason)
+	}
+	if m := strongestLeft(reason); m != "snapshot-isolation" {
+		t.Fatalf("the verdict names %q as the strongest model left, want snapshot-isolation: %s", m, reason)
+	}
+	namesAnomalies(t, reason, r)
+	if svgs := pictures(t, res, "G2-item"); len(svgs) == 0 {
+		t.Fatalf("no G2-item drawn in %s", filepath.Join(res.Dir, store.ElleDir))
+	}
+	si := elle.CheckListAppend(runOps(t, res), models(postgres.RepeatableRead.Model()))
 	if err := holds(si, "G2-item"); err != nil {
 		t.Fatalf("repeatable read is not snapshot isolation here: %v\n%s", err, firstExplanation(si, firstType(si)))
 	}
 }
 
-// At read committed the history is not serializable, and the anomalies
-// are those read committed allows.
+// At read committed the history is not serializable, and the anomalies,
+// which the verdict names, are those read committed allows.
 func TestListAppendReadCommittedAnomalies(t *testing.T) {
-	tt := newTest(t)
-	newDB(t, tt, postgres.Options{})
-	l := newLoad(t, tt, loadOpts{Client: postgres.ListAppendClient{Isolation: postgres.ReadCommitted},
-		Workers: 8, Keys: 5, MaxMops: 4, Write: elle.FnAppend})
-	// Short rounds: the check of read committed is decisive on small
-	// histories (see holds).
-	r, ops, _ := l.until(time.Second, 40*time.Second, elle.CheckListAppend, models("serializable"), func(r *elle.Result) bool {
-		return r.Valid == elle.Invalid
+	res := pgRun{workload: listAppend(postgres.ReadCommitted, ""), limit: 2 * time.Second}.until(t, 4, func(res *core.Result) bool {
+		return res.Valid == checker.Invalid
 	})
+	r := elleOf(t, res)
 	t.Logf("%s:\n%s", firstType(r), firstExplanation(r, firstType(r)))
-	rc := elle.CheckListAppend(ops, models(postgres.ReadCommitted.Model()))
+	reason := res.Verdict.Reason
+	namesAnomalies(t, reason, r)
+	if !r.RulesOut("serializable") {
+		t.Fatalf("read committed, yet serializable is not ruled out: %s", summary(r))
+	}
+	if r.RulesOut("read-committed") {
+		t.Fatalf("read committed ruled out: %s", summary(r))
+	}
+	if m := strongestLeft(reason); m == "" || r.RulesOut(m) {
+		t.Fatalf("the verdict names %q as the strongest model left: %s", m, reason)
+	}
+	rc := elle.CheckListAppend(runOps(t, res), models(postgres.ReadCommitted.Model()))
 	if err := holds(rc, "G-single-item", "G-nonadjacent-item", "G2-item"); err != nil {
 		t.Fatalf("read committed shows anomalies read committed forbids: %v\n%s", err, firstExplanation(rc, firstType(rc)))
 	}
-	if slices.Contains(r.Not, "read-committed") || slices.Contains(r.AlsoNot, "read-committed") {
-		t.Fatalf("read committed ruled out: %s", summary(r))
+}
+
+// realtimeType is the first realtime anomaly type Elle found, or "".
+func realtimeType(r *elle.Result) string {
+	for _, a := range r.AnomalyTypes {
+		if strings.HasSuffix(a, "-realtime") {
+			return a
+		}
 	}
+	return ""
 }
 
 // Read-only transactions on an asynchronous replica miss writes that
 // were acknowledged before they began: realtime anomalies, which rule
 // out strict serializability.
 func TestListAppendAsyncReplicaStaleReads(t *testing.T) {
-	tt := newTest(t)
-	newDB(t, tt, postgres.Options{Replication: postgres.Async})
-	l := newLoad(t, tt, loadOpts{Client: postgres.ListAppendClient{Isolation: postgres.Serializable, ReadFrom: postgres.ReadReplica},
-		Workers: 8, Keys: 5, MaxMops: 4, ReadOnly: 0.5, Write: elle.FnAppend})
-	realtime := func(r *elle.Result) bool {
-		return slices.ContainsFunc(r.AnomalyTypes, func(s string) bool { return strings.HasSuffix(s, "-realtime") })
-	}
-	r, _, _ := l.until(2*time.Second, 40*time.Second, elle.CheckListAppend, models("strict-serializable"), realtime)
-	typ := ""
-	for _, a := range r.AnomalyTypes {
-		if strings.HasSuffix(a, "-realtime") {
-			typ = a
-			break
-		}
-	}
+	run := pgRun{db: postgres.Options{Replication: postgres.Async}, workload: listAppend(postgres.Serializable, postgres.ReadReplica), limit: 3 * time.Second}
+	res := run.until(t, 4, func(res *core.Result) bool { return realtimeType(elleOf(t, res)) != "" })
+	r := elleOf(t, res)
+	typ := realtimeType(r)
 	t.Logf("%s:\n%s", typ, firstExplanation(r, typ))
 	// Replica snapshots may show more than staleness (PostgreSQL's
 	// read-only anomaly under snapshot isolation, G2-item; and a
@@ -363,48 +372,43 @@ func TestListAppendAsyncReplicaStaleReads(t *testing.T) {
 			t.Logf("also %s:\n%s", a, firstExplanation(r, a))
 		}
 	}
-	if r.Valid != elle.Invalid || !slices.Contains(append(slices.Clone(r.Not), r.AlsoNot...), "strong-serializable") {
-		t.Fatalf("realtime anomalies found, yet: %s", summary(r))
+	if res.Valid != checker.Invalid || !r.RulesOut("strict-serializable") {
+		t.Fatalf("realtime anomalies found, yet: %s", res.Verdict.Summary)
 	}
+	namesAnomalies(t, res.Verdict.Reason, r)
 }
 
-// rw-register at serializable on the primary: strict serializable,
-// with versions inferred as PostgreSQL allows on one node (each key
-// linearizable, writes follow reads).
+// rw-register at serializable on the primary: strict serializable, with
+// versions inferred as PostgreSQL allows on one node (the workload's
+// checker: each key linearizable, writes follow reads).
 func TestRWRegisterSerializableIsValid(t *testing.T) {
-	tt := newTest(t)
-	newDB(t, tt, postgres.Options{})
-	l := newLoad(t, tt, loadOpts{Client: postgres.RWRegisterClient{Isolation: postgres.Serializable},
-		Workers: 8, Keys: 5, MaxMops: 4, Write: elle.FnWrite})
-	l.run(8 * time.Second)
-	ops, counts := l.history()
-	opts := models("strict-serializable")
-	opts.LinearizableKeys, opts.WFRKeys = true, true
-	r := elle.CheckRWRegister(ops, opts)
-	t.Logf("%d transactions (%v): %s", len(ops)/2, counts, summary(r))
-	if r.Valid != elle.Valid {
-		t.Fatalf("serializable rw-register on the primary: %s\n%s", summary(r), firstExplanation(r, firstType(r)))
+	res := pgRun{workload: rwRegister(postgres.Serializable), limit: 5 * time.Second}.run(t, t.TempDir())
+	if res.Valid != checker.Valid {
+		r := elleOf(t, res)
+		t.Fatalf("serializable rw-register on the primary: %s\n%s", res.Verdict.Summary, firstExplanation(r, firstType(r)))
 	}
-	if counts[history.OK] < 100 {
-		t.Fatalf("only %d transactions committed", counts[history.OK])
+	if ok := res.Stats.ByF[txn.F][history.OK]; ok < 100 {
+		t.Fatalf("only %d transactions committed", ok)
 	}
 }
 
-// rw-register at repeatable read: write skew (G2-item) too.
+// rw-register at repeatable read: write skew (G2-item) too, which the
+// verdict draws; the history is snapshot isolation.
 func TestRWRegisterRepeatableReadG2Item(t *testing.T) {
-	tt := newTest(t)
-	newDB(t, tt, postgres.Options{})
-	l := newLoad(t, tt, loadOpts{Client: postgres.RWRegisterClient{Isolation: postgres.RepeatableRead},
-		Workers: 8, Keys: 5, MaxMops: 4, Write: elle.FnWrite})
-	opts := models("serializable")
-	opts.LinearizableKeys, opts.WFRKeys = true, true
-	r, ops, _ := l.until(2*time.Second, 40*time.Second, elle.CheckRWRegister, opts, func(r *elle.Result) bool {
-		return slices.Contains(r.AnomalyTypes, "G2-item")
+	res := pgRun{workload: rwRegister(postgres.RepeatableRead), limit: 3 * time.Second}.until(t, 4, func(res *core.Result) bool {
+		return slices.Contains(elleOf(t, res).AnomalyTypes, "G2-item")
 	})
+	r := elleOf(t, res)
 	t.Logf("G2-item:\n%s", firstExplanation(r, "G2-item"))
+	if res.Valid != checker.Invalid || !r.RulesOut("serializable") {
+		t.Fatalf("G2-item found, yet: %s", res.Verdict.Summary)
+	}
+	if svgs := pictures(t, res, "G2-item"); len(svgs) == 0 {
+		t.Fatalf("no G2-item drawn in %s", filepath.Join(res.Dir, store.ElleDir))
+	}
 	si := models(postgres.RepeatableRead.Model())
 	si.LinearizableKeys, si.WFRKeys = true, true
-	if res := elle.CheckRWRegister(ops, si); holds(res, "G2-item") != nil {
-		t.Fatalf("repeatable read is not snapshot isolation here: %v\n%s", holds(res, "G2-item"), firstExplanation(res, firstType(res)))
+	if r := elle.CheckRWRegister(runOps(t, res), si); holds(r, "G2-item") != nil {
+		t.Fatalf("repeatable read is not snapshot isolation here: %v\n%s", holds(r, "G2-item"), firstExplanation(r, firstType(r)))
 	}
 }

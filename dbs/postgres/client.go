@@ -19,11 +19,12 @@ import (
 	"github.com/go-jepsen/jepsen/client"
 	"github.com/go-jepsen/jepsen/elle"
 	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/workload/txn"
 )
 
 // TxnF is the function of a transaction operation: its value is a list
 // of micro-operations as Jepsen writes them, [["append","x",1],["r","x",null]].
-const TxnF history.F = "txn"
+const TxnF = txn.F
 
 // Tables the clients use, in the database "postgres".
 const (
@@ -77,16 +78,16 @@ var (
 )
 
 // workload is which of the two a connection runs.
-type workload int
+type txnKind int
 
 const (
-	listAppend workload = iota
+	listAppend txnKind = iota
 	rwRegister
 )
 
 // config is a client's options, checked and defaulted.
 type config struct {
-	kind      workload
+	kind      txnKind
 	iso       pgx.TxIsoLevel
 	readFrom  ReadFrom
 	primary   string
@@ -99,7 +100,7 @@ type config struct {
 // with ReadReplica; shared by every client value of the process.
 var replicaTurn atomic.Uint64
 
-func newConfig(kind workload, iso Isolation, rf ReadFrom, primary string, port int, timeout time.Duration) (config, error) {
+func newConfig(kind txnKind, iso Isolation, rf ReadFrom, primary string, port int, timeout time.Duration) (config, error) {
 	c := config{kind: kind, primary: primary, port: port, timeout: timeout, rrCounter: &replicaTurn}
 	var err error
 	if c.iso, err = iso.txIso(); err != nil {

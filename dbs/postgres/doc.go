@@ -102,34 +102,40 @@
 // what deciding between fail and info needs. Each operation runs under
 // its context's deadline (Timeout when it has none).
 //
-// What the tests find on the sandbox (3 nodes; 8 workers, each a
-// transaction of 1-4 micro-operations at a time over 5 keys; checked with
-// package elle; times on a loaded 2-core box):
+// What the tests find on the sandbox, running what `jepsen run --db
+// postgres` runs (core.Run of the workloads with the CLI's defaults: 3
+// nodes, 6 workers, transactions of 1-4 micro-operations over 3 keys at a
+// time, checked by Elle for strict serializability; each run a few
+// seconds, on a loaded 2-core box):
 //
 //   - serializable on the primary: strict serializable, every time
-//     (about 500-700 transactions a second, half of them failing with
-//     serialization failures or deadlocks; 10 s checked in 0.2-0.6 s).
-//   - repeatable read: G2-item (write skew) within the first 2 s: not
-//     serializable (Elle: not repeatable-read, Adya's PL-2.99), and the
-//     same history is snapshot isolation, the model PostgreSQL's
+//     (about 200-450 transactions a second, 10-20% of them failing with
+//     serialization failures or deadlocks), also with the servers killed
+//     and paused (the primary every time) beside the workload.
+//   - repeatable read: G2-item (write skew) in the first 3 s run: not
+//     serializable (Elle: not repeatable-read, Adya's PL-2.99), the
+//     strongest model left snapshot isolation, the model PostgreSQL's
 //     repeatable read promises (Isolation.Model).
 //   - read committed: G-single-item, G2-item, lost updates and internal
-//     (non-repeatable reads) within the first second: not serializable,
-//     and read committed (no G0, G1). Read committed histories are dense:
+//     (non-repeatable reads) in the first 2 s run: not serializable, and
+//     read committed (no G0, G1). Read committed histories are dense:
 //     Elle's cycle search for G-single-item may run out of budget after
 //     it ruled out G0 and G1c, which leaves the verdict unknown for Elle
 //     though nothing read committed forbids can be there.
 //   - read-only transactions on an asynchronous replica: realtime
 //     anomalies (G-single-item-realtime and the like: a read that missed
-//     a write acknowledged before it began) within 2-5 s: not strict
-//     serializable. Replica snapshots also show G2-item (the read-only
-//     anomaly: SSI on the primary does not cover a standby's snapshots),
-//     and in some runs G-nonadjacent-item, which snapshot isolation
-//     forbids (a standby applies commits in WAL order, which can differ
-//     from the order they became visible on the primary).
-//   - rw-register: serializable valid (versions inferred with
-//     linearizable keys and writes-follow-reads, both sound for one
-//     primary), repeatable read G2-item within 2 s.
+//     a write acknowledged before it began) in the first 3 s run: not
+//     strict serializable. Replica snapshots also show G2-item (the
+//     read-only anomaly: SSI on the primary does not cover a standby's
+//     snapshots), and in some runs G-nonadjacent-item, which snapshot
+//     isolation forbids (a standby applies commits in WAL order, which
+//     can differ from the order they became visible on the primary).
+//   - rw-register: serializable valid, repeatable read G2-item in the
+//     first 3 s run (RWRegisterWorkload infers versions with
+//     writes-follow-reads and, reading from the primary, linearizable
+//     keys, both sound for one primary; without them Elle finds write
+//     skew in about half the runs).
 //
-// ElleOps turns a history of transactions into Elle's input.
+// The workloads (ListAppendWorkload, RWRegisterWorkload) are Elle's, from
+// package workload/txn, with these clients.
 package postgres

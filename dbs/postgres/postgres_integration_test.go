@@ -71,13 +71,11 @@ func cycle(t *testing.T, tt *jepsen.Test, d *postgres.DB) {
 	t.Logf("postgres cycle on %d nodes took %v (steps over 1 s: %v)", len(tt.Nodes), time.Since(start).Round(time.Millisecond), slow)
 }
 
-// psql runs SQL on node's server through its socket.
+// psql runs SQL on node's server through its socket (query), failing t
+// on an error.
 func psql(t *testing.T, tt *jepsen.Test, node, sql string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := tt.Session(node).Sudo(postgres.User).Exec(ctx, "/usr/lib/postgresql/15/bin/psql", "-h", postgres.SocketDir,
-		"-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	out, err := query(context.Background(), tt, node, sql)
 	if err != nil {
 		t.Fatalf("psql on %s: %s: %v", node, sql, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,11 +16,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/go-jepsen/jepsen"
+	"github.com/go-jepsen/jepsen/checker/ellecheck"
 	"github.com/go-jepsen/jepsen/client"
 	"github.com/go-jepsen/jepsen/control"
 	"github.com/go-jepsen/jepsen/control/local"
 	"github.com/go-jepsen/jepsen/elle"
 	"github.com/go-jepsen/jepsen/history"
+	"github.com/go-jepsen/jepsen/workload/txn"
 )
 
 func TestParse(t *testing.T) {
@@ -361,67 +364,21 @@ func TestCommitCertainlyFailed(t *testing.T) {
 	}
 }
 
-func TestElleOps(t *testing.T) {
-	h := []history.Op{
-		{Index: 0, Type: history.Invoke, Process: 0, F: TxnF, Value: json.RawMessage(`[["append","x",1],["r","y",null]]`), Time: 10},
-		{Index: 1, Type: history.Info, Process: history.Nemesis, F: "kill", Value: json.RawMessage(`"n1"`)},
-		{Index: 2, Type: history.Invoke, Process: 1, F: TxnF, Value: json.RawMessage(`[["r","x",null]]`), Time: history.NoTime},
-		{Index: 3, Type: history.OK, Process: 0, F: TxnF, Value: json.RawMessage(`[["append","x",1],["r","y",[]]]`), Time: 30},
-		{Index: 4, Type: history.Invoke, Process: 2, F: "read", Value: nil},
-		{Index: 5, Type: history.Info, Process: 1, F: TxnF, Value: nil, Error: "timeout"},
-	}
-	ops, err := ElleOps(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := json.Marshal(ops)
-	want := `[{"index":0,"type":"invoke","process":0,"time":10,"value":[["append","x",1],["r","y",null]]},` +
-		`{"index":2,"type":"invoke","process":1,"time":0,"value":[["r","x",null]]},` +
-		`{"index":3,"type":"ok","process":0,"time":30,"value":[["append","x",1],["r","y",[]]]},` +
-		`{"index":5,"type":"info","process":1,"time":0,"value":[["r","x",null]]}]`
-	if string(got) != want {
-		t.Fatalf("ElleOps:\n got %s\nwant %s", got, want)
-	}
-	r := elle.CheckListAppend(ops, elle.Options{})
-	if r.Valid == elle.Invalid {
-		t.Fatalf("a valid history: %+v", r)
-	}
+// The rw-register workload's checker infers versions as one primary
+// allows: writes follow reads always; keys linearizable only when every
+// transaction runs on the primary.
+func TestRWRegisterWorkloadInference(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		op   history.Op
-		want string
-	}{
-		{"bad json", history.Op{Index: 7, Type: history.OK, F: TxnF, Value: json.RawMessage(`[["r"]]`)}, "history event 7"},
-		{"null invocation", history.Op{Index: 8, Type: history.Invoke, F: TxnF}, "without micro-operations"},
-		{"bad type", history.Op{Index: 9, Type: "done", F: TxnF, Value: json.RawMessage(`[]`)}, `type "done"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if _, err := ElleOps([]history.Op{tc.op}); err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("ElleOps: %v, want an error naming %q", err, tc.want)
-			}
-		})
+		rf           ReadFrom
+		linearizable bool
+	}{{"", true}, {ReadPrimary, true}, {ReadReplica, false}, {ReadAny, false}, {"bogus", false}} {
+		w := RWRegisterWorkload(WorkloadOptions{ReadFrom: tc.rf, Options: txn.Options{ConsistencyModels: []string{"serializable"}}})
+		c, ok := w.Checker.(ellecheck.RWRegister)
+		if !ok {
+			t.Fatalf("%q: checker %T", tc.rf, w.Checker)
+		}
+		if !c.WFRKeys || c.LinearizableKeys != tc.linearizable || c.SequentialKeys || !slices.Equal(c.ConsistencyModels, []string{"serializable"}) {
+			t.Errorf("read from %q: %+v", tc.rf, c)
+		}
 	}
-}
-
-// FuzzElleOps: any value is either refused with an error or turned into
-// Elle ops whose transactions marshal back to JSON.
-func FuzzElleOps(f *testing.F) {
-	for _, s := range []string{`[["append","x",1],["r","x",[1,2]]]`, `[["w",3,4],["r","y",5]]`, `[["r","x",null]]`, `null`, `[1]`, `[["r","x",[1,"a"]]]`} {
-		f.Add(s, uint8(1))
-	}
-	f.Fuzz(func(t *testing.T, v string, typ uint8) {
-		types := []history.Type{history.Invoke, history.OK, history.Fail, history.Info}
-		h := []history.Op{{Index: 0, Type: history.Invoke, F: TxnF, Value: json.RawMessage(`[["r","x",null]]`)},
-			{Index: 1, Type: types[int(typ)%len(types)], F: TxnF, Value: json.RawMessage(v)}}
-		ops, err := ElleOps(h)
-		if err != nil {
-			return
-		}
-		if len(ops) != 2 {
-			t.Fatalf("%d ops from 2 events", len(ops))
-		}
-		if _, err := json.Marshal(ops); err != nil {
-			t.Fatalf("ops from %q do not marshal: %v", v, err)
-		}
-	})
 }

@@ -65,13 +65,25 @@ func TestImportRules(t *testing.T) {
 		{"/report", []string{"/control", "/db", "/logs", "/core", "/nemesis"}},
 		{"/checker", []string{"", "/control", "/db", "/core"}},
 		{"/elle", []string{"", "/control", "/db", "/core", "/checker", "/history"}},
-		{"/plot", []string{"", "/control", "/db", "/core"}},
-		{"/generator", []string{"", "/control", "/db", "/core"}},
+		{"/checker/ellecheck", []string{"", "/control", "/db", "/core", "/nemesis"}},
+		{"/perf", []string{"", "/control", "/db", "/core", "/nemesis"}},
+		// The test-writing layer: pure values and the loop that runs
+		// them, beneath the run and the faults.
+		{"/generator", []string{"", "/control", "/db", "/core", "/nemesis"}},
+		{"/client", []string{"/db", "/core", "/nemesis", "/store", "/control/ssh"}},
+		{"/workload", []string{"/db", "/core", "/nemesis", "/control/ssh"}},
+		{"/workload/txn", []string{"/db", "/core", "/nemesis", "/control/ssh", "/dbs/etcd", "/dbs/postgres"}},
+		{"/interpreter", []string{"/db", "/core", "/nemesis", "/dbs/etcd", "/control/ssh"}},
 		{"/db", []string{"/store", "/core", "/nemesis", "/logs", "/control/ssh"}},
 		{"/logs", []string{"/core", "/nemesis"}},
-		{"/nemesis", []string{"/core", "/logs"}},
+		// Faults know a DB by interfaces (Members, DataFiles ...), never
+		// by its package.
+		{"/nemesis", []string{"/core", "/logs", "/dbs/etcd", "/dbs/postgres"}},
 		// Databases are written against db, as users write theirs.
 		{"/dbs/etcd", []string{"/core", "/nemesis", "/logs", "/control/ssh"}},
+		{"/dbs/postgres", []string{"/core", "/nemesis", "/logs", "/control/ssh", "/dbs/etcd"}},
+		// The guide's example is copied by users: the library alone.
+		{"/examples/redis", []string{"/dbs/etcd", "/dbs/postgres", "/testkit/sandboxtest", "/control/ssh"}},
 		{"/core", []string{"/dbs/etcd", "/control/ssh", "/control/docker", "/control/k8s", "/sandbox", "/containers", "/k8s"}},
 		// Node providers bring nodes up; they run no test.
 		{"/sandbox", []string{"/core", "/db", "/nemesis", "/store"}},
@@ -80,7 +92,7 @@ func TestImportRules(t *testing.T) {
 	}
 	// Leaf utilities sit at the bottom: they use nothing of ours but each
 	// other.
-	for _, leaf := range []string{"/internal/atomicfile", "/internal/flock", "/internal/safefile", "/internal/sshkeys"} {
+	for _, leaf := range []string{"/internal/atomicfile", "/internal/flock", "/internal/safefile", "/internal/safesvg", "/internal/sshkeys"} {
 		for _, d := range deps(t, leaf) {
 			if d != leaf && !strings.HasPrefix(d, "/internal/") {
 				t.Errorf("%s depends on %s; a leaf utility uses nothing of ours", leaf, d)
@@ -103,5 +115,27 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("%s depends on %q", name, mod+b)
 			}
 		}
+	}
+}
+
+// The guide's example is what users copy into their own module: it
+// imports nothing they could not (internal/, testkit/).
+func TestExampleImportsThePublicLibrary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}{{"\n"}}{{join .TestImports "\n"}}{{"\n"}}{{join .XTestImports "\n"}}`, mod+"/examples/redis").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	n := 0
+	for _, imp := range strings.Fields(string(out)) {
+		if !strings.HasPrefix(imp, mod) {
+			continue
+		}
+		n++
+		if rest := strings.TrimPrefix(imp, mod); strings.HasPrefix(rest, "/internal/") || strings.HasPrefix(rest, "/testkit/") {
+			t.Errorf("examples/redis imports %s", imp)
+		}
+	}
+	if n == 0 {
+		t.Fatal("examples/redis imports nothing of ours: the check above checks nothing")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/go-jepsen/jepsen"
 	"github.com/go-jepsen/jepsen/control"
@@ -249,4 +250,150 @@ func BenchmarkTwoWarm(b *testing.B) {
 			}
 		})
 	}
+}
+
+// shellCmds are the two commands of a switch round: each needs a shell
+// (&&, >), as most of a database's commands do, so that no path can skip
+// it.
+var shellCmds = []string{
+	"true && echo ok > /tmp/fanbench.out",
+	"test -s /tmp/fanbench.out && cat /tmp/fanbench.out > /dev/null",
+}
+
+// shellRound runs shellCmds, one after the other, on every node at once.
+func shellRound(b *testing.B, tt *jepsen.Test) {
+	ctx := context.Background()
+	if _, err := control.OnNodes(ctx, tt.Nodes, control.Fanout{Mode: control.WaitAll}, func(ctx context.Context, n string) (struct{}, error) {
+		s := tt.Session(n)
+		for _, c := range shellCmds {
+			if _, err := s.Exec(ctx, control.Raw(c)); err != nil {
+				return struct{}{}, err
+			}
+		}
+		return struct{}{}, nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkSwitch is the default warm mode's switch to the node agent,
+// round by round, in a new Test (as a new process would have it): a
+// round is shellCmds on every node. "second" times a connection's second
+// round (its third and fourth commands), "third" its third, "steady" a
+// round once the switch is over. The agent binary is on the nodes
+// already (a previous process put it there); "second-fresh" is the
+// second round on nodes without it, which upload it.
+//
+// Each iteration also times one round of OpenSSH with ControlMaster
+// running the same commands on open masters (from its second round on,
+// every round is a steady one), between two of ours, so that both see
+// the same load on a shared machine: the metrics "cm-ns/op" (its mean)
+// and "x-controlmaster" (ours / its, what scripts/ratios.sh prints).
+func BenchmarkSwitch(b *testing.B) {
+	for _, n := range sizes {
+		for _, m := range []struct {
+			name  string
+			timed int // the round timed, from 1
+			fresh bool
+		}{{"second", 2, false}, {"third", 3, false}, {"second-fresh", 2, true}} {
+			b.Run(fmt.Sprintf("nodes=%d/%s", n, m.name), func(b *testing.B) {
+				cm := startControlMaster(b, n)
+				if !m.fresh {
+					placeAgents(b, n)
+				}
+				for b.Loop() {
+					b.StopTimer()
+					if m.fresh {
+						removeAgents(b, n)
+					}
+					tt := test(b, n, jssh.WarmAuto)
+					for r := 1; r <= 3; r++ {
+						if r == m.timed {
+							b.StartTimer()
+						}
+						shellRound(b, tt)
+						if r == m.timed {
+							b.StopTimer()
+						}
+					}
+					tt.Close()
+					cm.round(b)
+					b.StartTimer()
+				}
+				cm.report(b)
+			})
+		}
+		b.Run(fmt.Sprintf("nodes=%d/steady", n), func(b *testing.B) {
+			cm := startControlMaster(b, n)
+			tt := test(b, n, jssh.WarmAuto)
+			for range 4 {
+				shellRound(b, tt)
+			}
+			for b.Loop() {
+				shellRound(b, tt)
+				b.StopTimer()
+				cm.round(b)
+				b.StartTimer()
+			}
+			cm.report(b)
+		})
+	}
+}
+
+// controlMaster is OpenSSH with ControlMaster on the first n nodes: the
+// masters stay open until the benchmark ends.
+type controlMaster struct {
+	opts  []string
+	n     int
+	spent time.Duration
+}
+
+func startControlMaster(b *testing.B, n int) *controlMaster {
+	cfg := env.Get(b).SSHConfig()
+	sock := filepath.Join(b.TempDir(), "cm-%n")
+	cm := &controlMaster{n: n, opts: []string{"-F", cfg, "-o", "ControlMaster=auto", "-o", "ControlPath=" + sock, "-o", "ControlPersist=600"}}
+	parallel(b, names(n), func(node string) error { return ssh(append(cm.opts, node, "true")...) })
+	b.Cleanup(func() {
+		parallel(b, names(n), func(node string) error { return ssh(append(cm.opts, "-O", "exit", node)...) })
+	})
+	return cm
+}
+
+// round runs shellCmds on every node through the masters, timed apart
+// from the benchmark's own timer.
+func (cm *controlMaster) round(b *testing.B) {
+	start := time.Now()
+	parallel(b, names(cm.n), func(node string) error {
+		for _, c := range shellCmds {
+			if err := ssh(append(cm.opts, node, c)...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	cm.spent += time.Since(start)
+}
+
+// report adds ControlMaster's mean round and our ratio to it.
+func (cm *controlMaster) report(b *testing.B) {
+	if cm.spent <= 0 || b.N == 0 {
+		return
+	}
+	b.ReportMetric(float64(cm.spent.Nanoseconds())/float64(b.N), "cm-ns/op")
+	b.ReportMetric(float64(b.Elapsed())/float64(cm.spent), "x-controlmaster")
+}
+
+// removeAgents deletes the agent binaries from the first n nodes, so that
+// the next start uploads them.
+func removeAgents(b *testing.B, n int) {
+	cfg := env.Get(b).SSHConfig()
+	parallel(b, names(n), func(node string) error { return ssh("-F", cfg, node, "rm -rf /tmp/jepsen/agent") })
+}
+
+// placeAgents makes sure that the first n nodes have the agent binary, as
+// a previous process would have left it.
+func placeAgents(b *testing.B, n int) {
+	tt := test(b, n, jssh.WarmEager)
+	twice(b, tt)
+	tt.Close()
 }

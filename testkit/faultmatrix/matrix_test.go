@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,9 +22,11 @@ import (
 	"github.com/go-jepsen/jepsen/core"
 	"github.com/go-jepsen/jepsen/db"
 	"github.com/go-jepsen/jepsen/event"
+	"github.com/go-jepsen/jepsen/nemesis"
+	"github.com/go-jepsen/jepsen/sandbox"
+	"github.com/go-jepsen/jepsen/store"
 	"github.com/go-jepsen/jepsen/testkit/sandboxtest"
 	"github.com/go-jepsen/jepsen/testkit/testdaemon"
-	"github.com/go-jepsen/jepsen/nemesis"
 )
 
 var env = sandboxtest.New("flt", "10.66.114.0/24", 5)
@@ -336,7 +339,7 @@ func TestInterruptInEachPhase(t *testing.T) {
 			}
 			spec := core.Spec{Test: tt, DB: d, StoreDir: t.TempDir(), Body: body}
 			if phase == "pause" {
-				n, err := nemesis.New(d, nemesis.Options{Faults: []event.Fault{event.FaultPause}, Interval: 200 * time.Millisecond,
+				n, err := nemesis.New(d, nemesis.Options{Faults: []string{"pause"}, Interval: 200 * time.Millisecond,
 					Targets: []nemesis.Target{{Kind: nemesis.All}}})
 				if err != nil {
 					t.Fatal(err)
@@ -358,6 +361,17 @@ func TestInterruptInEachPhase(t *testing.T) {
 					if e := res.Manifest.Node(n); e == nil || !e.OK || e.Files[0].Status != "fetched" {
 						t.Fatalf("%s's logs: %+v", n, e)
 					}
+				}
+			}
+			if info, err := store.ReadRunInfo(res.Dir); err != nil || info.Status != store.RunInterrupted {
+				t.Fatalf("run.json: %+v %v", info, err)
+			}
+			if phase == "pause" {
+				// The pause the interrupt cut is recorded, and the
+				// recovery undid it.
+				rec, err := nemesis.ReadRecord(filepath.Join(res.Dir, store.FaultsFile))
+				if err != nil || rec.NextID != 1 || len(rec.InForce) != 0 {
+					t.Fatalf("faults.json: %+v %v", rec, err)
 				}
 			}
 		})
@@ -429,14 +443,20 @@ func TestKilledSSHDIsUnresponsive(t *testing.T) {
 	if _, err := s.Exec(context.Background(), "true"); err != nil {
 		t.Fatal(err)
 	}
+	// The listener is the node's PID 1, as the sandbox knows it (not
+	// the lowest PID: PIDs wrap around on a busy machine); the rest
+	// serve connections.
+	nodes := env.Get(t).Nodes
+	listener := nodes[slices.IndexFunc(nodes, func(n sandbox.NodeStatus) bool { return n.Name == "n4" })].PID
+	if !slices.Contains(sshdPIDs(t, "n4"), listener) {
+		t.Fatalf("n4's sshd listener %d is not among its sshd processes %v", listener, sshdPIDs(t, "n4"))
+	}
 	go func() {
 		time.Sleep(500 * time.Millisecond)
-		pids := sshdPIDs(t, "n4")
-		slices.Sort(pids)
-		// The lowest is the listener (the node's PID 1); the rest serve
-		// connections.
-		for _, p := range pids[1:] {
-			syscall.Kill(p, syscall.SIGKILL)
+		for _, p := range sshdPIDs(t, "n4") {
+			if p != listener {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
