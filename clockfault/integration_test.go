@@ -360,7 +360,7 @@ func TestRecoverAfterControlSIGKILL(t *testing.T) {
 	}
 
 	// Recovery, from this process, which applied nothing.
-	for _, n := range tt.Nodes {
+	for i, n := range tt.Nodes {
 		s := tt.Session(n).Su()
 		tl, err := d.Tool(ctx, tt, n)
 		if err != nil {
@@ -379,9 +379,12 @@ func TestRecoverAfterControlSIGKILL(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A member the full disk killed took its hook with it: nothing
-		// to reset there. One that runs was hooked, and must have been
-		// reset (nothing restarts it in between).
-		if len(healed) == 0 && len(pids) > 0 {
+		// to reset there. One that runs with a bumped clock was hooked,
+		// and must have been reset (nothing restarts it in between).
+		// The strobe (the second node) may have undone its own offset
+		// when the child's session ended, before Heal ran: there, only
+		// the clock after Heal counts.
+		if len(healed) == 0 && len(pids) > 0 && i != 1 {
 			t.Errorf("%s: etcd runs (%v) and heal found nothing to reset", n, pids)
 		}
 		if len(pids) > 0 {
