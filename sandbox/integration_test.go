@@ -130,13 +130,15 @@ func TestUpAgainIsNoop(t *testing.T) {
 	}
 }
 
-// snapshot is what the host looks like, for "leaves nothing behind".
+// snapshot is what the host looks like, for "leaves nothing behind":
+// only what carries a sandbox's name, because other test packages bring
+// their own sandboxes up and down beside this one.
 type snapshot struct {
 	netns, links, mounts string
 	runNetns             bool
 }
 
-func hostSnapshot(t *testing.T) snapshot {
+func hostSnapshot(t *testing.T, name string) snapshot {
 	t.Helper()
 	links, err := exec.Command("ip", "-o", "link", "show").Output()
 	if err != nil {
@@ -148,15 +150,15 @@ func hostSnapshot(t *testing.T) snapshot {
 	}
 	netns, _ := exec.Command("ip", "netns", "list").Output()
 	_, err = os.Stat("/run/netns")
-	return snapshot{netns: names(string(netns), 0), links: names(string(links), 1), mounts: names(string(mounts), 4), runNetns: err == nil}
+	return snapshot{netns: names(string(netns), 0, name), links: names(string(links), 1, name), mounts: names(string(mounts), 4, name), runNetns: err == nil}
 }
 
-// names keeps one field of each line, so counters and ifindexes in the
-// rest do not count as differences.
-func names(s string, field int) string {
+// names keeps one field of each line that holds the sandbox's name, so
+// counters and ifindexes in the rest do not count as differences.
+func names(s string, field int, name string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
-		if f := strings.Fields(l); len(f) > field {
+		if f := strings.Fields(l); len(f) > field && strings.Contains(f[field], name) {
 			out = append(out, strings.TrimSuffix(f[field], ":"))
 		}
 	}
@@ -166,10 +168,10 @@ func names(s string, field int) string {
 // TestLifecycle uses its own sandbox: it restarts, shrinks and removes
 // nodes, and checks that down leaves nothing behind.
 func TestLifecycle(t *testing.T) {
-	env.Get(t) // skips without root; keeps the shared sandbox's mounts in "before"
+	env.Get(t) // skips without root
 	cfg := sandbox.Config{Name: "sblc", Subnet: "10.66.110.0/24"}
 	ctx := context.Background()
-	before := hostSnapshot(t)
+	before := hostSnapshot(t, cfg.Name)
 	info, err := sandbox.Up(ctx, cfg, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +205,7 @@ func TestLifecycle(t *testing.T) {
 	if pidAlive(n3PID) {
 		t.Fatal("n3's sshd still runs")
 	}
-	if strings.Contains(hostSnapshot(t).netns, "sblc-n3") {
+	if strings.Contains(hostSnapshot(t, cfg.Name).netns, "sblc-n3") {
 		t.Fatal("n3's namespace remains")
 	}
 	pids := []int{info.Nodes[0].PID, info.Nodes[1].PID}
@@ -213,7 +215,7 @@ func TestLifecycle(t *testing.T) {
 	if err := sandbox.Down(ctx, cfg); err != nil {
 		t.Fatalf("second down: %v", err)
 	}
-	after := hostSnapshot(t)
+	after := hostSnapshot(t, cfg.Name)
 	if after.netns != before.netns {
 		t.Errorf("namespaces before:\n%s\nafter:\n%s", before.netns, after.netns)
 	}

@@ -422,15 +422,24 @@ func (c *Client) MemberRemove(ctx context.Context, node string, id uint64) ([]Me
 
 // Healthy reports whether node's member says the cluster is healthy.
 func (c *Client) Healthy(ctx context.Context, node string) bool {
+	return c.health(ctx, node) == nil
+}
+
+// health is Healthy with the reason when it is not: the request's error,
+// or what the member answered.
+func (c *Client) health(ctx context.Context, node string) error {
 	u := "http://" + net.JoinHostPort(c.t.Addr(node), strconv.Itoa(c.port)) + "/health"
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return false
+		return err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return strings.Contains(string(b), `"health":"true"`)
+	if !strings.Contains(string(b), `"health":"true"`) {
+		return fmt.Errorf("%s: %q", resp.Status, strings.TrimSpace(string(b)))
+	}
+	return nil
 }
 
 // Outcome classifies a failed request for the history: Fail when it

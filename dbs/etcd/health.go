@@ -19,8 +19,8 @@ func AwaitHealthy(ctx context.Context, t *jepsen.Test, timeout time.Duration) er
 	for {
 		var sick []string
 		for _, n := range t.Nodes {
-			if !c.Healthy(ctx, n) {
-				sick = append(sick, n)
+			if err := c.health(ctx, n); err != nil {
+				sick = append(sick, fmt.Sprintf("%s (%v)", n, err))
 			}
 		}
 		if len(sick) == 0 {
@@ -28,7 +28,7 @@ func AwaitHealthy(ctx context.Context, t *jepsen.Test, timeout time.Duration) er
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("etcd not healthy on %s after %s", strings.Join(sick, ", "), timeout)
+			return fmt.Errorf("etcd not healthy after %s on %s", timeout, strings.Join(sick, ", "))
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
